@@ -1,0 +1,14 @@
+"""POST /broadcast/{exchange}: fire-and-forget to a transient fanout exchange."""
+
+from hutch.messages import message_from_environ
+from hutch.web import Route, Routes, json_response, read_body
+
+
+def publish(request, gateway, exchange):
+    body = read_body(request.environ, gateway.settings.max_body_bytes)
+    message = message_from_environ(request.environ, body)
+    routed = gateway.broker.broadcast(exchange, message)
+    return json_response(202, {"message_id": message.message_id, "exchange": exchange, "routed": routed})
+
+
+application = Routes(Route("{exchange}", POST=publish))

@@ -1,0 +1,27 @@
+"""Notify: persistent publishes confirmed by the broker, and consumer queues.
+
+POST /notify/{exchange}                    -> 202 once confirmed, 409 if unroutable
+PUT  /notify/{exchange}/queues/{consumer}  -> 201 created, 200 existed
+"""
+
+from hutch.messages import message_from_environ
+from hutch.web import Route, Routes, json_response, read_body
+
+
+def publish(request, gateway, exchange):
+    body = read_body(request.environ, gateway.settings.max_body_bytes)
+    message = message_from_environ(request.environ, body, persistent=True)
+    gateway.broker.notify(exchange, message)
+    return json_response(202, {"message_id": message.message_id, "exchange": exchange})
+
+
+def register(request, gateway, exchange, consumer):
+    queue = f"{exchange}.{consumer}"
+    created = gateway.broker.ensure_consumer_queue(exchange, queue)
+    return json_response(201 if created else 200, {"exchange": exchange, "queue": queue, "created": created})
+
+
+application = Routes(
+    Route("{exchange}", POST=publish),
+    Route("{exchange}/queues/{consumer}", PUT=register),
+)

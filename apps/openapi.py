@@ -1,0 +1,13 @@
+"""GET /openapi.json: the HTTP contract, machine-readable."""
+
+from hutch.openapi import document
+from hutch.web import Route, Routes, json_response
+
+url_names = ("openapi.json",)
+
+
+def openapi(request, gateway):
+    return json_response(200, document(request.script_name.rsplit("/", 1)[0]))
+
+
+application = Routes(Route("", GET=openapi))

@@ -1,0 +1,38 @@
+"""POST /rpc/{exchange}/{routing_key}: an HTTP call answered over AMQP."""
+
+from webob import Response
+
+from hutch.errors import InvalidHeader
+from hutch.messages import message_from_environ, reply_status, response_headers
+from hutch.web import Route, Routes, read_body
+
+
+def requested_timeout(request, settings):
+    """X-Timeout in seconds (decimal, > 0), capped at rpc_max_timeout."""
+    text = request.headers.get("X-Timeout")
+    if text is None:
+        return settings.rpc_timeout
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise InvalidHeader("X-Timeout must be a number of seconds.") from None
+    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        raise InvalidHeader("X-Timeout must be greater than 0.")
+    return min(seconds, settings.rpc_max_timeout)
+
+
+def call(request, gateway, exchange, routing_key):
+    settings = gateway.settings
+    timeout = requested_timeout(request, settings)
+    body = read_body(request.environ, settings.max_body_bytes)
+    message = message_from_environ(request.environ, body)
+    reply = gateway.broker.call(exchange, routing_key, message, timeout)
+    response = Response(status=reply_status(reply.properties), body=reply.body)
+    response.headerlist = [
+        *response_headers(reply.properties),
+        ("Content-Length", str(len(reply.body))),
+    ]
+    return response
+
+
+application = Routes(Route("{exchange}/{routing_key}", POST=call))

@@ -1,0 +1,313 @@
+"""The process's one AMQP connection, owned by an I/O thread.
+
+pika connections are not thread-safe, so request threads never touch it:
+they hand work to the I/O thread with ``add_callback_threadsafe`` (the one
+thread-safe pika call) and wait on a ``concurrent.futures.Future``.  The
+thread starts lazily in the process that serves, so a mod_wsgi fork never
+inherits a live socket; it keeps heartbeats flowing, and reconnects with
+backoff.  Modelled on pika's ``examples/long_running_publisher.py``.
+"""
+
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+
+import pika
+
+from ..errors import BrokerUnavailable, Unroutable
+from .publisher import ConfirmPublisher
+from .rpc import Call, RpcPool
+from .subscriptions import Subscriptions
+from .topology import BROADCAST, NOTIFY, Topology
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL = 0.25
+GRACE = 2.0  # extra time a request thread waits beyond the I/O thread's own timers
+
+
+class Broker:
+    """What the gateway's request threads may ask of RabbitMQ."""
+
+    def __init__(
+        self,
+        amqp_url,
+        publish_timeout=5.0,
+        connect_timeout=5.0,
+        heartbeat=30,
+        reconnect_max_delay=10.0,
+        retry_after=5,
+    ):
+        self.parameters = pika.URLParameters(amqp_url)
+        self.parameters.heartbeat = heartbeat
+        self.parameters.connection_attempts = 1
+        self.parameters.socket_timeout = connect_timeout
+        self.parameters.client_properties = {"connection_name": f"hutch pid {os.getpid()}"}
+        self.publish_timeout = publish_timeout
+        self.connect_timeout = connect_timeout
+        self.reconnect_max_delay = reconnect_max_delay
+        self.retry_after = retry_after
+        self._lock = threading.Lock()
+        self._listeners = {}  # exchange -> set of listeners; survives reconnects
+        self._reset()
+
+    def _reset(self):
+        self._pid = os.getpid()
+        self._thread = None
+        self._stopping = threading.Event()
+        self._ready = threading.Event()
+        self._connection = None
+        self._blocked = False
+        self._state = None  # per-connection state, I/O thread only
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self):
+        """Start the I/O thread if this process has none (first use, or after fork)."""
+        with self._lock:
+            if self._pid != os.getpid():
+                self._reset()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="hutch-amqp", daemon=True)
+                self._thread.start()
+
+    def close(self, timeout=5.0):
+        """Close the connection and stop the I/O thread."""
+        thread = self._thread
+        if thread is None or self._pid != os.getpid():
+            return
+        self._stopping.set()
+        connection = self._connection
+        if connection is not None:
+            try:
+                connection.ioloop.add_callback_threadsafe(self._close_connection)
+            except Exception:
+                log.debug("the I/O loop had already stopped", exc_info=True)
+        thread.join(timeout)
+
+    def _close_connection(self):
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
+        elif self._connection is not None:
+            self._connection.ioloop.stop()
+
+    def _run(self):
+        delay = 0.5
+        while not self._stopping.is_set():
+            opened_at = time.monotonic()
+            self._connection = pika.SelectConnection(
+                self.parameters,
+                on_open_callback=self._on_open,
+                on_open_error_callback=self._on_open_error,
+                on_close_callback=self._on_close,
+            )
+            self._connection.ioloop.start()
+            if self._stopping.is_set():
+                break
+            if time.monotonic() - opened_at > 30:
+                delay = 0.5  # it was up for a while: retry quickly
+            log.info("reconnecting to the broker in %.1f s", delay)
+            self._stopping.wait(delay)
+            delay = min(delay * 2, self.reconnect_max_delay)
+
+    def _on_open(self, connection):
+        log.info("connected to the broker at %s", self.parameters.host)
+        self._blocked = False
+        connection.add_on_connection_blocked_callback(self._on_blocked)
+        connection.add_on_connection_unblocked_callback(self._on_unblocked)
+        topology = Topology(connection)
+        state = ConnectionState(
+            topology=topology,
+            broadcast=ConfirmPublisher(connection, topology, BROADCAST, self.publish_timeout, True),
+            notify=ConfirmPublisher(connection, topology, NOTIFY, self.publish_timeout, False),
+            rpc=RpcPool(connection),
+        )
+        self._state = state
+        opened = []
+
+        def one_ready():
+            opened.append(True)
+            if len(opened) == 2:
+                state.subscriptions = Subscriptions(topology, self._listeners_snapshot())
+                self._ready.set()
+
+        state.broadcast.open(one_ready)
+        state.notify.open(one_ready)
+        connection.ioloop.call_later(SWEEP_INTERVAL, self._sweep)
+
+    def _on_open_error(self, connection, error):
+        log.warning("cannot connect to the broker: %s", error)
+        connection.ioloop.stop()
+
+    def _on_close(self, connection, reason):
+        self._ready.clear()
+        state, self._state = self._state, None
+        if not self._stopping.is_set():
+            log.warning("connection to the broker lost: %s", reason)
+        if state is not None:
+            error = BrokerUnavailable("The connection to the broker was lost.", self.retry_after)
+            state.abort(error, reason)
+        connection.ioloop.stop()
+
+    def _on_blocked(self, connection, frame):
+        log.warning("the broker blocked publishing (resource alarm)")
+        self._blocked = True
+        if self._state is not None:
+            error = BrokerUnavailable("The broker has blocked publishing (resource alarm).")
+            self._state.broadcast.fail_in_flight(error)
+            self._state.notify.fail_in_flight(error)
+
+    def _on_unblocked(self, connection, frame):
+        log.info("the broker unblocked publishing")
+        self._blocked = False
+
+    def _sweep(self):
+        state = self._state
+        if state is None:
+            return
+        now = time.monotonic()
+        state.broadcast.expire(now)
+        state.notify.expire(now)
+        self._connection.ioloop.call_later(SWEEP_INTERVAL, self._sweep)
+
+    # -- handing work to the I/O thread ------------------------------------
+
+    def _submit(self, work, wait):
+        """Run ``work(state, resolve)`` on the I/O thread; wait for ``resolve``."""
+        self.start()
+        if not self._ready.wait(self.connect_timeout if self._connection is None else 0.5):
+            raise BrokerUnavailable("The message broker is unreachable.", self.retry_after)
+        if self._blocked:
+            raise BrokerUnavailable("The broker has blocked publishing (resource alarm).")
+        future = concurrent.futures.Future()
+
+        def resolve(value, error):
+            if not future.done():
+                if error is None:
+                    future.set_result(value)
+                else:
+                    future.set_exception(error)
+
+        def run():
+            state = self._state
+            if state is None:
+                resolve(None, BrokerUnavailable("The connection to the broker was lost."))
+                return
+            try:
+                work(state, resolve)
+            except Exception as exc:  # a pika error must not kill the I/O thread
+                log.exception("broker operation failed")
+                resolve(None, BrokerUnavailable(f"The broker operation failed: {exc}"))
+
+        try:
+            self._connection.ioloop.add_callback_threadsafe(run)
+        except Exception:
+            raise BrokerUnavailable("The connection to the broker was lost.") from None
+        try:
+            return future.result(wait + GRACE)
+        except concurrent.futures.TimeoutError:
+            raise BrokerUnavailable("The broker did not answer in time.") from None
+
+    # -- what request threads call -----------------------------------------
+
+    def broadcast(self, exchange, message):
+        """Publish to a transient fanout exchange; return whether a queue got it."""
+
+        def work(state, resolve):
+            state.broadcast.publish(state.broadcast.new_item(exchange, message, resolve))
+
+        return self._submit(work, self.publish_timeout)
+
+    def notify(self, exchange, message):
+        """Publish persistently; return only once the broker confirmed it.
+
+        Raises ``Unroutable`` when no queue is bound (nothing was stored).
+        """
+
+        def work(state, resolve):
+            def done(routed, error):
+                if error is None and not routed:
+                    error = Unroutable(f"No queue is bound to exchange {exchange!r}; nothing was stored.")
+                resolve(routed, error)
+
+            state.notify.publish(state.notify.new_item(exchange, message, done))
+
+        self._submit(work, self.publish_timeout)
+
+    def ensure_consumer_queue(self, exchange, queue):
+        """Declare durable ``queue`` bound to notify ``exchange``; True if it is new."""
+
+        def work(state, resolve):
+            state.topology.ensure_consumer_queue(exchange, queue, resolve)
+
+        return self._submit(work, self.publish_timeout)
+
+    def call(self, exchange, routing_key, message, timeout):
+        """Publish a request and wait for its reply (a ``Reply``)."""
+
+        def work(state, resolve):
+            state.rpc.call(Call(exchange, routing_key, message, timeout, resolve))
+
+        return self._submit(work, timeout)
+
+    def is_connected(self):
+        self.start()
+        return self._ready.wait(min(self.connect_timeout, 2.0)) and not self._blocked
+
+    # -- event subscriptions -------------------------------------------------
+
+    def _listeners_snapshot(self):
+        with self._lock:
+            return {exchange: set(listeners) for exchange, listeners in self._listeners.items()}
+
+    def subscribe(self, exchange, listener):
+        """Deliver the exchange's messages to ``listener.on_message`` (on the I/O thread)."""
+        with self._lock:
+            self._listeners.setdefault(exchange, set()).add(listener)
+        self._on_io_thread(lambda state: state.subscriptions and state.subscriptions.add(exchange, listener))
+
+    def unsubscribe(self, exchange, listener):
+        with self._lock:
+            listeners = self._listeners.get(exchange, set())
+            listeners.discard(listener)
+            if not listeners:
+                self._listeners.pop(exchange, None)
+        self._on_io_thread(
+            lambda state: state.subscriptions and state.subscriptions.remove(exchange, listener)
+        )
+
+    def _on_io_thread(self, work):
+        """Fire-and-forget work for the I/O thread; a reconnect redoes subscriptions anyway."""
+        self.start()
+        connection = self._connection
+        if connection is None:
+            return
+
+        def run():
+            if self._state is not None:
+                work(self._state)
+
+        try:
+            connection.ioloop.add_callback_threadsafe(run)
+        except Exception:
+            log.debug("I/O loop unavailable; the next connection will subscribe", exc_info=True)
+
+
+class ConnectionState:
+    """Everything that lives and dies with one connection."""
+
+    def __init__(self, topology, broadcast, notify, rpc):
+        self.topology = topology
+        self.broadcast = broadcast
+        self.notify = notify
+        self.rpc = rpc
+        self.subscriptions = None
+
+    def abort(self, error, reason):
+        self.broadcast.closing = self.notify.closing = True
+        self.topology.abort(reason)
+        self.broadcast.fail_in_flight(error)
+        self.notify.fail_in_flight(error)
+        self.rpc.abort(error)

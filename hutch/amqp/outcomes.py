@@ -1,0 +1,34 @@
+"""Turn what pika reports when a channel or connection closes into errors."""
+
+import re
+
+from ..errors import BrokerUnavailable, Forbidden, PreconditionFailed
+
+NOT_FOUND = 404
+ACCESS_REFUSED = 403
+RESOURCE_LOCKED = 405
+PRECONDITION_FAILED = 406
+MISSING_EXCHANGE = re.compile(r"no exchange '(.*)' in vhost")
+
+
+def reply_code(reason):
+    return getattr(reason, "reply_code", None)
+
+
+def missing_exchange(reason):
+    """The exchange a 404 channel close names, or None."""
+    if reply_code(reason) != NOT_FOUND:
+        return None
+    match = MISSING_EXCHANGE.search(getattr(reason, "reply_text", "") or "")
+    return match.group(1) if match else None
+
+
+def error_for_close(reason):
+    """The HutchError for a channel closed by the broker (or a lost connection)."""
+    code = reply_code(reason)
+    text = getattr(reason, "reply_text", "") or str(reason)
+    if code in (PRECONDITION_FAILED, RESOURCE_LOCKED):
+        return PreconditionFailed(f"The broker refused: {text}")
+    if code == ACCESS_REFUSED:
+        return Forbidden(f"The broker refused access: {text}")
+    return BrokerUnavailable(f"The broker closed the channel: {text}")

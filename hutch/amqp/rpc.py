@@ -1,0 +1,160 @@
+"""Request/response over direct reply-to, one call per channel at a time.
+
+Direct reply-to (``amq.rabbitmq.reply-to``) needs no queue per call: the
+channel that publishes consumes the pseudo-queue with auto-ack first.  Each
+channel carries one call at a time, so a reply is unambiguous even from a
+seed-style responder that does not copy ``correlation_id``.  A channel whose
+call timed out, or that got an uncorrelated reply (a second one may follow),
+is closed: its reply-to address dies with it, so a late reply can never reach
+a later call.  A publish to a missing exchange closes only its own channel.
+"""
+
+import copy
+import dataclasses
+import logging
+import uuid
+
+from ..errors import BrokerUnavailable, NoResponder, RpcTimeout
+from .outcomes import NOT_FOUND, error_for_close, reply_code
+
+log = logging.getLogger(__name__)
+
+REPLY_TO = "amq.rabbitmq.reply-to"
+MAX_IDLE_CHANNELS = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class Reply:
+    properties: object
+    body: bytes
+
+
+@dataclasses.dataclass(eq=False)
+class Call:
+    exchange: str
+    routing_key: str
+    message: object
+    timeout: float
+    on_done: object  # on_done(reply, error)
+    correlation_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
+    timer: object = None
+
+
+class RpcChannel:
+    """A channel consuming direct reply-to, carrying at most one call."""
+
+    def __init__(self, pool, first_call):
+        self.pool = pool
+        self.channel = None
+        self.call = first_call  # failed by _closed if the channel never opens
+        self.retired = False
+        pool.connection.channel(on_open_callback=self._opened)
+
+    def _opened(self, channel):
+        self.channel = channel
+        channel.add_on_close_callback(self._closed)
+        channel.add_on_return_callback(self._returned)
+        channel.basic_consume(
+            REPLY_TO, self._replied, auto_ack=True, callback=lambda _frame: self.start(self.call)
+        )
+
+    def start(self, call):
+        self.call = call
+        properties = copy.copy(call.message.properties)
+        properties.reply_to = REPLY_TO
+        properties.correlation_id = call.correlation_id
+        properties.expiration = str(max(1, int(call.timeout * 1000)))
+        self.channel.basic_publish(
+            call.exchange, call.routing_key, call.message.body, properties, mandatory=True
+        )
+        call.timer = self.pool.connection.ioloop.call_later(call.timeout, self._timed_out)
+
+    def _finish(self, reply, error, reusable):
+        call, self.call = self.call, None
+        if call.timer is not None:
+            self.pool.connection.ioloop.remove_timeout(call.timer)
+        if reusable:
+            self.pool.release(self)
+        else:
+            self.retire()
+        call.on_done(reply, error)
+
+    def _replied(self, channel, method, properties, body):
+        if self.call is None:
+            log.info("dropping a reply that arrived with no call waiting")
+            return
+        if properties.correlation_id and properties.correlation_id != self.call.correlation_id:
+            log.info("dropping a reply for another call (correlation_id %s)", properties.correlation_id)
+            return
+        # A responder that does not echo correlation_id may answer twice:
+        # never reuse its channel.
+        self._finish(Reply(properties, body), None, reusable=bool(properties.correlation_id))
+
+    def _returned(self, channel, method, properties, body):
+        if self.call is not None and properties.correlation_id == self.call.correlation_id:
+            detail = (
+                f"No responder queue is bound to exchange {method.exchange!r} "
+                f"with routing key {method.routing_key!r}."
+            )
+            self._finish(None, NoResponder(detail), reusable=True)
+
+    def _timed_out(self):
+        if self.call is not None:
+            self.call.timer = None
+            self._finish(None, RpcTimeout(f"No reply within {self.call.timeout:g} s."), reusable=False)
+
+    def retire(self):
+        self.retired = True
+        self.pool.forget(self)
+        if self.channel is not None and self.channel.is_open:
+            self.channel.close()
+
+    def _closed(self, channel, reason):
+        self.retired = True
+        self.pool.forget(self)
+        if self.call is None:
+            return
+        if reply_code(reason) == NOT_FOUND:
+            error = NoResponder(f"The exchange {self.call.exchange!r} does not exist.")
+        elif self.pool.connection.is_open:
+            error = error_for_close(reason)
+        else:
+            error = BrokerUnavailable("The connection to the broker was lost during the call.")
+        self._finish(None, error, reusable=False)
+
+
+class RpcPool:
+    """The RPC channels of one connection; lives on the I/O thread."""
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.idle = []
+        self.all = set()
+
+    def call(self, call):
+        if self.idle:
+            self.idle.pop().start(call)
+            return
+        self.all.add(RpcChannel(self, call))
+
+    def release(self, rpc_channel):
+        if rpc_channel.retired:
+            return
+        if len(self.idle) >= MAX_IDLE_CHANNELS:
+            rpc_channel.retire()
+        else:
+            self.idle.append(rpc_channel)
+
+    def forget(self, rpc_channel):
+        self.all.discard(rpc_channel)
+        if rpc_channel in self.idle:
+            self.idle.remove(rpc_channel)
+
+    def abort(self, error):
+        """The connection is gone: fail every call in flight."""
+        channels, self.all, self.idle = list(self.all), set(), []
+        for rpc_channel in channels:
+            rpc_channel.retired = True
+            call, rpc_channel.call = rpc_channel.call, None
+            if call is not None:
+                call.on_done(None, error)

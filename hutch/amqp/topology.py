@@ -1,0 +1,155 @@
+"""Declarations (exchanges, consumer queues), each on a short-lived channel.
+
+A declare that clashes with what exists closes its channel (406); running
+every declare on a channel of its own keeps that failure away from the
+channels that carry traffic.  Results are cached per connection, so the hot
+path never declares; ``forget`` drops an exchange the broker says is gone.
+"""
+
+import logging
+
+from .outcomes import NOT_FOUND, error_for_close
+
+log = logging.getLogger(__name__)
+
+BROADCAST = {"exchange_type": "fanout", "durable": False, "auto_delete": True}
+NOTIFY = {"exchange_type": "fanout", "durable": True, "auto_delete": False}
+
+
+class ChannelTask:
+    """Run a chain of operations on a fresh channel, then close it.
+
+    ``steps`` are callables ``step(channel, proceed)``; each calls
+    ``proceed(value)`` when its ``*-ok`` frame arrives.  ``on_done(result,
+    error)`` is called exactly once: with the last step's value, or with the
+    broker's reason when the channel is closed under the task.
+    """
+
+    def __init__(self, connection, steps, on_done, on_closed_early=None):
+        self.steps = list(steps)
+        self.on_done = on_done
+        self.on_closed_early = on_closed_early
+        self.finished = False
+        self.channel = None
+        connection.channel(on_open_callback=self._opened)
+
+    def _opened(self, channel):
+        self.channel = channel
+        channel.add_on_close_callback(self._closed)
+        self._proceed(None)
+
+    def _proceed(self, value):
+        if self.finished:
+            return
+        if not self.steps:
+            self.finished = True
+            self.channel.close()
+            self.on_done(value, None)
+            return
+        step = self.steps.pop(0)
+        step(self.channel, self._proceed)
+
+    def _closed(self, channel, reason):
+        if self.finished:
+            return
+        self.finished = True
+        self.on_done(None, reason)
+
+    def fail_if_pending(self, reason):
+        if not self.finished:
+            self._closed(self.channel, reason)
+
+
+class Topology:
+    """Cached declarations for one connection; lives on the I/O thread."""
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.declared = set()
+        self.waiting = {}
+        self.tasks = set()
+
+    def forget(self, exchange):
+        for key in [key for key in self.declared if key[0] == exchange]:
+            self.declared.discard(key)
+
+    def ensure_exchange(self, exchange, kind, callback):
+        """Declare ``exchange`` as ``kind`` (BROADCAST or NOTIFY) once.
+
+        ``callback(error)`` gets None when the exchange is usable.
+        Concurrent requests for the same exchange share one declare.
+        """
+        key = (exchange, kind["durable"])
+        if key in self.declared:
+            callback(None)
+            return
+        waiters = self.waiting.setdefault(key, [])
+        waiters.append(callback)
+        if len(waiters) > 1:
+            return
+
+        def declare(channel, proceed):
+            channel.exchange_declare(exchange, callback=proceed, **kind)
+
+        def done(_result, reason):
+            if reason is None:
+                self.declared.add(key)
+            error = None if reason is None else error_for_close(reason)
+            for waiter in self.waiting.pop(key, []):
+                waiter(error)
+
+        self._run([declare], done)
+
+    def ensure_consumer_queue(self, exchange, queue, callback):
+        """Declare durable ``queue`` bound to notify ``exchange``.
+
+        ``callback(created, error)``; ``created`` tells whether the queue is new.
+        """
+
+        def after_exchange(error):
+            if error is not None:
+                callback(None, error)
+                return
+
+            def probe(channel, proceed):
+                channel.queue_declare(queue, passive=True, callback=proceed)
+
+            self._run([probe], lambda _ok, reason: declare_and_bind(reason))
+
+        def declare_and_bind(probe_reason):
+            if probe_reason is not None and getattr(probe_reason, "reply_code", None) != NOT_FOUND:
+                callback(None, error_for_close(probe_reason))
+                return
+            created = probe_reason is not None
+
+            def declare(channel, proceed):
+                channel.queue_declare(
+                    queue, durable=True, exclusive=False, auto_delete=False, callback=proceed
+                )
+
+            def bind(channel, proceed):
+                channel.queue_bind(queue, exchange, callback=proceed)
+
+            def done(_result, reason):
+                if reason is None:
+                    callback(created, None)
+                else:
+                    callback(None, error_for_close(reason))
+
+            self._run([declare, bind], done)
+
+        self.ensure_exchange(exchange, NOTIFY, after_exchange)
+
+    def _run(self, steps, on_done):
+        def finished(result, reason):
+            self.tasks.discard(task)
+            on_done(result, reason)
+
+        task = ChannelTask(self.connection, steps, finished)
+        self.tasks.add(task)
+
+    def abort(self, reason):
+        """The connection is gone: fail every declaration in flight."""
+        for task in list(self.tasks):
+            task.fail_if_pending(reason)
+        self.tasks.clear()

@@ -1,0 +1,136 @@
+"""The gateway's one exception hierarchy.
+
+Every failure a client can see is a ``HutchError``.  Each class carries the
+HTTP status and the stable ``error`` code of the contract; ``hutch.web``
+turns any of them into the JSON error response, in one place.  Broker
+outcomes (unroutable, nack, no responder, timeout, broker down, precondition
+failed) are distinct subclasses so callers can tell them apart, in the way
+pika's own ``exceptions.py`` does.
+"""
+
+
+class HutchError(Exception):
+    """Root of every error the gateway reports to a client."""
+
+    status = 500
+    code = "internal"
+    detail = "The gateway failed to handle the request."
+
+    def __init__(self, detail=None, headers=()):
+        self.detail = detail or self.detail
+        self.headers = list(headers)
+        super().__init__(self.detail)
+
+
+# --- request errors (the client's fault) ------------------------------------
+
+
+class BadRequest(HutchError):
+    status = 400
+    code = "bad_request"
+    detail = "The request is malformed."
+
+
+class InvalidName(BadRequest):
+    code = "invalid_name"
+    detail = "Names are 1-127 characters of A-Z a-z 0-9 _ . : -"
+
+
+class InvalidHeader(BadRequest):
+    code = "invalid_header"
+    detail = "A request header has an invalid value."
+
+
+class Unauthorized(HutchError):
+    status = 401
+    code = "unauthorized"
+    detail = "Credentials are required."
+
+
+class Forbidden(HutchError):
+    status = 403
+    code = "forbidden"
+    detail = "You may not do this."
+
+
+class ReservedName(Forbidden):
+    code = "reserved_name"
+    detail = "Names starting with 'amq.' are reserved by RabbitMQ."
+
+
+class BadCsrfToken(Forbidden):
+    code = "bad_csrf_token"
+    detail = "The form's CSRF token is missing or does not match the session."
+
+
+class NotFound(HutchError):
+    status = 404
+    code = "not_found"
+    detail = "No such route."
+
+
+class MethodNotAllowed(HutchError):
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, allowed):
+        allow = ", ".join(sorted(allowed))
+        super().__init__(f"Allowed methods: {allow}.", headers=[("Allow", allow)])
+
+
+class PayloadTooLarge(HutchError):
+    status = 413
+    code = "payload_too_large"
+    detail = "The request body is larger than max_body_bytes."
+
+
+# --- broker outcomes --------------------------------------------------------
+
+
+class BrokerError(HutchError):
+    """Something the broker said or did; raised by ``hutch.broker``."""
+
+
+class BrokerUnavailable(BrokerError):
+    """No usable connection, a blocked connection, or a lost confirm.
+
+    The request may be retried; ``Retry-After`` tells when.
+    """
+
+    status = 503
+    code = "broker_unavailable"
+    detail = "The message broker is unavailable; retry later."
+    retry_after = 5
+
+    def __init__(self, detail=None, retry_after=None):
+        seconds = retry_after or self.retry_after
+        super().__init__(detail, headers=[("Retry-After", str(seconds))])
+
+
+class PublishNacked(BrokerUnavailable):
+    code = "nacked"
+    detail = "The broker refused to take responsibility for the message."
+
+
+class Unroutable(BrokerError):
+    status = 409
+    code = "unroutable"
+    detail = "No queue is bound to the exchange; nothing was stored."
+
+
+class PreconditionFailed(BrokerError):
+    status = 409
+    code = "precondition_failed"
+    detail = "The exchange or queue exists with another type or durability."
+
+
+class NoResponder(BrokerError):
+    status = 503
+    code = "no_responder"
+    detail = "No responder is bound for this exchange and routing key."
+
+
+class RpcTimeout(BrokerError):
+    status = 504
+    code = "timeout"
+    detail = "The responder did not reply in time."

@@ -1,0 +1,106 @@
+"""The mapping between HTTP requests/responses and AMQP messages.
+
+Only the properties CONTRACT.md lists cross from HTTP into AMQP; user_id,
+reply_to, delivery_mode and every other property stay the gateway's.
+"""
+
+import dataclasses
+import re
+import time
+import uuid
+
+import pika
+
+from .errors import InvalidHeader
+
+HEADER_PREFIX = "HTTP_X_AMQP_HEADER_"
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+SHORTSTR_MAX = 255
+MAX_HEADERS = 64
+MAX_HEADER_VALUE = 4096
+HEADER_TOKEN_JUNK = re.compile(r"[^A-Za-z0-9-]")
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    """A message ready to publish: body bytes and pika properties."""
+
+    body: bytes
+    properties: pika.BasicProperties
+
+    @property
+    def message_id(self):
+        return self.properties.message_id
+
+
+def message_from_environ(environ, body, persistent=False):
+    """Build a ``Message`` from a WSGI environ and the already-read body."""
+    headers = {}
+    for key, value in environ.items():
+        if key.startswith(HEADER_PREFIX):
+            name = key[len(HEADER_PREFIX) :].replace("_", "-").lower()
+            if not name:
+                raise InvalidHeader("X-Amqp-Header- needs a name after the prefix.")
+            headers[name] = _checked_value(f"X-Amqp-Header-{name}", value, MAX_HEADER_VALUE)
+    if len(headers) > MAX_HEADERS:
+        raise InvalidHeader(f"At most {MAX_HEADERS} X-Amqp-Header-* headers are allowed.")
+    properties = pika.BasicProperties(
+        content_type=_shortstr(environ, "CONTENT_TYPE", "Content-Type") or DEFAULT_CONTENT_TYPE,
+        content_encoding=_shortstr(environ, "HTTP_CONTENT_ENCODING", "Content-Encoding"),
+        message_id=_shortstr(environ, "HTTP_IDEMPOTENCY_KEY", "Idempotency-Key") or uuid.uuid4().hex,
+        correlation_id=_shortstr(environ, "HTTP_X_CORRELATION_ID", "X-Correlation-Id"),
+        timestamp=int(time.time()),
+        headers=headers or None,
+        delivery_mode=pika.DeliveryMode.Persistent if persistent else None,
+    )
+    return Message(body, properties)
+
+
+def _shortstr(environ, key, header):
+    value = environ.get(key)
+    if not value:
+        return None
+    return _checked_value(header, value, SHORTSTR_MAX)
+
+
+def _checked_value(header, value, limit):
+    """Header values must be printable ASCII and fit an AMQP short string."""
+    if not value.isascii() or not value.isprintable():
+        raise InvalidHeader(f"{header} must be printable ASCII.")
+    if len(value) > limit:
+        raise InvalidHeader(f"{header} is longer than {limit} characters.")
+    return value
+
+
+def response_headers(properties):
+    """HTTP headers for a reply message, mapped back as CONTRACT.md says."""
+    headers = [("Content-Type", properties.content_type or DEFAULT_CONTENT_TYPE)]
+    if properties.content_encoding:
+        headers.append(("Content-Encoding", _header_safe(properties.content_encoding)))
+    for name, value in (properties.headers or {}).items():
+        if name == "http_status":
+            continue
+        token = HEADER_TOKEN_JUNK.sub("", str(name))
+        if token:
+            headers.append((f"X-Amqp-Header-{token}", _header_safe(value)))
+    return headers
+
+
+def reply_status(properties):
+    """The HTTP status a reply asks for through its ``http_status`` header."""
+    value = (properties.headers or {}).get("http_status")
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    try:
+        status = int(value)
+    except (TypeError, ValueError):
+        return 200
+    return status if 100 <= status <= 599 else 200
+
+
+def _header_safe(value):
+    """Responders are not trusted: drop anything that could split a header."""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    text = str(value)
+    return "".join(ch for ch in text if ch.isprintable() and ch.isascii())[:MAX_HEADER_VALUE]

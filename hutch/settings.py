@@ -1,0 +1,147 @@
+"""The typed settings table, parsed once by the app factory.
+
+Modelled on waitress' ``adjustments.py``: every key the ini may carry is
+declared here with its converter and default, and an unknown key is an error
+at start-up rather than a silently ignored typo.  Keys starting with
+``session.`` are handed to Beaker after the gateway's safe defaults.
+"""
+
+import dataclasses
+import os
+import secrets
+
+from paste.deploy.converters import asbool
+
+
+class ConfigurationError(ValueError):
+    """The ini carries an unknown key or a value of the wrong kind."""
+
+
+def positive_float(value):
+    number = float(value)
+    if number <= 0:
+        raise ValueError(f"{value!r} is not > 0")
+    return number
+
+
+def positive_int(value):
+    number = int(value)
+    if number <= 0:
+        raise ValueError(f"{value!r} is not > 0")
+    return number
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    amqp_url: str = "amqp://guest:guest@localhost:5672/%2F"
+    development: bool = False
+    max_body_bytes: int = 1024 * 1024
+    rpc_timeout: float = 5.0
+    rpc_max_timeout: float = 30.0
+    publish_timeout: float = 5.0
+    connect_timeout: float = 5.0
+    heartbeat: int = 30
+    reconnect_max_delay: float = 10.0
+    retry_after: int = 5
+    apps_directory: str = ""
+    templates_directory: str = ""
+    events_buffer: int = 200
+    events_heartbeat: float = 15.0
+    events_max_lifetime: float = 300.0
+    session: dict = dataclasses.field(default_factory=dict)
+
+
+CONVERTERS = {
+    "amqp_url": str,
+    "development": asbool,
+    "max_body_bytes": positive_int,
+    "rpc_timeout": positive_float,
+    "rpc_max_timeout": positive_float,
+    "publish_timeout": positive_float,
+    "connect_timeout": positive_float,
+    "heartbeat": int,
+    "reconnect_max_delay": positive_float,
+    "retry_after": positive_int,
+    "apps_directory": str,
+    "templates_directory": str,
+    "events_buffer": positive_int,
+    "events_heartbeat": positive_float,
+    "events_max_lifetime": positive_float,
+}
+
+# Beaker options the gateway insists on; the ini may override the others.
+SESSION_DEFAULTS = {
+    "session.type": "cookie",
+    "session.key": "hutch_session",
+    "session.httponly": True,
+    "session.samesite": "Lax",
+    "session.data_serializer": "json",
+    "session.timeout": 3600,
+    "session.cookie_path": "/",
+}
+SESSION_FIXED = {"session.data_serializer": "json", "session.httponly": True}
+SESSION_SECRET_KEYS = ("session.secret", "session.validate_key", "session.encrypt_key")
+
+
+def parse_settings(raw, here="."):
+    """Turn the ini's ``[app:...]`` strings into ``Settings``; reject unknown keys."""
+    values = {}
+    session = dict(SESSION_DEFAULTS)
+    secret_file = None
+    for key, text in raw.items():
+        if key.startswith("session."):
+            session[key] = text
+        elif key == "session_secret_file":
+            secret_file = text
+        elif key in CONVERTERS:
+            try:
+                values[key] = CONVERTERS[key](text)
+            except (TypeError, ValueError) as exc:
+                raise ConfigurationError(f"setting {key}: {exc}") from None
+        else:
+            known = ", ".join(sorted([*CONVERTERS, "session_secret_file", "session.*"]))
+            raise ConfigurationError(f"unknown setting {key!r}; known: {known}")
+    values.setdefault("apps_directory", os.path.join(here, "apps"))
+    values.setdefault("templates_directory", os.path.join(here, "templates"))
+    session.update(SESSION_FIXED)
+    _install_session_secret(session, secret_file)
+    values["session"] = session
+    settings = Settings(**values)
+    if settings.rpc_timeout > settings.rpc_max_timeout:
+        raise ConfigurationError("rpc_timeout must not exceed rpc_max_timeout")
+    return settings
+
+
+def _install_session_secret(session, secret_file):
+    """Give Beaker its signing and encryption keys.
+
+    A literal ``session.secret`` wins; else the keys come from
+    ``session_secret_file``, which is created (mode 0600) with a random
+    secret the first time, so every process of a host shares it.
+    """
+    secret = session.get("session.secret")
+    if not secret and secret_file:
+        secret = _read_or_create_secret(secret_file)
+    if not secret:
+        raise ConfigurationError("set session.secret or session_secret_file")
+    if len(secret) < 32:
+        raise ConfigurationError("the session secret must be at least 32 characters")
+    for key in SESSION_SECRET_KEYS:
+        session.setdefault(key, secret)
+
+
+def _read_or_create_secret(path):
+    try:
+        with open(path, encoding="ascii") as handle:
+            return handle.read().strip()
+    except FileNotFoundError:
+        pass
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process won the race
+        return _read_or_create_secret(path)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(secret + "\n")
+    return secret

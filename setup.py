@@ -1,0 +1,39 @@
+import pathlib
+
+from setuptools import find_packages, setup
+
+setup(
+    name="hutch",
+    version="0.1.0",
+    description="An HTTP gateway to RabbitMQ: broadcast, notify and request/response over HTTP",
+    long_description=pathlib.Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    packages=find_packages(include=["hutch", "hutch.*"]),
+    include_package_data=True,
+    python_requires=">=3.11",
+    install_requires=[
+        "pika>=1.3.2",
+        "Paste>=3.10.1",
+        "PasteDeploy>=3.1.0",
+        "Beaker>=1.13.0",
+        "cryptography>=42.0",
+        "WebOb>=1.8.7",
+        "Mako>=1.3.0",
+        "mod_wsgi>=5.0.0",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8.0",
+            "WebTest>=3.0.1",
+            "requests>=2.31",
+            "hypothesis>=6.100",
+            "selenium>=4.20",
+            "ruff>=0.6",
+        ],
+    },
+    entry_points={
+        "paste.app_factory": ["main = hutch:main"],
+        "console_scripts": ["hutch = hutch.cli:main"],
+    },
+)
