@@ -88,7 +88,7 @@ def main(argv=None):
     if express is None:
         sys.exit("mod_wsgi-express is not installed: pip install mod_wsgi (needs apache2-dev)")
     command = serve_arguments(args)
-    os.execv(express, [express, *command])
+    os.execv(express, [express, *command])  # noqa: S606 - replace this process, no shell
 
 
 if __name__ == "__main__":
