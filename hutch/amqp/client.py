@@ -44,7 +44,6 @@ class Broker:
         self.parameters.heartbeat = heartbeat
         self.parameters.connection_attempts = 1
         self.parameters.socket_timeout = connect_timeout
-        self.parameters.client_properties = {"connection_name": f"hutch pid {os.getpid()}"}
         self.publish_timeout = publish_timeout
         self.connect_timeout = connect_timeout
         self.reconnect_max_delay = reconnect_max_delay
@@ -95,6 +94,7 @@ class Broker:
 
     def _run(self):
         delay = 0.5
+        self.parameters.client_properties = {"connection_name": f"hutch pid {os.getpid()}"}
         while not self._stopping.is_set():
             opened_at = time.monotonic()
             self._connection = pika.SelectConnection(
