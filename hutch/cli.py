@@ -2,92 +2,281 @@
 
 The flags mirror ``apache/hutch.conf`` so that what runs on a laptop is
 what runs in production: processes x threads, request and queue timeouts,
-bounded headers and bodies, a non-root daemon user when started as root.
+slow-client read timeouts, bounded bodies, a non-root daemon user when
+started as root.  The limits that depend on the gateway's own settings
+(body size, how long a request may legitimately run) are derived from the
+ini by ``server_limits``; ``tests/unit/test_cli.py`` checks that
+``apache/hutch.conf`` carries the same numbers for ``production.ini``.
 """
 
 import argparse
+import dataclasses
+import math
 import os
 import pathlib
 import pwd
 import shutil
+import subprocess
 import sys
 
-from .settings import _read_or_create_secret
+from .settings import ConfigurationError, parse_settings
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+PRODUCTION_INI = ROOT / "production.ini"
 DEFAULT_USER = "www-data"
+DEFAULT_PROCESSES = 2
+DEFAULT_THREADS = 20
+
+BODY_SLACK = 64 * 1024  # Apache's hard limit sits this far above max_body_bytes
+TIMEOUT_SLACK = 30  # seconds beyond the longest legitimate wait
+MIN_SOCKET_TIMEOUT = 60
+QUEUE_TIMEOUT = 30
+# Slow-client protection (mod_reqtimeout), as apache/hutch.conf:
+# RequestReadTimeout header=10-20,MinRate=500 body=20,MinRate=500
+READ_TIMEOUTS = (
+    "--header-timeout", "10",
+    "--header-max-timeout", "20",
+    "--header-min-rate", "500",
+    "--body-timeout", "20",
+    "--body-min-rate", "500",
+)  # fmt: skip
 
 
-def serve_arguments(args):
-    """The mod_wsgi-express command line for ``args`` (kept pure for tests)."""
+class ServeError(Exception):
+    """``hutch serve`` cannot start; the message says why and what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerLimits:
+    limit_request_body: int
+    request_timeout: int
+    socket_timeout: int
+    queue_timeout: int = QUEUE_TIMEOUT
+
+
+def server_limits(settings):
+    """Apache's limits for a gateway with ``settings``.
+
+    - ``limit_request_body``: a little above ``max_body_bytes``, so the
+      gateway answers its JSON 413 and Apache only stops absurd bodies.
+    - ``request_timeout``: above the longest a request may legitimately run,
+      an SSE stream's ``events_max_lifetime`` (or an RPC's maximum).
+    - ``socket_timeout``: how long Apache waits for the daemon's next bytes;
+      above the longest silence: an RPC waiting for its reply, a publish
+      waiting for its confirm, an idle SSE stream between heartbeats.
+    """
+    longest_request = max(settings.events_max_lifetime, settings.rpc_max_timeout)
+    longest_silence = max(
+        settings.rpc_max_timeout,
+        settings.publish_timeout,
+        settings.connect_timeout,
+        settings.events_heartbeat,
+    )
+    return ServerLimits(
+        limit_request_body=settings.max_body_bytes + BODY_SLACK,
+        request_timeout=math.ceil(longest_request) + TIMEOUT_SLACK,
+        socket_timeout=max(MIN_SOCKET_TIMEOUT, math.ceil(longest_silence) + TIMEOUT_SLACK),
+    )
+
+
+def serve_arguments(args, limits, as_root=False):
+    """The mod_wsgi-express command line for ``args`` (pure, for tests)."""
     command = [
         "start-server",
         str(ROOT / "gateway.wsgi"),
+        "--application-type", "script",
         "--host", args.host,
         "--port", str(args.port),
         "--mount-point", args.mount_point,
         "--processes", str(args.processes),
         "--threads", str(args.threads),
-        "--request-timeout", str(args.request_timeout),
-        "--queue-timeout", str(args.queue_timeout),
-        "--header-timeout", "15",
-        "--body-timeout", "30",
-        "--limit-request-body", str(args.limit_request_body),
+        "--request-timeout", str(args.request_timeout or limits.request_timeout),
+        "--socket-timeout", str(args.socket_timeout or limits.socket_timeout),
+        "--queue-timeout", str(args.queue_timeout or limits.queue_timeout),
+        "--limit-request-body", str(args.limit_request_body or limits.limit_request_body),
+        *READ_TIMEOUTS,
+        "--chunked-request",
         "--header-buffer-size", "32768",
-        "--application-type", "script",
         "--locale", "C.UTF-8",
         "--log-to-terminal",
         "--working-directory", str(ROOT),
     ]  # fmt: skip
     if args.server_root:
         command += ["--server-root", args.server_root]
-    if os.geteuid() == 0:
+    if as_root:
         command += ["--user", args.user, "--group", args.group or args.user]
     return command + list(args.extra)
 
 
 def parse(argv):
-    parser = argparse.ArgumentParser(prog="hutch", description=__doc__)
+    """``hutch serve [options] [mod_wsgi-express flags...]``; unknown flags go to mod_wsgi-express."""
+    parser = argparse.ArgumentParser(prog="hutch", description=__doc__.splitlines()[0], allow_abbrev=False)
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve the gateway under mod_wsgi-express")
-    serve.add_argument("--ini", default=str(ROOT / "production.ini"))
+    serve = commands.add_parser(
+        "serve",
+        help="serve the gateway under mod_wsgi-express",
+        allow_abbrev=False,
+        epilog="Any other flag (e.g. --log-level info) is passed on to mod_wsgi-express start-server.",
+    )
+    serve.add_argument("--ini", default=None, help="default: $HUTCH_INI, else production.ini")
     serve.add_argument("--host", default="localhost")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--mount-point", default="/")
-    serve.add_argument("--processes", type=int, default=2)
-    serve.add_argument("--threads", type=int, default=20)
-    serve.add_argument("--request-timeout", type=int, default=330)
-    serve.add_argument("--queue-timeout", type=int, default=30)
-    serve.add_argument("--limit-request-body", type=int, default=2 * 1024 * 1024)
+    serve.add_argument("--processes", type=int, default=DEFAULT_PROCESSES)
+    serve.add_argument("--threads", type=int, default=DEFAULT_THREADS)
+    serve.add_argument("--request-timeout", type=int, default=None, help="default: from the ini")
+    serve.add_argument("--socket-timeout", type=int, default=None, help="default: from the ini")
+    serve.add_argument("--queue-timeout", type=int, default=None, help=f"default: {QUEUE_TIMEOUT}")
+    serve.add_argument("--limit-request-body", type=int, default=None, help="default: from the ini")
     serve.add_argument("--server-root", default=None)
     serve.add_argument("--user", default=DEFAULT_USER, help="daemon user when run as root")
     serve.add_argument("--group", default=None)
-    serve.add_argument("extra", nargs=argparse.REMAINDER, help="more mod_wsgi-express flags")
-    return parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    args.extra = [word for word in extra if word != "--"]
+    return args
 
 
-def prepare_secret(ini, user):
-    """Create the session secret file before the daemons start, readable by them."""
-    var = pathlib.Path(ini).resolve().parent / "var"
-    secret = var / "session.secret"
-    _read_or_create_secret(str(secret))
-    if os.geteuid() == 0:
-        entry = pwd.getpwnam(user)
-        os.chown(var, entry.pw_uid, entry.pw_gid)
-        os.chown(secret, entry.pw_uid, entry.pw_gid)
+def read_ini(ini):
+    """The ``[app:main]`` settings of ``ini`` as PasteDeploy resolves them, and its folder."""
+    from paste.deploy import appconfig
+
+    if not os.path.isfile(ini):
+        raise ServeError(f"no such ini file: {ini}")
+    config = appconfig("config:" + ini)
+    return dict(config.local_conf), config.global_conf.get("here", os.path.dirname(ini))
+
+
+def startup_files(raw):
+    """The files the settings name that the gateway creates on first use."""
+    return [path for path in (raw.get("session_secret_file"), raw.get("auth.key_file")) if path]
+
+
+def files_created_at_start(raw):
+    """Files the settings create on first use (session secret, API key file).
+
+    ``hutch serve`` parses the ini before Apache starts, so when it runs as
+    root these files would be root's and unreadable by the daemon; the
+    ones (and the folders) that do not exist yet are handed over after.
+    """
+    created = []
+    for path in startup_files(raw):
+        path = pathlib.Path(path)
+        for candidate in (path, *path.parents):
+            if candidate.exists():
+                break
+            created.append(candidate)
+    return created
+
+
+def hand_over(paths, user):
+    """Give the daemon user what ``hutch serve`` created for it as root."""
+    entry = pwd.getpwnam(user)
+    for path in paths:
+        if path.exists():
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def unreadable_by(user, paths):
+    """The ``paths`` that ``user`` cannot read (folders: read and enter).
+
+    Asked of the system by running ``test`` as that user, so every folder
+    above each path, ACLs and group memberships count as they will for the
+    daemon.
+    """
+    entry = pwd.getpwnam(user)
+    script = (
+        'for p do if [ -d "$p" ]; then [ -r "$p" ] && [ -x "$p" ]; else [ -r "$p" ]; fi || echo "$p"; done'
+    )
+    result = subprocess.run(  # noqa: S603 - fixed program, paths as arguments
+        ["/bin/sh", "-c", script, "sh", *map(str, paths)],
+        user=entry.pw_uid,
+        group=entry.pw_gid,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd="/",
+    )
+    return [line for line in result.stdout.splitlines() if line]
+
+
+def daemon_paths(ini, settings):
+    """What the daemon processes must be able to read."""
+    import mod_wsgi
+
+    return [
+        ROOT / "gateway.wsgi",
+        pathlib.Path(ini),
+        ROOT / "hutch" / "__init__.py",
+        pathlib.Path(settings.apps_directory),
+        pathlib.Path(sys.prefix) / "pyvenv.cfg",
+        pathlib.Path(mod_wsgi.__file__),
+    ]
+
+
+def check_user(user):
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        raise ServeError(f"the daemon user {user!r} does not exist; pass --user") from None
+
+
+def check_daemon_access(user, paths):
+    missing = unreadable_by(user, paths)
+    if missing:
+        raise ServeError(
+            f"the daemon user {user!r} cannot read {', '.join(missing)}: every folder above "
+            "these needs o+x and the files o+r (bin/setup grants that), or pass --user"
+        )
+
+
+def resolve_ini(args):
+    """The ini to serve: --ini, else $HUTCH_INI, else production.ini beside gateway.wsgi.
+
+    Only an explicit --ini is exported as HUTCH_INI: with neither, the
+    daemons get no environment and gateway.wsgi falls back on production.ini
+    itself, as under Apache.
+    """
+    if args.ini:
+        ini = os.path.abspath(args.ini)
+        os.environ["HUTCH_INI"] = ini
+        return ini
+    return os.path.abspath(os.environ.get("HUTCH_INI") or PRODUCTION_INI)
+
+
+def prepare(args, as_root):
+    """Validate everything before Apache starts; return mod_wsgi-express's arguments."""
+    ini = resolve_ini(args)
+    raw, here = read_ini(ini)
+    if as_root:
+        check_user(args.user)
+    created = files_created_at_start(raw)
+    try:
+        settings = parse_settings(raw, here=here)
+    except (ConfigurationError, OSError) as error:
+        raise ServeError(f"{ini}: {error}") from None
+    finally:
+        if as_root:
+            hand_over(created, args.user)
+    if as_root:
+        kept = [pathlib.Path(path) for path in startup_files(raw)]
+        paths = daemon_paths(ini, settings) + [path for path in kept if path.exists()]
+        check_daemon_access(args.user, paths)
+    return serve_arguments(args, server_limits(settings), as_root)
 
 
 def main(argv=None):
     args = parse(sys.argv[1:] if argv is None else argv)
-    ini = os.path.abspath(args.ini)
-    os.environ["HUTCH_INI"] = ini
-    prepare_secret(ini, args.user)
+    as_root = os.geteuid() == 0
+    try:
+        command = prepare(args, as_root)
+    except ServeError as error:
+        sys.exit(f"hutch serve: {error}")
     express = shutil.which("mod_wsgi-express", path=os.path.dirname(sys.executable)) or shutil.which(
         "mod_wsgi-express"
     )
     if express is None:
-        sys.exit("mod_wsgi-express is not installed: pip install mod_wsgi (needs apache2-dev)")
-    command = serve_arguments(args)
+        sys.exit("hutch serve: mod_wsgi-express is not installed: pip install mod_wsgi (needs apache2-dev)")
     os.execv(express, [express, *command])  # noqa: S606 - replace this process, no shell
 
 

@@ -4,6 +4,7 @@ import contextlib
 import os
 import pathlib
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -25,45 +26,64 @@ class GatewayServer:
     """mod_wsgi-express (daemon mode) serving ``gateway.wsgi`` with ``ini``.
 
     Started through ``hutch serve`` so the tests exercise the same command
-    line that users run.
+    line that users run.  ``ini=None`` passes no ``--ini`` and no
+    ``HUTCH_INI``: the gateway then serves ``production.ini`` exactly as
+    under Apache.  ``prefix`` is the mount point ("" mounts at the root).
     """
 
     def __init__(self, ini, prefix="/gateway", processes=2, threads=10, extra_args=()):
-        self.ini = pathlib.Path(ini)
-        self.prefix = prefix
+        self.ini = pathlib.Path(ini) if ini is not None else None
+        self.prefix = prefix.rstrip("/")
         self.processes = processes
         self.threads = threads
         self.extra_args = list(extra_args)
         self.port = free_port()
         self.server_root = pathlib.Path(tempfile.mkdtemp(prefix="hutch-e2e-"))
-        os.chmod(self.server_root, 0o755)
+        os.chmod(self.server_root, 0o755)  # the daemon user reads the generated handler
         self.process = None
+        self.log = None
+
+    @property
+    def origin(self):
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}{self.prefix}"
+        return self.origin + self.prefix
 
-    def start(self, timeout=60):
-        command = [
+    def command(self):
+        ini = ["--ini", str(self.ini)] if self.ini is not None else []
+        return [
             str(pathlib.Path(sys.executable).with_name("hutch")),
             "serve",
-            "--ini", str(self.ini),
+            *ini,
             "--host", "127.0.0.1",
             "--port", str(self.port),
-            "--mount-point", self.prefix,
+            "--mount-point", self.prefix or "/",
             "--processes", str(self.processes),
             "--threads", str(self.threads),
             "--server-root", str(self.server_root),
             *self.extra_args,
         ]  # fmt: skip
-        self.log = open(self.server_root / "console.log", "wb")  # noqa: SIM115
+
+    def start(self, timeout=60):
+        environment = dict(os.environ)
+        environment.pop("HUTCH_INI", None)
+        self.log = open(self.server_root / "console.log", "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            command, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+            self.command(),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+            env=environment,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"mod_wsgi-express exited:\n{self.logs()}")
+                self.stop()
+                raise RuntimeError(f"hutch serve exited with {self.process.returncode}:\n{self.logs()}")
             try:
                 if requests.get(self.url + "/health", timeout=2).status_code == 200:
                     return self
@@ -71,7 +91,7 @@ class GatewayServer:
                 pass
             time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"the gateway did not become healthy:\n{self.logs()}")
+        raise RuntimeError(f"the gateway did not become healthy in {timeout} s:\n{self.logs()}")
 
     def logs(self):
         text = []
@@ -82,17 +102,20 @@ class GatewayServer:
         return "\n".join(text)
 
     def stop(self):
+        """Stop Apache and its daemons: apachectl first, then the process group."""
         if self.process is not None and self.process.poll() is None:
             apachectl = self.server_root / "apachectl"
             if apachectl.exists():
-                subprocess.run([str(apachectl), "stop"], capture_output=True, timeout=30)
+                with contextlib.suppress(subprocess.SubprocessError):
+                    subprocess.run([str(apachectl), "stop"], capture_output=True, timeout=30)
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=5)
-        if getattr(self, "log", None):
+        if self.log is not None:
             self.log.close()
+            self.log = None
 
     def cleanup(self):
         shutil.rmtree(self.server_root, ignore_errors=True)
