@@ -1,0 +1,93 @@
+"""The real stack, built from ``test.ini``, against the real RabbitMQ."""
+
+import pathlib
+import sys
+
+import pytest
+import webtest
+from paste.deploy import loadapp
+
+from hutch.app import make_app
+from hutch.settings import parse_settings
+
+from .helpers import AmqpAdmin, Responder
+
+INI = pathlib.Path(__file__).with_name("test.ini")
+REPOSITORY_APPS = pathlib.Path(__file__).resolve().parents[2] / "apps"
+
+
+@pytest.fixture(scope="session")
+def gateway_app():
+    """One stack (one broker connection) for the whole run, as one mod_wsgi process has."""
+    app = loadapp(f"config:{INI}")
+    yield app
+    app.gateway.broker.close()
+
+
+@pytest.fixture
+def settings(gateway_app):
+    return gateway_app.gateway.settings
+
+
+@pytest.fixture
+def client(gateway_app):
+    return webtest.TestApp(gateway_app, lint=True)
+
+
+@pytest.fixture
+def amqp():
+    admin = AmqpAdmin()
+    yield admin
+    admin.close()
+
+
+@pytest.fixture
+def exchange(unique_name, amqp):
+    """A fresh exchange name, deleted after the test whoever declared it."""
+    name = unique_name()
+    amqp.track(exchanges=[name])
+    return name
+
+
+@pytest.fixture
+def responder(amqp):
+    """Start ``Responder``s; stop them and delete their exchanges afterwards."""
+    started = []
+
+    def start(exchange, routing_key, handler=None):
+        amqp.track(exchanges=[exchange])
+        kwargs = {} if handler is None else {"handler": handler}
+        service = Responder(exchange, routing_key, **kwargs).start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture
+def make_stack(tmp_path):
+    """Build the stack from ``raw`` settings, over ``apps`` (file name -> source) in a temporary
+    folder, or over the repository's apps when ``apps`` is None."""
+    folder = tmp_path / "apps"
+    folder.mkdir()
+    stacks = []
+
+    def build(apps=None, **raw):
+        for filename, source in (apps or {}).items():
+            (folder / filename).write_text(source)
+        raw.setdefault("apps_directory", str(REPOSITORY_APPS if apps is None else folder))
+        raw.setdefault("session.secret", "functional-tests-secret-0123456789abcdef")
+        raw.setdefault("amqp_url", "amqp://guest:guest@127.0.0.1:5672/%2F")
+        raw.setdefault("auth", "off")
+        stack = make_app(parse_settings(raw))
+        stacks.append(stack)
+        return stack
+
+    yield build
+    for stack in stacks:
+        stack.gateway.broker.close()
+    for name, module in list(sys.modules.items()):
+        if name.startswith("hutch_apps.") and str(getattr(module, "__file__", "")).startswith(str(folder)):
+            del sys.modules[name]

@@ -1,0 +1,183 @@
+"""The tests' own AMQP side: an admin connection and RPC responders (plain pika).
+
+Every wait here is bounded, so a gateway bug fails a test instead of hanging it.
+"""
+
+import dataclasses
+import threading
+import time
+
+import pika
+from pika.exceptions import ChannelClosedByBroker
+
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F?connection_attempts=1&socket_timeout=5"
+WAIT = 5.0
+
+
+def connect():
+    return pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+
+
+class AmqpAdmin:
+    """Declare, inspect and delete what a test needs; deletes what it tracked on close.
+
+    Every operation runs on a fresh channel, so a 404/406 the broker answers
+    closes only that channel.
+    """
+
+    def __init__(self):
+        self.connection = connect()
+        self.exchanges = []
+        self.queues = []
+
+    def track(self, exchanges=(), queues=()):
+        self.exchanges.extend(exchanges)
+        self.queues.extend(queues)
+
+    def _on_channel(self, operation):
+        channel = self.connection.channel()
+        try:
+            return operation(channel)
+        finally:
+            if channel.is_open:
+                channel.close()
+
+    def declare_exchange(self, name, exchange_type="fanout", durable=False, auto_delete=False):
+        self.track(exchanges=[name])
+        self._on_channel(
+            lambda ch: ch.exchange_declare(name, exchange_type, durable=durable, auto_delete=auto_delete)
+        )
+
+    def declare_queue(self, name="", exchange=None, routing_key="", **options):
+        """Declare (and bind) a queue; return its name."""
+
+        def declare(channel):
+            queue = channel.queue_declare(name, **options).method.queue
+            if exchange is not None:
+                channel.queue_bind(queue, exchange, routing_key)
+            return queue
+
+        queue = self._on_channel(declare)
+        self.track(queues=[queue])
+        return queue
+
+    def delete_exchange(self, name):
+        self._on_channel(lambda ch: ch.exchange_delete(name))
+
+    def unbind(self, queue, exchange, routing_key=""):
+        self._on_channel(lambda ch: ch.queue_unbind(queue, exchange, routing_key))
+
+    def exchange_exists(self, name):
+        try:
+            self._on_channel(lambda ch: ch.exchange_declare(name, passive=True))
+        except ChannelClosedByBroker as error:
+            if error.reply_code == 404:
+                return False
+            raise
+        return True
+
+    def queue_depth(self, name):
+        return self._on_channel(lambda ch: ch.queue_declare(name, passive=True).method.message_count)
+
+    def get(self, queue, timeout=WAIT):
+        """The next message of ``queue`` as (properties, body); fail after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            method, properties, body = self._on_channel(lambda ch: ch.basic_get(queue, auto_ack=True))
+            if method is not None:
+                return properties, body
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no message in {queue!r} within {timeout} s")
+            self.connection.sleep(0.02)
+
+    def close(self):
+        """Delete every tracked queue and exchange, then close."""
+        try:
+            for queue in self.queues:
+                self._on_channel(lambda ch, q=queue: ch.queue_delete(q))
+            for exchange in self.exchanges:
+                self._on_channel(lambda ch, x=exchange: ch.exchange_delete(x))
+        finally:
+            self.connection.close()
+
+
+@dataclasses.dataclass
+class Answer:
+    """One reply a responder sends: body, extra properties, and how to send it."""
+
+    body: bytes
+    properties: dict = dataclasses.field(default_factory=dict)
+    delay: float = 0.0
+    correlate: bool = True  # False: written the seed's way, without correlation_id
+
+
+def echo(properties, body):
+    return [Answer(body, {"content_type": properties.content_type})]
+
+
+class Responder(threading.Thread):
+    """An RPC service on its own thread and connection, as a legacy system would run one.
+
+    It declares the direct exchange (responders own it; the gateway never
+    declares it) and an exclusive queue bound with ``routing_key``.
+    ``handler(properties, body)`` returns the ``Answer``s to send to reply_to.
+    """
+
+    def __init__(self, exchange, routing_key, handler=echo):
+        super().__init__(name=f"responder {exchange}/{routing_key}", daemon=True)
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.handler = handler
+        self.requests = []
+        self.errors = []
+        self._ready = threading.Event()
+        self._stop_requested = threading.Event()
+
+    def start(self):
+        super().start()
+        if not self._ready.wait(WAIT):
+            raise AssertionError(f"responder not ready within {WAIT} s: {self.errors}")
+        if self.errors:
+            raise self.errors[0]
+        return self
+
+    def run(self):
+        try:
+            connection = connect()
+        except Exception as error:
+            self.errors.append(error)
+            self._ready.set()
+            return
+        try:
+            channel = connection.channel()
+            channel.exchange_declare(self.exchange, "direct", durable=False, auto_delete=False)
+            queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+            channel.queue_bind(queue, self.exchange, self.routing_key)
+            channel.basic_consume(queue, self._on_request, auto_ack=True)
+            self._ready.set()
+            while not self._stop_requested.is_set():
+                connection.process_data_events(time_limit=0.05)
+        except Exception as error:
+            self.errors.append(error)
+        finally:
+            self._ready.set()
+            if connection.is_open:
+                connection.close()
+
+    def _on_request(self, channel, method, properties, body):
+        self.requests.append((properties, body))
+        for answer in self.handler(properties, body):
+            if answer.delay:
+                time.sleep(answer.delay)
+            reply = pika.BasicProperties(
+                correlation_id=properties.correlation_id if answer.correlate else None,
+                **answer.properties,
+            )
+            channel.basic_publish("", properties.reply_to, answer.body, reply)
+
+    def stop(self):
+        self._stop_requested.set()
+        self.join(WAIT)
+        assert not self.is_alive(), "responder thread did not stop"
+        if self.errors:
+            raise self.errors[0]

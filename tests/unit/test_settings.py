@@ -1,0 +1,168 @@
+"""The settings table: defaults, conversions, and what the ini may not change."""
+
+import os
+import stat
+
+import pytest
+
+from hutch.settings import ConfigurationError, parse_settings
+
+SECRET = "s" * 32
+
+
+def parse(**raw):
+    raw.setdefault("session.secret", SECRET)
+    raw.setdefault("auth", "off")
+    return parse_settings(raw, here="/srv/hutch")
+
+
+def test_defaults():
+    settings = parse()
+    assert settings.amqp_url == "amqp://guest:guest@localhost:5672/%2F"
+    assert settings.development is False
+    assert settings.max_body_bytes == 1024 * 1024
+    assert settings.rpc_timeout == 5.0
+    assert settings.rpc_max_timeout == 30.0
+    assert settings.retry_after == 5
+    assert settings.apps_directory == "/srv/hutch/apps"
+    assert settings.templates_directory == "/srv/hutch/templates"
+
+
+def test_strings_are_converted():
+    settings = parse(
+        development="true",
+        max_body_bytes="2048",
+        rpc_timeout="1.5",
+        rpc_max_timeout="9",
+        heartbeat="0",
+        retry_after="7",
+        apps_directory="/elsewhere/apps",
+    )
+    assert settings.development is True
+    assert settings.max_body_bytes == 2048
+    assert settings.rpc_timeout == 1.5
+    assert settings.rpc_max_timeout == 9.0
+    assert settings.heartbeat == 0
+    assert settings.retry_after == 7
+    assert settings.apps_directory == "/elsewhere/apps"
+
+
+def test_settings_are_frozen():
+    settings = parse()
+    with pytest.raises(AttributeError):
+        settings.max_body_bytes = 1
+
+
+@pytest.mark.parametrize("key", ["max_body_byte", "debug", "beaker.session.type", "session_secret"])
+def test_unknown_key_is_rejected(key):
+    with pytest.raises(ConfigurationError, match="unknown setting"):
+        parse(**{key: "1"})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("max_body_bytes", "lots"),
+        ("max_body_bytes", "0"),
+        ("max_body_bytes", "-1"),
+        ("max_body_bytes", "1.5"),
+        ("rpc_timeout", "0"),
+        ("rpc_timeout", "-2"),
+        ("rpc_timeout", "soon"),
+        ("retry_after", "0"),
+        ("heartbeat", "often"),
+        ("development", "maybe"),
+        ("events_buffer", "0"),
+    ],
+)
+def test_bad_value_is_rejected_naming_the_key(key, value):
+    with pytest.raises(ConfigurationError, match=key):
+        parse(**{key: value})
+
+
+def test_rpc_timeout_may_not_exceed_its_cap():
+    with pytest.raises(ConfigurationError, match="rpc_max_timeout"):
+        parse(rpc_timeout="10", rpc_max_timeout="5")
+
+
+def test_session_defaults_are_safe():
+    session = parse().session
+    assert session["session.type"] == "cookie"
+    assert session["session.data_serializer"] == "json"
+    assert session["session.httponly"] is True
+    assert session["session.samesite"] == "Lax"
+    for key in ("session.secret", "session.validate_key", "session.encrypt_key"):
+        assert session[key] == SECRET
+
+
+def test_ini_cannot_weaken_serializer_or_httponly():
+    session = parse(**{"session.data_serializer": "pickle", "session.httponly": "false"}).session
+    assert session["session.data_serializer"] == "json"
+    assert session["session.httponly"] is True
+
+
+def test_ini_may_tune_other_session_options():
+    session = parse(**{"session.secure": "true", "session.key": "other", "session.timeout": "60"}).session
+    assert session["session.secure"] == "true"
+    assert session["session.key"] == "other"
+    assert session["session.timeout"] == "60"
+
+
+@pytest.mark.parametrize("backend", ["file", "dbm"])
+def test_session_backends_that_use_ids_as_paths_are_refused(backend):
+    with pytest.raises(ConfigurationError, match=r"session\.type"):
+        parse(**{"session.type": backend})
+
+
+def test_a_secret_is_required():
+    with pytest.raises(ConfigurationError, match=r"session\.secret"):
+        parse_settings({"auth": "off"}, here=".")
+
+
+def test_a_short_secret_is_rejected():
+    with pytest.raises(ConfigurationError, match="32"):
+        parse(**{"session.secret": "s" * 31})
+
+
+def test_secret_file_is_created_private_and_reused(tmp_path):
+    path = tmp_path / "var" / "session.secret"
+    first = parse_settings({"session_secret_file": str(path), "auth": "off"}).session["session.secret"]
+    assert len(first) >= 32
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert path.read_text().strip() == first
+    second = parse_settings({"session_secret_file": str(path), "auth": "off"}).session["session.secret"]
+    assert second == first
+
+
+def test_secret_file_too_short_is_rejected(tmp_path):
+    path = tmp_path / "session.secret"
+    path.write_text("short\n")
+    with pytest.raises(ConfigurationError, match="32"):
+        parse_settings({"session_secret_file": str(path), "auth": "off"})
+
+
+def test_literal_secret_wins_over_the_file(tmp_path):
+    path = tmp_path / "session.secret"
+    session = parse_settings(
+        {"session_secret_file": str(path), "session.secret": SECRET, "auth": "off"}
+    ).session
+    assert session["session.secret"] == SECRET
+    assert not path.exists()
+
+
+def test_processes_starting_together_share_one_secret(tmp_path, monkeypatch):
+    path = tmp_path / "session.secret"
+    raw = {"session_secret_file": str(path), "auth": "off"}
+    other = []
+    real_fdopen = os.fdopen
+
+    def another_process_starts_meanwhile(*args, **kwargs):
+        if not other:
+            other.append(None)
+            other[0] = parse_settings(raw).session["session.secret"]
+        return real_fdopen(*args, **kwargs)
+
+    monkeypatch.setattr(os, "fdopen", another_process_starts_meanwhile)
+    mine = parse_settings(raw).session["session.secret"]
+    assert mine == other[0]
+    assert path.read_text().strip() == mine
