@@ -30,6 +30,7 @@ setup(
             "hypothesis>=6.100",
             "selenium>=4.20",
             "ruff>=0.6",
+            "openapi-spec-validator>=0.7.1",
         ],
     },
     entry_points={
