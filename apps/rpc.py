@@ -6,6 +6,8 @@ from hutch.errors import InvalidHeader
 from hutch.messages import message_from_environ, reply_status, response_headers
 from hutch.web import Route, Routes, read_body
 
+NO_CONTENT = (204, 304)
+
 
 def requested_timeout(request, settings):
     """X-Timeout in seconds (decimal, > 0), capped at rpc_max_timeout."""
@@ -27,12 +29,15 @@ def call(request, gateway, exchange, routing_key):
     body = read_body(request.environ, settings.max_body_bytes)
     message = message_from_environ(request.environ, body)
     reply = gateway.broker.call(exchange, routing_key, message, timeout)
-    response = Response(status=reply_status(reply.properties), body=reply.body)
-    response.headerlist = [
-        *response_headers(reply.properties),
-        ("Content-Length", str(len(reply.body))),
-    ]
+    status = reply_status(reply.properties)
+    headers = response_headers(reply.properties)
+    response = Response(status=status)
+    if status in NO_CONTENT:  # RFC 9110: no content, so no Content-Type either
+        response.headerlist = [header for header in headers if header[0] != "Content-Type"]
+    else:
+        response.headerlist = headers
+        response.body = reply.body  # also sets Content-Length
     return response
 
 
-application = Routes(Route("{exchange}/{routing_key}", POST=call))
+application = Routes(Route("{exchange}/{routing_key}", permission="rpc", POST=call))

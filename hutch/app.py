@@ -5,7 +5,7 @@ import dataclasses
 import logging
 
 from beaker.middleware import SessionMiddleware
-from paste.exceptions.errormiddleware import ErrorMiddleware
+from paste.exceptions.errormiddleware import ErrorMiddleware, error_template
 from paste.httpexceptions import HTTPExceptionHandler
 
 from .amqp.client import Broker
@@ -38,6 +38,37 @@ class WithGateway:
         return self.application(environ, start_response)
 
 
+class GatewayErrorMiddleware(ErrorMiddleware):
+    """Paste's error page; the log gets the traceback, never the environ.
+
+    Paste's own report writes every environ key to wsgi.errors: the client's
+    Authorization header and cookies, and the settings with the session
+    secret and the broker password.
+    """
+
+    def exception_handler(self, exc_info, environ):
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        log.error("error handling %s %s", environ.get("REQUEST_METHOD"), path, exc_info=exc_info)
+        if self.debug_mode:
+            return super().exception_handler(exc_info, environ)
+        return error_template("", self.error_message, "")
+
+
+class SessionsByScheme:
+    """Beaker fixes ``secure`` per middleware: use a Secure-cookie one for https requests.
+
+    An ini that sets ``session.secure = true`` gets Secure cookies always.
+    """
+
+    def __init__(self, application, options):
+        self.plain = SessionMiddleware(application, options)
+        self.tls = SessionMiddleware(application, {**options, "session.secure": True})
+
+    def __call__(self, environ, start_response):
+        sessions = self.tls if environ.get("wsgi.url_scheme") == "https" else self.plain
+        return sessions(environ, start_response)
+
+
 def make_broker(settings):
     return Broker(
         settings.amqp_url,
@@ -56,9 +87,9 @@ def make_app(settings, broker=None):
     gateway = Gateway(settings, broker)
     application = AppDirectory(settings.apps_directory)
     application = WithGateway(application, gateway)
-    application = SessionMiddleware(application, settings.session)
+    application = SessionsByScheme(application, settings.session)
     application = HTTPExceptionHandler(application)
-    application = ErrorMiddleware(application, debug=settings.development, error_message=ERROR_MESSAGE)
+    application = GatewayErrorMiddleware(application, debug=settings.development, error_message=ERROR_MESSAGE)
     application.gateway = gateway
     return application
 

@@ -29,9 +29,10 @@ def load_app_modules(directory):
         if extension != ".py" or not name.isidentifier() or name.startswith("_"):
             continue
         module_name = f"{NAMESPACE}.{name}"
+        path = os.path.join(directory, filename)
         module = sys.modules.get(module_name)
-        if module is None:
-            spec = importlib.util.spec_from_file_location(module_name, os.path.join(directory, filename))
+        if module is None or getattr(module, "__file__", None) != path:  # not another folder's module
+            spec = importlib.util.spec_from_file_location(module_name, path)
             module = importlib.util.module_from_spec(spec)
             sys.modules[module_name] = module
             spec.loader.exec_module(module)
@@ -50,6 +51,10 @@ class AppDirectory(URLParser):
         super().__init__({}, directory, NAMESPACE, index_names=(), constructors={})
         self.apps = load_app_modules(directory)
         self.init_module = None  # no __init__.py hooks, and never look for one
+
+    def __call__(self, environ, start_response):
+        environ.setdefault("SCRIPT_NAME", "")  # PEP 3333 lets a server omit it when empty
+        return super().__call__(environ, start_response)
 
     def find_application(self, environ):
         path_info = environ.get("PATH_INFO", "")

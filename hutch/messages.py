@@ -74,7 +74,8 @@ def _checked_value(header, value, limit):
 
 def response_headers(properties):
     """HTTP headers for a reply message, mapped back as CONTRACT.md says."""
-    headers = [("Content-Type", properties.content_type or DEFAULT_CONTENT_TYPE)]
+    content_type = _header_safe(properties.content_type or "") or DEFAULT_CONTENT_TYPE
+    headers = [("Content-Type", content_type)]
     if properties.content_encoding:
         headers.append(("Content-Encoding", _header_safe(properties.content_encoding)))
     for name, value in (properties.headers or {}).items():
@@ -83,6 +84,8 @@ def response_headers(properties):
         token = HEADER_TOKEN_JUNK.sub("", str(name))
         if token:
             headers.append((f"X-Amqp-Header-{token}", _header_safe(value)))
+            if len(headers) > MAX_HEADERS:  # as for requests; http.client refuses over 100
+                break
     return headers
 
 
@@ -95,7 +98,7 @@ def reply_status(properties):
         status = int(value)
     except (TypeError, ValueError):
         return 200
-    return status if 100 <= status <= 599 else 200
+    return status if 200 <= status <= 599 else 200  # a 1xx is interim, never a final answer
 
 
 def _header_safe(value):

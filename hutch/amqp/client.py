@@ -60,6 +60,9 @@ class Broker:
         self._connection = None
         self._blocked = False
         self._state = None  # per-connection state, I/O thread only
+        self._handoff = threading.Lock()  # orders hand-offs against the end of an I/O loop
+        self._loop_open = False
+        self._handed = set()  # futures handed to the running loop that it has not run yet
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -97,13 +100,17 @@ class Broker:
         self.parameters.client_properties = {"connection_name": f"hutch pid {os.getpid()}"}
         while not self._stopping.is_set():
             opened_at = time.monotonic()
-            self._connection = pika.SelectConnection(
+            connection = pika.SelectConnection(
                 self.parameters,
                 on_open_callback=self._on_open,
                 on_open_error_callback=self._on_open_error,
                 on_close_callback=self._on_close,
             )
-            self._connection.ioloop.start()
+            with self._handoff:
+                self._connection = connection
+                self._loop_open = True
+            connection.ioloop.start()
+            self._end_loop(connection)
             if self._stopping.is_set():
                 break
             if time.monotonic() - opened_at > 30:
@@ -111,6 +118,16 @@ class Broker:
             log.info("reconnecting to the broker in %.1f s", delay)
             self._stopping.wait(delay)
             delay = min(delay * 2, self.reconnect_max_delay)
+
+    def _end_loop(self, connection):
+        """Fail the work handed to a loop that stopped before running it; release the loop."""
+        with self._handoff:
+            self._loop_open = False
+            orphans, self._handed = self._handed, set()
+        for future in orphans:
+            if not future.done():
+                future.set_exception(BrokerUnavailable("The connection to the broker was lost."))
+        connection.ioloop.close()
 
     def _on_open(self, connection):
         log.info("connected to the broker at %s", self.parameters.host)
@@ -158,6 +175,7 @@ class Broker:
             error = BrokerUnavailable("The broker has blocked publishing (resource alarm).")
             self._state.broadcast.fail_in_flight(error)
             self._state.notify.fail_in_flight(error)
+            self._state.rpc.fail_in_flight(error)
 
     def _on_unblocked(self, connection, frame):
         log.info("the broker unblocked publishing")
@@ -180,7 +198,7 @@ class Broker:
         if not self._ready.wait(self.connect_timeout if self._connection is None else 0.5):
             raise BrokerUnavailable("The message broker is unreachable.", self.retry_after)
         if self._blocked:
-            raise BrokerUnavailable("The broker has blocked publishing (resource alarm).")
+            raise BrokerUnavailable("The broker has blocked publishing (resource alarm).", self.retry_after)
         future = concurrent.futures.Future()
 
         def resolve(value, error):
@@ -191,6 +209,8 @@ class Broker:
                     future.set_exception(error)
 
         def run():
+            with self._handoff:
+                self._handed.discard(future)
             state = self._state
             if state is None:
                 resolve(None, BrokerUnavailable("The connection to the broker was lost."))
@@ -201,14 +221,18 @@ class Broker:
                 log.exception("broker operation failed")
                 resolve(None, BrokerUnavailable(f"The broker operation failed: {exc}"))
 
-        try:
+        with self._handoff:
+            if not self._loop_open:  # between connections: nothing would ever run ``run``
+                raise BrokerUnavailable("The connection to the broker was lost.", self.retry_after)
+            self._handed.add(future)
             self._connection.ioloop.add_callback_threadsafe(run)
-        except Exception:
-            raise BrokerUnavailable("The connection to the broker was lost.") from None
         try:
             return future.result(wait + GRACE)
         except concurrent.futures.TimeoutError:
-            raise BrokerUnavailable("The broker did not answer in time.") from None
+            raise BrokerUnavailable("The broker did not answer in time.", self.retry_after) from None
+        except BrokerUnavailable as error:
+            error.headers = [("Retry-After", str(self.retry_after))]
+            raise
 
     # -- what request threads call -----------------------------------------
 

@@ -53,10 +53,17 @@ class RpcChannel:
     def _opened(self, channel):
         self.channel = channel
         channel.add_on_close_callback(self._closed)
+        if self.retired:  # its call failed while the channel was opening
+            channel.close()
+            return
         channel.add_on_return_callback(self._returned)
-        channel.basic_consume(
-            REPLY_TO, self._replied, auto_ack=True, callback=lambda _frame: self.start(self.call)
-        )
+        channel.basic_consume(REPLY_TO, self._replied, auto_ack=True, callback=self._consuming)
+
+    def _consuming(self, _frame):
+        if self.retired or self.call is None:
+            self.retire()
+        else:
+            self.start(self.call)
 
     def start(self, call):
         self.call = call
@@ -149,6 +156,15 @@ class RpcPool:
         self.all.discard(rpc_channel)
         if rpc_channel in self.idle:
             self.idle.remove(rpc_channel)
+
+    def fail_in_flight(self, error):
+        """Fail every call waiting for a reply (the broker blocked the connection).
+
+        Their channels are retired, so a reply that comes after all reaches no later call.
+        """
+        for rpc_channel in list(self.all):
+            if rpc_channel.call is not None:
+                rpc_channel._finish(None, error, reusable=False)
 
     def abort(self, error):
         """The connection is gone: fail every call in flight."""
