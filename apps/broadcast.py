@@ -11,4 +11,4 @@ def publish(request, gateway, exchange):
     return json_response(202, {"message_id": message.message_id, "exchange": exchange, "routed": routed})
 
 
-application = Routes(Route("{exchange}", POST=publish))
+application = Routes(Route("{exchange}", permission="broadcast", POST=publish))

@@ -22,6 +22,6 @@ def register(request, gateway, exchange, consumer):
 
 
 application = Routes(
-    Route("{exchange}", POST=publish),
-    Route("{exchange}/queues/{consumer}", PUT=register),
+    Route("{exchange}", permission="notify", POST=publish),
+    Route("{exchange}/queues/{consumer}", permission="register", PUT=register),
 )

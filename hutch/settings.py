@@ -3,14 +3,19 @@
 Modelled on waitress' ``adjustments.py``: every key the ini may carry is
 declared here with its converter and default, and an unknown key is an error
 at start-up rather than a silently ignored typo.  Keys starting with
-``session.`` are handed to Beaker after the gateway's safe defaults.
+``session.`` are handed to Beaker after the gateway's safe defaults.  ``auth``
+(``keys`` or ``off``) is required, so turning authentication off is always a
+decision written in the ini; ``auth.*`` keys become the ``hutch.auth`` policy.
 """
 
+import contextlib
 import dataclasses
 import os
 import secrets
 
 from paste.deploy.converters import asbool
+
+from .auth import AuthPolicy, parse_auth
 
 
 class ConfigurationError(ValueError):
@@ -33,7 +38,7 @@ def positive_int(value):
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    amqp_url: str = "amqp://guest:guest@localhost:5672/%2F"
+    amqp_url: str = dataclasses.field(default="amqp://guest:guest@localhost:5672/%2F", repr=False)
     development: bool = False
     max_body_bytes: int = 1024 * 1024
     rpc_timeout: float = 5.0
@@ -48,7 +53,11 @@ class Settings:
     events_buffer: int = 200
     events_heartbeat: float = 15.0
     events_max_lifetime: float = 300.0
-    session: dict = dataclasses.field(default_factory=dict)
+    events_linger: float = 5.0
+    events_max_body: int = 16 * 1024
+    events_max_streams: int = 0
+    session: dict = dataclasses.field(default_factory=dict, repr=False)  # holds the secrets
+    auth: AuthPolicy = dataclasses.field(default_factory=AuthPolicy)  # no key: protected routes answer 401
 
 
 CONVERTERS = {
@@ -67,6 +76,9 @@ CONVERTERS = {
     "events_buffer": positive_int,
     "events_heartbeat": positive_float,
     "events_max_lifetime": positive_float,
+    "events_linger": positive_float,
+    "events_max_body": positive_int,
+    "events_max_streams": int,
 }
 
 # Beaker options the gateway insists on; the ini may override the others.
@@ -81,6 +93,8 @@ SESSION_DEFAULTS = {
 }
 SESSION_FIXED = {"session.data_serializer": "json", "session.httponly": True}
 SESSION_SECRET_KEYS = ("session.secret", "session.validate_key", "session.encrypt_key")
+# Beaker backends that turn the session id from the cookie into a file path.
+SESSION_PATH_BACKENDS = ("file", "dbm")
 
 
 def parse_settings(raw, here="."):
@@ -88,9 +102,12 @@ def parse_settings(raw, here="."):
     values = {}
     session = dict(SESSION_DEFAULTS)
     secret_file = None
+    auth = {}
     for key, text in raw.items():
         if key.startswith("session."):
             session[key] = text
+        elif key == "auth" or key.startswith("auth."):
+            auth[key] = text
         elif key == "session_secret_file":
             secret_file = text
         elif key in CONVERTERS:
@@ -99,17 +116,35 @@ def parse_settings(raw, here="."):
             except (TypeError, ValueError) as exc:
                 raise ConfigurationError(f"setting {key}: {exc}") from None
         else:
-            known = ", ".join(sorted([*CONVERTERS, "session_secret_file", "session.*"]))
+            known = ", ".join(sorted([*CONVERTERS, "session_secret_file", "session.*", "auth", "auth.*"]))
             raise ConfigurationError(f"unknown setting {key!r}; known: {known}")
     values.setdefault("apps_directory", os.path.join(here, "apps"))
     values.setdefault("templates_directory", os.path.join(here, "templates"))
     session.update(SESSION_FIXED)
     _install_session_secret(session, secret_file)
+    if session["session.type"] in SESSION_PATH_BACKENDS:
+        raise ConfigurationError("session.type file/dbm would use session ids as paths; keep cookie")
     values["session"] = session
+    values["auth"] = _auth_policy(auth)
     settings = Settings(**values)
     if settings.rpc_timeout > settings.rpc_max_timeout:
         raise ConfigurationError("rpc_timeout must not exceed rpc_max_timeout")
     return settings
+
+
+def _auth_policy(raw):
+    """``auth`` must be set explicitly; ``auth.key_file``, ``auth.key.*``/``auth.permissions.*`` add keys."""
+    if "auth" not in raw:
+        raise ConfigurationError(
+            "set auth explicitly: 'auth = keys' (API keys from auth.key.<name>/auth.permissions.<name>"
+            " or auth.key_file) or 'auth = off' (development only)"
+        )
+    entries = {key.removeprefix("auth."): text for key, text in raw.items() if key != "auth"}
+    key_file = entries.pop("key_file", None)
+    try:
+        return parse_auth(raw["auth"].strip(), entries, key_file=key_file)
+    except ValueError as exc:
+        raise ConfigurationError(f"auth: {exc}") from None
 
 
 def _install_session_secret(session, secret_file):
@@ -131,17 +166,22 @@ def _install_session_secret(session, secret_file):
 
 
 def _read_or_create_secret(path):
-    try:
-        with open(path, encoding="ascii") as handle:
-            return handle.read().strip()
-    except FileNotFoundError:
-        pass
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    secret = secrets.token_urlsafe(48)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process won the race
-        return _read_or_create_secret(path)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(secret + "\n")
-    return secret
+    """Read the secret; create it first if missing, whole or not at all.
+
+    The secret goes to a private temporary file hard-linked into place, so a
+    process starting at the same moment never reads a half-written file, and
+    the first link wins for every process.
+    """
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        temporary = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(secrets.token_urlsafe(48) + "\n")
+            with contextlib.suppress(FileExistsError):  # another process won the race: use theirs
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    with open(path, encoding="ascii") as handle:
+        return handle.read().strip()

@@ -8,6 +8,7 @@ import json
 
 from webob import Request, Response
 
+from .auth import IDIOMS, authorize
 from .errors import BadRequest, HutchError, MethodNotAllowed, NotFound, PayloadTooLarge
 from .names import checked_name
 
@@ -46,28 +47,48 @@ def read_body(environ, limit):
             raise BadRequest("Content-Length is negative.")
         if size > limit:
             raise PayloadTooLarge(f"The body is {size} bytes; the limit is {limit}.")
-        body = stream.read(size)
+        body = _read(stream, size)
         if len(body) < size:
             raise BadRequest("The body is shorter than Content-Length.")
         return body
     if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
-        body = stream.read(limit + 1)
+        body = _read(stream, limit + 1)
         if len(body) > limit:
             raise PayloadTooLarge(f"The body is larger than the limit of {limit} bytes.")
         return body
     return b""
 
 
+def _read(stream, size):
+    """mod_wsgi raises OSError when the client stops sending (read timeout) or goes away."""
+    try:
+        return stream.read(size)
+    except OSError:
+        raise BadRequest("The request body could not be read to its end.") from None
+
+
 class Route:
     """A path pattern below the app module's segment and its views by method.
 
     ``pattern`` is a tuple of segments: literals, or ``{name}`` placeholders
-    that must be valid names (CONTRACT.md, Names).
+    that must be valid names (CONTRACT.md, Names).  ``permission`` is the
+    idiom an API key must be allowed for (``hutch.auth``); None leaves the
+    route open (health, openapi).
     """
 
-    def __init__(self, pattern, **views):
+    def __init__(self, pattern, permission=None, **views):
+        if permission is not None and permission not in IDIOMS:
+            raise ValueError(f"permission {permission!r} is not one of {IDIOMS}")
         self.segments = tuple(segment for segment in pattern.split("/") if segment)
+        self.permission = permission
         self.views = views
+
+    def authorize(self, request, gateway, names):
+        """Raise 401/403 unless the request's key may use this idiom on this resource."""
+        if self.permission is None:
+            return
+        resource = "/".join(names[name] for name in ("exchange", "routing_key") if name in names)
+        authorize(request.environ, gateway.settings.auth, self.permission, resource)
 
     def match(self, parts):
         if len(parts) != len(self.segments):
@@ -96,8 +117,11 @@ class Routes:
         return response(environ, start_response)
 
     def dispatch(self, request):
-        parts = [part for part in request.path_info.split("/") if part]
-        if request.path_info.endswith("/") and parts:
+        # PATH_INFO as the server gave it (latin-1 for bytes); WebOb's path_info decodes UTF-8 and
+        # raises on /%80.  Names are ASCII, so a non-ASCII segment fails their check: 400, or 404.
+        path = request.environ.get("PATH_INFO", "")
+        parts = [part for part in path.split("/") if part]
+        if path.endswith("/") and parts:
             raise NotFound()
         for route in self.routes:
             names = route.match(parts)
@@ -107,8 +131,11 @@ class Routes:
             if view is None and request.method == "HEAD":
                 view = route.views.get("GET")
             if view is None:
-                raise MethodNotAllowed(route.views)
+                allowed = {*route.views, "HEAD"} if "GET" in route.views else set(route.views)
+                raise MethodNotAllowed(allowed)
             for name, value in names.items():
                 checked_name(value, NAME_KINDS.get(name, name))
-            return view(request, request.environ[GATEWAY_KEY], **names)
+            gateway = request.environ[GATEWAY_KEY]
+            route.authorize(request, gateway, names)
+            return view(request, gateway, **names)
         raise NotFound()

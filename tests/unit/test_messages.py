@@ -201,7 +201,9 @@ def test_responder_header_values_are_bounded():
         (201, 201),
         ("404", 404),
         (b"418", 418),
-        (100, 100),
+        (100, 200),  # an interim 1xx cannot be a final response
+        (199, 200),
+        (200, 200),
         (599, 599),
         (99, 200),
         (600, 200),
