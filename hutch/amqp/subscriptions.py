@@ -22,6 +22,7 @@ class ExchangeConsumer:
         self.listeners = set()
         self.channel = None
         self.queue = None
+        self.consuming = False
         self.stopped = False
 
     def start(self):
@@ -50,10 +51,17 @@ class ExchangeConsumer:
 
     def _declared(self, frame):
         self.queue = frame.method.queue
+        if self.stopped:  # stopped while the declare was in flight
+            self._close()
+            return
         self.channel.queue_bind(self.queue, self.exchange, callback=lambda _frame: self._bound())
 
     def _bound(self):
+        if self.stopped:
+            self._close()
+            return
         self.channel.basic_consume(self.queue, self._delivered, auto_ack=True)
+        self.consuming = True
 
     def _delivered(self, channel, method, properties, body):
         for listener in list(self.listeners):
@@ -61,6 +69,8 @@ class ExchangeConsumer:
 
     def _closed(self, channel, reason):
         self.channel = None
+        self.queue = None
+        self.consuming = False
         if self.stopped or not self.subscriptions.topology.connection.is_open:
             return
         log.warning("consumer channel for %r closed: %s; consuming again", self.exchange, reason)
@@ -72,9 +82,20 @@ class ExchangeConsumer:
             self.start()
 
     def stop(self):
+        """Stop consuming; while a declare or bind is in flight, its callback finishes the job."""
         self.stopped = True
-        if self.channel is not None and self.channel.is_open:
-            self.channel.close()
+        if self.consuming:
+            self._close()
+
+    def _close(self):
+        """Delete the queue (one that never had a consumer is not auto-deleted), then the channel."""
+        channel = self.channel
+        if channel is None or not channel.is_open:
+            return
+        if self.queue is None:
+            channel.close()
+            return
+        channel.queue_delete(self.queue, callback=lambda _frame: channel.is_open and channel.close())
 
 
 class Subscriptions:
@@ -102,6 +123,8 @@ class Subscriptions:
         if not consumer.listeners:
             del self.consumers[exchange]
             consumer.stop()
+            # the broadcast exchange is auto-delete: it may go with our binding, so declare it next time
+            self.topology.forget(exchange)
 
     def queue_names(self):
         return {exchange: consumer.queue for exchange, consumer in self.consumers.items()}
