@@ -41,6 +41,11 @@ class InvalidHeader(BadRequest):
     detail = "A request header has an invalid value."
 
 
+class InvalidMessage(BadRequest):
+    code = "invalid_message"
+    detail = "The message does not match its content type."
+
+
 class Unauthorized(HutchError):
     status = 401
     code = "unauthorized"
@@ -76,6 +81,17 @@ class MethodNotAllowed(HutchError):
     def __init__(self, allowed):
         allow = ", ".join(sorted(allowed))
         super().__init__(f"Allowed methods: {allow}.", headers=[("Allow", allow)])
+
+
+class TooManyStreams(HutchError):
+    """This process holds ``events_max_streams`` event streams, or is stopping; the browser retries."""
+
+    status = 503
+    code = "too_many_streams"
+    detail = "This gateway process serves as many event streams as it may; retry shortly."
+
+    def __init__(self, detail=None, retry_after=5):
+        super().__init__(detail, headers=[("Retry-After", str(retry_after))])
 
 
 class PayloadTooLarge(HutchError):

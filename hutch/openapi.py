@@ -15,6 +15,7 @@ from .errors import (
     Forbidden,
     HutchError,
     InvalidHeader,
+    InvalidMessage,
     InvalidName,
     MethodNotAllowed,
     NoResponder,
@@ -24,10 +25,10 @@ from .errors import (
     PublishNacked,
     ReservedName,
     RpcTimeout,
+    TooManyStreams,
     Unauthorized,
     Unroutable,
 )
-from .streams import TooManyStreams
 
 OPENAPI_VERSION = "3.0.3"
 CONTRACT_VERSION = "1"
@@ -35,19 +36,6 @@ NAME_PATTERN = "^[A-Za-z0-9_.:-]{1,127}$"
 JSON = "application/json"
 
 
-class InvalidMessage:
-    """Describes ``apps/dashboard.py``'s ``InvalidMessage`` (a ``BadRequest``), which a library cannot import.
-
-    A plain class, not a ``HutchError``: it is never raised, only documented.
-    """
-
-    status = BadRequest.status
-    code = "invalid_message"
-    detail = "The message does not match its content type."
-
-
-# Errors raised outside hutch.errors that clients can see.
-OTHER_ERRORS = (TooManyStreams, InvalidMessage)
 # Errors answered with Retry-After.
 RETRYING = (BrokerUnavailable, TooManyStreams)
 
@@ -65,7 +53,7 @@ def error_classes():
         and value.__module__ == hutch_errors.__name__
         and "code" in vars(value)
     ]
-    return [*defined, *OTHER_ERRORS]
+    return defined
 
 
 def _ref(kind, name):

@@ -10,6 +10,8 @@ EXPECTED = [
     (errors.HutchError, 500, "internal"),
     (errors.BadRequest, 400, "bad_request"),
     (errors.InvalidName, 400, "invalid_name"),
+    (errors.InvalidMessage, 400, "invalid_message"),
+    (errors.TooManyStreams, 503, "too_many_streams"),
     (errors.InvalidHeader, 400, "invalid_header"),
     (errors.Unauthorized, 401, "unauthorized"),
     (errors.Forbidden, 403, "forbidden"),

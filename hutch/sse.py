@@ -1,0 +1,168 @@
+"""Server-Sent Events: the wire format, and an AMQP message as one event.
+
+A message's event id is its ``message_id`` when that is a safe token, else a
+digest of the message, so every gateway process gives the same message the
+same id and a browser that reconnects to another process can still resume.
+Ids starting with ``~`` are the gateway's own stream positions (see
+``hutch.streams``), never message ids.
+"""
+
+import base64
+import codecs
+import datetime
+import decimal
+import hashlib
+import json
+import math
+import re
+
+RETRY_MS = 2000
+CURSOR_PREFIX = "~"
+SAFE_ID = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces: fits the Last-Event-ID header
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+TEXT_TYPES = ("text/",)
+TEXT_SUBTYPES = ("json", "xml", "javascript", "x-www-form-urlencoded", "csv", "yaml")
+PREVIEW_BYTES = 48
+PROPERTIES = ("content_type", "content_encoding", "message_id", "correlation_id", "type", "app_id")
+
+
+# --- the wire format ---------------------------------------------------------
+
+
+def frame(data, event=None, event_id=None):
+    """One event: optional ``event:`` and ``id:`` lines, ``data:`` lines, a blank line."""
+    lines = []
+    if event is not None:
+        lines.append(f"event: {event}")
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    lines.extend(f"data: {line}" for line in LINE_BREAK.split(data))
+    return ("\n".join(lines) + "\n\n").encode("utf-8")
+
+
+def json_frame(payload, event=None, event_id=None):
+    return frame(json.dumps(payload, separators=(",", ":"), ensure_ascii=False), event, event_id)
+
+
+def comment(text):
+    return f": {LINE_BREAK.sub(' ', text)}\n\n".encode()
+
+
+def retry(milliseconds=RETRY_MS):
+    """How long an EventSource waits before it reconnects on its own."""
+    return f"retry: {milliseconds}\n\n".encode()
+
+
+# --- a message as an event ---------------------------------------------------
+
+
+def event_id(properties, body):
+    """``message_id`` if it is a safe token; else a digest that every process computes alike."""
+    message_id = properties.message_id
+    if message_id and SAFE_ID.fullmatch(message_id) and not message_id.startswith(CURSOR_PREFIX):
+        return message_id
+    digest = hashlib.sha256()
+    described = {name: getattr(properties, name) for name in PROPERTIES}
+    described["timestamp"] = properties.timestamp
+    described["headers"] = json_safe(properties.headers or {})
+    digest.update(json.dumps(described, sort_keys=True, default=str).encode())
+    digest.update(b"\0")
+    digest.update(body)
+    return "sha256-" + digest.hexdigest()[:32]
+
+
+def describe(exchange, properties, body, received, max_body):
+    """The event's JSON: properties, headers and the body as text, or a binary summary.
+
+    At most ``max_body`` bytes of the body are kept (``truncated`` says so);
+    ``size`` is always the whole body's.
+    """
+    payload = {"id": event_id(properties, body), "exchange": exchange, "received": iso_time(received)}
+    for name in PROPERTIES:
+        value = getattr(properties, name)
+        if value is not None:
+            payload[name] = value
+    payload["timestamp"] = amqp_time(properties.timestamp)
+    payload["headers"] = json_safe(properties.headers or {})
+    payload["size"] = len(body)
+    payload.update(body_view(properties.content_type, properties.content_encoding, body, max_body))
+    return payload
+
+
+def body_view(content_type, content_encoding, body, max_body):
+    """``kind`` json/text/binary with ``body`` text, or a hex ``preview`` for binary."""
+    kept = body[:max_body]
+    truncated = len(body) > max_body
+    media_type, charset = parse_content_type(content_type)
+    if (content_encoding or "identity").lower() == "identity" and is_textual(media_type):
+        text = decode(kept, charset, partial=truncated)
+        if text is not None:
+            kind = "json" if media_type == "application/json" or media_type.endswith("+json") else "text"
+            return {"kind": kind, "body": text, "truncated": truncated}
+    return {"kind": "binary", "body": None, "preview": kept[:PREVIEW_BYTES].hex(" "), "truncated": truncated}
+
+
+def parse_content_type(content_type):
+    """``(media type, charset)`` from a Content-Type; charset defaults to UTF-8."""
+    media_type, _, parameters = (content_type or "").partition(";")
+    charset = "utf-8"
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip():
+            charset = value.strip().strip('"')
+    return media_type.strip().lower(), charset
+
+
+def is_textual(media_type):
+    if media_type.startswith(TEXT_TYPES):
+        return True
+    _, _, subtype = media_type.partition("/")
+    return any(subtype == name or subtype.endswith("+" + name) for name in TEXT_SUBTYPES)
+
+
+def decode(data, charset, partial):
+    """Text, or None when the bytes are not valid in ``charset`` (or it is unknown).
+
+    A truncated body may end inside a multi-byte character: that tail is dropped.
+    """
+    try:
+        decoder = codecs.getincrementaldecoder(charset)(errors="strict")
+        return decoder.decode(data, final=not partial)
+    except (LookupError, UnicodeDecodeError):
+        return None
+
+
+def json_safe(value):
+    """AMQP field values (bytes, Decimal, datetime, nested tables) as JSON values."""
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return "base64:" + base64.b64encode(value).decode("ascii")
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or Infinity
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def iso_time(seconds):
+    """Seconds since the epoch as ISO 8601 UTC with milliseconds."""
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def amqp_time(timestamp):
+    """The AMQP ``timestamp`` property (seconds) as ISO 8601, or None if absent or absurd."""
+    try:
+        return iso_time(timestamp) if timestamp else None
+    except (OverflowError, OSError, ValueError, TypeError):
+        return None

@@ -1,0 +1,124 @@
+"""Fixtures of the dashboard's tests: the in-process stack for WebTest, gateways under
+mod_wsgi-express for the stream and browser tests, API keys, and exchange clean-up."""
+
+import base64
+import pathlib
+import uuid
+
+import pytest
+import webtest
+
+from hutch.app import make_app
+from hutch.settings import parse_settings
+from tests.support.server import GatewayServer
+
+from . import broker
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+PREFIX = "/gateway"
+KEYS = {  # name -> (secret, permissions), as in stream.ini
+    "viewer": ("dashboard-viewer-key-0123456789", "watch:* broadcast:*"),
+    "watcher": ("dashboard-watcher-key-0123456789", "watch:t.*"),
+    "publisher": ("dashboard-publisher-key-0123456789", "broadcast:*"),
+}
+
+
+def basic(name):
+    token = base64.b64encode(f"{name}:{KEYS[name][0]}".encode()).decode()
+    return f"Basic {token}"
+
+
+def bearer(name):
+    return f"Bearer {KEYS[name][0]}"
+
+
+def stack_settings(**overrides):
+    raw = {
+        "apps_directory": str(ROOT / "apps"),
+        "templates_directory": str(ROOT / "templates"),
+        "amqp_url": "amqp://guest:guest@127.0.0.1:5672/%2F",
+        "session.secret": "dashboard-tests-secret-0123456789abcdef",
+        "max_body_bytes": "4096",
+        "events_buffer": "5",
+        "events_heartbeat": "0.2",
+        "events_max_lifetime": "5",
+        "events_linger": "0.3",
+        "auth": "keys",
+    }
+    for name, (secret, permissions) in KEYS.items():
+        raw[f"auth.key.{name}"] = secret
+        raw[f"auth.permissions.{name}"] = permissions
+    raw.update(overrides)
+    return parse_settings(raw)
+
+
+@pytest.fixture(scope="module")
+def stack():
+    """The whole WSGI stack in this process, against the real RabbitMQ."""
+    app = make_app(stack_settings())
+    yield app
+    app.gateway.broker.close()
+
+
+@pytest.fixture
+def make_stack():
+    """Stacks with other settings (e.g. a stream limit); each closed after the test."""
+    made = []
+
+    def build(**overrides):
+        app = make_app(stack_settings(**overrides))
+        made.append(app)
+        return app
+
+    yield build
+    for app in made:
+        app.gateway.broker.close()
+
+
+def browser_client(app, key="viewer"):
+    """A WebTest client as a browser sends it: mounted at /gateway, logged in with HTTP Basic."""
+    environ = {"SCRIPT_NAME": PREFIX, "HTTP_ACCEPT": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    if key is not None:
+        environ["HTTP_AUTHORIZATION"] = basic(key)
+    return webtest.TestApp(app, lint=True, extra_environ=environ)
+
+
+@pytest.fixture
+def client(stack):
+    return browser_client(stack)
+
+
+@pytest.fixture
+def exchange():
+    """A fresh exchange name; the exchange is deleted after the test whoever declared it."""
+    name = f"t.dash.{uuid.uuid4().hex[:8]}"
+    yield name
+    broker.delete_exchanges([name])
+
+
+@pytest.fixture
+def exchanges():
+    """A factory of fresh exchange names, all deleted after the test."""
+    names = []
+
+    def make():
+        names.append(f"t.dash.{uuid.uuid4().hex[:8]}")
+        return names[-1]
+
+    yield make
+    broker.delete_exchanges(names)
+
+
+def start_server(ini, processes=1, threads=12):
+    server = GatewayServer(HERE / ini, prefix=PREFIX, processes=processes, threads=threads)
+    return server.start()
+
+
+@pytest.fixture(scope="module")
+def stream_server():
+    """One gateway process (so a reconnect lands where the buffer is) for the stream tests."""
+    server = start_server("stream.ini", processes=1, threads=12)
+    yield server
+    server.stop()
+    server.cleanup()

@@ -1,0 +1,170 @@
+"""The dashboard in a real browser: headless Chromium against the gateway under mod_wsgi-express.
+
+A viewer logs in, broadcasts from outside appear in the DOM newest first (JSON pretty-printed,
+text as text, binary summarised), a message sent with the page's own form appears too, and after
+the stream is cut (the gateway stops) the indicator shows "reconnecting", then "live" again once
+the gateway is back, with the gap marked.  Screenshots go to artifacts/.
+"""
+
+import json
+import pathlib
+import shutil
+import tempfile
+
+import pytest
+import requests
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.support.server import GatewayServer
+
+from . import broker
+from .conftest import HERE, KEYS, PREFIX, bearer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+ARTIFACTS = HERE.parents[1] / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+WAIT = 20
+
+
+@pytest.fixture
+def server():
+    gateway = GatewayServer(HERE / "stream.ini", prefix=PREFIX, processes=2, threads=12).start()
+    yield gateway
+    gateway.stop()
+    gateway.cleanup()
+
+
+@pytest.fixture
+def browser():
+    profile = tempfile.mkdtemp(prefix="hutch-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        f"--user-data-dir={profile}",
+        "--window-size=1000,1000",
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(WAIT)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def state(driver):
+    return driver.find_element(By.ID, "status").get_attribute("data-state")
+
+
+def wait_until(driver, condition, what, timeout=WAIT):
+    WebDriverWait(driver, timeout).until(lambda _driver: condition(), message=what)
+
+
+def messages(driver):
+    return driver.find_elements(By.CSS_SELECTOR, "#messages li.message")
+
+
+def follow_label(driver):
+    return driver.find_element(By.CSS_SELECTOR, "#follow-toggle button").text
+
+
+def newest(driver):
+    return messages(driver)[0].get_attribute("data-id")
+
+
+def broadcast(server, exchange, body, content_type, **headers):
+    headers = {"Authorization": bearer("viewer"), "Content-Type": content_type, **headers}
+    answer = requests.post(f"{server.url}/broadcast/{exchange}", data=body, headers=headers, timeout=10)
+    assert answer.status_code == 202, answer.text
+    return answer.json()["message_id"]
+
+
+def screenshot(driver, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = pathlib.Path(ARTIFACTS / name)
+    driver.save_screenshot(str(path))
+    return path
+
+
+def test_the_dashboard_shows_broadcasts_live_and_recovers_after_the_stream_is_cut(server, browser, exchange):
+    browser.get(f"{server.url}/dashboard/{exchange}")
+    screenshot(browser, "dashboard-login.png")
+    browser.find_element(By.ID, "api-key").send_keys(KEYS["viewer"][0])
+    browser.find_element(By.CSS_SELECTOR, "#login button[value=login]").click()
+    wait_until(browser, lambda: state(browser) == "live", "the indicator never showed live")
+    assert browser.current_url.endswith(f"{PREFIX}/dashboard/{exchange}")
+    broker.wait_for_bindings(exchange, lambda queues: len(queues) >= 1)
+
+    score = {"team": "home", "score": [1, 0]}
+    source = {"X-Amqp-Header-Source": "e2e"}
+    first = broadcast(server, exchange, json.dumps(score), "application/json", **source)
+    hostile = "<script>document.title='owned'</script> goal!"
+    second = broadcast(server, exchange, hostile, "text/plain")
+    third = broadcast(server, exchange, bytes(range(200)), "application/octet-stream")
+    wait_until(browser, lambda: len(messages(browser)) == 3, "three messages never appeared")
+
+    newest_first = [item.get_attribute("data-id") for item in messages(browser)]
+    assert newest_first == [third, second, first]
+    binary, text, structured = messages(browser)
+    assert structured.find_element(By.CSS_SELECTOR, "pre").text == json.dumps(score, indent=2)
+    assert structured.find_element(By.CSS_SELECTOR, ".type").text == "application/json"
+    headers = structured.find_elements(By.CSS_SELECTOR, "dl.headers dt, dl.headers dd")
+    assert [cell.text for cell in headers] == ["source", "e2e"]
+    assert text.find_element(By.CSS_SELECTOR, "pre").text == hostile  # shown, not run
+    assert browser.find_elements(By.CSS_SELECTOR, "#messages script") == []
+    assert browser.title != "owned"
+    assert binary.find_element(By.CSS_SELECTOR, "pre").text.startswith("00 01 02 03")
+    assert "binary, 200 B" in binary.find_element(By.CSS_SELECTOR, ".note").text
+
+    # the page's own form (sent by its script: the page stays connected)
+    browser.find_element(By.CSS_SELECTOR, "details.publish summary").click()
+    content_type = browser.find_element(By.ID, "content-type")
+    content_type.clear()
+    content_type.send_keys("text/plain; charset=utf-8")
+    browser.find_element(By.ID, "message-body").send_keys("sent from the page")
+    browser.find_element(By.CSS_SELECTOR, "#publish button[type=submit]").click()
+    wait_until(browser, lambda: len(messages(browser)) == 4, "the page's own broadcast never appeared")
+    assert browser.find_element(By.ID, "publish-status").text.startswith("sent ")
+    assert messages(browser)[0].find_element(By.CSS_SELECTOR, "pre").text == "sent from the page"
+    assert "app_id hutch-dashboard" in messages(browser)[0].find_element(By.CSS_SELECTOR, ".meta").text
+    screenshot(browser, "dashboard-live.png")
+
+    # cut the stream: the gateway goes away, then comes back on the same port
+    port = server.port
+    server.stop()
+    wait_until(browser, lambda: state(browser) == "reconnecting", "the indicator never showed reconnecting")
+    screenshot(browser, "dashboard-reconnecting.png")
+    again = GatewayServer(HERE / "stream.ini", prefix=PREFIX, processes=2, threads=12)
+    again.port = port
+    try:
+        again.start()
+        wait_until(browser, lambda: state(browser) == "live", "the indicator never recovered", timeout=60)
+        broker.wait_for_bindings(exchange, lambda queues: len(queues) >= 1)
+        after = broadcast(again, exchange, b'{"after": "the cut"}', "application/json")
+        wait_until(browser, lambda: newest(browser) == after, "no message after the cut")
+        # the restarted gateway cannot vouch for what happened while it was down, and says so
+        assert browser.find_elements(By.CSS_SELECTOR, "#messages li.gap")
+        screenshot(browser, "dashboard-recovered.png")
+        browser.set_window_size(390, 900)
+        screenshot(browser, "dashboard-phone.png")
+        browser.set_window_size(1000, 1000)
+
+        # following happens in the background: the messages on screen stay
+        shown = len(messages(browser))
+        browser.find_element(By.CSS_SELECTOR, "#follow-toggle button").click()
+        wait_until(browser, lambda: follow_label(browser) == "Unfollow", "the follow button never flipped")
+        assert len(messages(browser)) == shown
+        browser.get(f"{again.url}/dashboard/")
+        assert [link.text for link in browser.find_elements(By.CSS_SELECTOR, ".exchange-link")] == [exchange]
+        screenshot(browser, "dashboard-index.png")
+    finally:
+        again.stop()
+        again.cleanup()

@@ -1,0 +1,76 @@
+"""A message as one Server-Sent Event: ids, the wire format, what the page gets to show."""
+
+import decimal
+import json
+
+import pika
+
+from hutch import sse
+
+
+def properties(**values):
+    return pika.BasicProperties(**values)
+
+
+def test_the_message_id_is_the_event_id():
+    assert sse.event_id(properties(message_id="score-17"), b"x") == "score-17"
+
+
+def test_without_a_usable_message_id_the_digest_is_the_same_for_the_same_message():
+    message = {"content_type": "text/plain", "timestamp": 1700000000, "headers": {"team": b"home"}}
+    first = sse.event_id(properties(**message), b"1-0")
+    assert first == sse.event_id(properties(**message), b"1-0")  # another process computes the same
+    assert first.startswith("sha256-")
+    assert first != sse.event_id(properties(**message), b"2-0")
+    for unusable in ("has space", "line\nbreak", "~looks-like-a-cursor", "x" * 256, "é"):
+        assert sse.event_id(properties(message_id=unusable), b"1-0").startswith("sha256-")
+
+
+def test_frames_put_every_line_of_data_on_its_own_data_field():
+    expected = b"event: gap\nid: 7\ndata: a\ndata: b\ndata: c\n\n"
+    assert sse.frame("a\nb\r\nc", event="gap", event_id="7") == expected
+    assert sse.comment("heart\nbeat") == b": heart beat\n\n"
+    assert sse.retry(1500) == b"retry: 1500\n\n"
+
+
+def describe(body, max_body=1024, **values):
+    values.setdefault("message_id", "m1")
+    return sse.describe("scores", properties(**values), body, 1700000000.5, max_body)
+
+
+def test_json_and_text_bodies_are_text():
+    event = describe(b'{"score": 1}', content_type="application/json")
+    assert (event["kind"], event["body"], event["truncated"]) == ("json", '{"score": 1}', False)
+    assert describe(b"<b>hi</b>", content_type="text/html")["kind"] == "text"
+    assert describe(b"caf\xe9", content_type="text/plain; charset=latin-1")["body"] == "café"
+    assert describe(b"{}", content_type="application/vnd.scores+json")["kind"] == "json"
+
+
+def test_binary_is_summarised_by_size_and_a_hex_preview():
+    event = describe(bytes(range(100)), content_type="application/octet-stream")
+    assert (event["kind"], event["body"], event["size"]) == ("binary", None, 100)
+    assert event["preview"].startswith("00 01 02") and len(event["preview"].split()) == sse.PREVIEW_BYTES
+    # text that is compressed, or not valid in its charset, is binary too
+    assert describe(b"\x1f\x8b", content_type="text/plain", content_encoding="gzip")["kind"] == "binary"
+    assert describe(b"\xff\xfe", content_type="text/plain")["kind"] == "binary"
+
+
+def test_large_bodies_are_cut_without_splitting_a_character():
+    event = describe("ééé".encode(), max_body=3, content_type="text/plain")
+    assert (event["body"], event["truncated"], event["size"]) == ("é", True, 6)
+
+
+def test_properties_headers_and_times_become_json():
+    event = describe(
+        b"",
+        content_type="text/plain",
+        correlation_id="c-1",
+        app_id="scoreboard",
+        timestamp=1700000000,
+        headers={"team": b"home", "ratio": decimal.Decimal("1.5"), "odd": float("nan"), "nested": {"a": [1]}},
+    )
+    assert event["received"] == "2023-11-14T22:13:20.500Z"
+    assert event["timestamp"] == "2023-11-14T22:13:20.000Z"
+    assert event["headers"] == {"team": "home", "ratio": "1.5", "odd": "nan", "nested": {"a": [1]}}
+    assert (event["correlation_id"], event["app_id"]) == ("c-1", "scoreboard")
+    json.loads(json.dumps(event, allow_nan=False))  # the browser's JSON.parse accepts it
