@@ -25,7 +25,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PRODUCTION_INI = ROOT / "production.ini"
 DEFAULT_USER = "www-data"
 DEFAULT_PROCESSES = 2
-DEFAULT_THREADS = 20
+DEFAULT_THREADS = 250  # each event stream holds one; see apache/README.md (sizing)
 
 BODY_SLACK = 64 * 1024  # Apache's hard limit sits this far above max_body_bytes
 TIMEOUT_SLACK = 30  # seconds beyond the longest legitimate wait

@@ -101,8 +101,6 @@ def test_publishes_fail_fast_while_the_broker_blocks_them(private_broker, privat
     check_alarm_outcomes(outcomes, window, healthy_after)
 
 
-
-
 def test_calls_fail_fast_while_the_broker_blocks_publishing(private_broker, private_gateway, names):
     url = private_gateway.url
     service = names("alarmr", private_broker.amqp_url)

@@ -35,7 +35,7 @@ def test_defaults_run_the_gateway_script_in_daemon_mode():
     assert flag(command, "--port") == "8080"
     assert flag(command, "--mount-point") == "/"
     assert flag(command, "--processes") == "2"
-    assert flag(command, "--threads") == "20"
+    assert flag(command, "--threads") == "250"
     assert flag(command, "--request-timeout") == "330"
     assert flag(command, "--socket-timeout") == "60"
     assert flag(command, "--queue-timeout") == "30"
