@@ -71,3 +71,6 @@ class AppDirectory(URLParser):
 
     def not_found(self, environ, start_response, debug_message=None):
         return error_response(NotFound())(environ, start_response)
+
+    def add_slash(self, environ, start_response):
+        return self.not_found(environ, start_response)

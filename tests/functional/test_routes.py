@@ -77,6 +77,7 @@ def test_allow_lists_head_where_get_is_allowed(client, path):
 @pytest.mark.parametrize(
     "path",
     [
+        "/",
         "/nothing",
         "/broadcast",
         "/broadcast/",
@@ -94,12 +95,6 @@ def test_unknown_paths_are_404_json(client, path):
     response = client.post(path, b"", status=404)
     assert response.json["error"] == "not_found"
     assert response.content_type == "application/json"
-
-
-def test_the_root_sends_a_person_to_the_dashboard(client):
-    assert client.post("/", b"", status=405).headers["Allow"] == "GET, HEAD"
-    location = client.get("/", extra_environ={"SCRIPT_NAME": "/gateway"}, status=303).headers["Location"]
-    assert location.endswith("/gateway/dashboard/")
 
 
 def test_health(client):

@@ -100,6 +100,7 @@ def test_public_module_is_dispatched(apps):
         "/__pycache__",
         "/nothing",
         "/",
+        "",
     ],
 )
 def test_nothing_else_is_served(apps, path):
@@ -107,11 +108,6 @@ def test_nothing_else_is_served(apps, path):
     assert response.json["error"] == "not_found"
     assert "s3cret" not in response.text
     assert "stale" not in response.text
-
-
-def test_the_mount_point_without_a_slash_redirects_to_it(apps):
-    response = client_for(apps).get("", extra_environ={"SCRIPT_NAME": "/gateway"}, status=301)
-    assert response.headers["Location"].endswith("/gateway/")
 
 
 def test_no_file_is_written_into_the_folder_during_requests(apps):
