@@ -1,0 +1,106 @@
+"""The benchmark's own AMQP housekeeping: names, declares, purges, deletes, responders.
+
+Every name starts with ``bench.<run id>.`` and everything the run creates is
+deleted at the end, also when it fails (the shared broker serves other
+people's tests).
+"""
+
+import contextlib
+import select
+import subprocess
+import sys
+import uuid
+
+import pika
+
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+
+def run_id():
+    return uuid.uuid4().hex[:8]
+
+
+class Housekeeper:
+    """One admin connection (no heartbeats: it idles while wrk runs) and what it must delete."""
+
+    def __init__(self):
+        parameters = pika.URLParameters(AMQP_URL)
+        parameters.heartbeat = 0
+        self.connection = pika.BlockingConnection(parameters)
+        self.channel = self.connection.channel()
+        self.exchanges = []
+        self.queues = []
+
+    def remember(self, exchanges=(), queues=()):
+        self.exchanges.extend(exchanges)
+        self.queues.extend(queues)
+
+    def fanout_with_queue(self, exchange, queue, durable):
+        """A fanout exchange declared as Hutch would, with one bound queue."""
+        self.channel.exchange_declare(exchange, "fanout", durable=durable, auto_delete=not durable)
+        self.channel.queue_declare(queue, durable=durable, auto_delete=False)
+        self.channel.queue_bind(queue, exchange)
+        self.remember([exchange], [queue])
+
+    def queue(self, queue):
+        self.channel.queue_declare(queue, durable=False, auto_delete=False)
+        self.remember(queues=[queue])
+
+    def depth(self, queue):
+        return self.channel.queue_declare(queue, passive=True).method.message_count
+
+    def purge(self, queue):
+        self.channel.queue_purge(queue)
+
+    def delete_all(self):
+        """Delete what the run created; a name already gone is fine."""
+        for kind, names in (("queue", self.queues), ("exchange", self.exchanges)):
+            for name in names:
+                try:
+                    if self.channel.is_closed:
+                        self.channel = self.connection.channel()
+                    if kind == "queue":
+                        self.channel.queue_delete(name)
+                    else:
+                        self.channel.exchange_delete(name)
+                except pika.exceptions.AMQPError as error:
+                    print(f"cleanup: {kind} {name}: {error}", file=sys.stderr)
+        self.queues, self.exchanges = [], []
+
+    def close(self):
+        with contextlib.suppress(pika.exceptions.AMQPError):
+            self.delete_all()
+            self.connection.close()
+
+
+class Responders:
+    """``count`` echo responder processes (bench/responder.py) sharing one queue."""
+
+    def __init__(self, exchange, routing_key, count=2):
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.processes = []
+        for _ in range(count):
+            process = subprocess.Popen(
+                [sys.executable, "-m", "bench.responder", exchange, routing_key],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            self.processes.append(process)
+            ready, _, _ = select.select([process.stdout], [], [], 30)
+            line = process.stdout.readline().strip() if ready else "(nothing within 30 s)"
+            if line != "ready":
+                self.stop()
+                raise RuntimeError(f"the RPC responder did not start (said {line!r})")
+
+    def stop(self):
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        self.processes = []

@@ -1,0 +1,89 @@
+"""The run's table, its ratios against the issue's targets, and its JSON."""
+
+import json
+import pathlib
+
+# (label, numerator, denominator, factor): numerator req/s >= factor x denominator req/s, at c=16.
+RATIO_TARGETS = [
+    ("broadcast (no queue) >= 0.5 x hello-world", "broadcast", "hello", 0.5),
+    ("broadcast (1 queue) >= 0.5 x hello-world", "broadcast_queue", "hello", 0.5),
+    ("notify >= 2 x management API", "notify", "management", 2.0),
+    ("rpc >= 0.3 x hello-world", "rpc", "hello", 0.3),
+]
+RPC_P50_SLACK_MS = 1.5
+
+
+def targets(scenarios):
+    """Each target with its measured value and PASS/FAIL."""
+    rows = []
+    for label, numerator, denominator, factor in RATIO_TARGETS:
+        if numerator not in scenarios or denominator not in scenarios:
+            continue
+        ratio = (
+            scenarios[numerator]["c16"]["requests_per_s"] / scenarios[denominator]["c16"]["requests_per_s"]
+        )
+        rows.append({"target": label, "measured": round(ratio, 2), "needed": factor, "pass": ratio >= factor})
+    if "rpc" in scenarios and "hello" in scenarios:
+        gap = scenarios["rpc"]["c1"]["p50_ms"] - scenarios["hello"]["c1"]["p50_ms"]
+        rows.append(
+            {
+                "target": f"rpc p50 at c=1 <= hello-world's + {RPC_P50_SLACK_MS} ms",
+                "measured": round(gap, 3),
+                "needed": RPC_P50_SLACK_MS,
+                "pass": gap <= RPC_P50_SLACK_MS,
+            }
+        )
+    return rows
+
+
+def _cells(load):
+    if load is None:
+        return f"{'':>9} {'':>7} {'':>7}"
+    return f"{load['requests_per_s']:>9.0f} {load['p50_ms']:>7.2f} {load['p99_ms']:>7.2f}"
+
+
+def table(scenarios, raw):
+    hello = scenarios.get("hello", {}).get("c16", {}).get("requests_per_s")
+    lines = [
+        f"{'scenario':<46} {'c=16 req/s':>9} {'p50 ms':>7} {'p99 ms':>7} | "
+        f"{'c=1 req/s':>9} {'p50 ms':>7} {'p99 ms':>7} | {'x hello':>7} {'failed':>6}",
+    ]
+    lines.append("-" * len(lines[0]))
+    for scenario in scenarios.values():
+        c16, c1 = scenario["c16"], scenario.get("c1")
+        ratio = f"{c16['requests_per_s'] / hello:>7.2f}" if hello else f"{'':>7}"
+        failed = c16["failed"] + (c1["failed"] if c1 else 0)
+        lines.append(f"{scenario['label']:<46} {_cells(c16)} | {_cells(c1)} | {ratio} {failed:>6}")
+    for name, figures in raw.items():
+        ratio = f"{figures['requests_per_s'] / hello:>7.2f}" if hello else f"{'':>7}"
+        lines.append(f"{name:<46} {_cells(None)} | {_cells(figures)} | {ratio} {'':>6}")
+    return "\n".join(lines)
+
+
+CPU_GROUPS = ("daemons", "apache", "rabbitmq", "responders", "wrk")
+
+
+def cpu_table(scenarios):
+    """CPU ms per request by process group at c=16: where each scenario's cost lands."""
+    lines = [f"{'CPU ms per request at c=16':<46} " + " ".join(f"{group:>10}" for group in CPU_GROUPS)]
+    for scenario in scenarios.values():
+        spent = scenario["c16"].get("cpu_ms", {})
+        cells = [f"{spent[group]:>10.3f}" if group in spent else f"{'':>10}" for group in CPU_GROUPS]
+        lines.append(f"{scenario['label']:<46} " + " ".join(cells))
+    return "\n".join(lines)
+
+
+def target_lines(rows):
+    lines = [f"{'target':<46} {'measured':>9} {'needed':>7}  result"]
+    for row in rows:
+        unit = " ms" if "p50" in row["target"] else ""
+        needed = f"<={row['needed']}{unit}" if unit else f">={row['needed']}"
+        result = "PASS" if row["pass"] else "FAIL"
+        lines.append(f"{row['target']:<46} {row['measured']:>9}{unit:<3} {needed:>9}  {result}")
+    return "\n".join(lines)
+
+
+def write_json(path, document):
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")

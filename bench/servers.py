@@ -1,0 +1,197 @@
+"""mod_wsgi-express servers for the benchmark, all started with the same flags.
+
+Every command line is ``hutch.cli.serve_arguments`` (what ``hutch serve``
+runs) with only the WSGI script swapped, so hello-world and the naive app get
+exactly the gateway's Apache and daemon settings: 2 processes x 10 threads,
+mount point ``/gateway``, ``--log-level warn``, no access log.
+"""
+
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import requests
+
+from hutch import cli
+
+BENCH = pathlib.Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PROCESSES = 2
+THREADS = 10
+MOUNT_POINT = "/gateway"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def express_arguments(script, port, server_root, python_path, ini):
+    """The mod_wsgi-express arguments ``hutch serve --ini INI`` would run, for any WSGI script."""
+    flags = {
+        "--ini": ini,
+        "--host": "127.0.0.1",
+        "--port": port,
+        "--mount-point": MOUNT_POINT,
+        "--processes": PROCESSES,
+        "--threads": THREADS,
+        "--server-root": server_root,
+    }
+    args = cli.parse(["serve", *(str(item) for pair in flags.items() for item in pair)])
+    # Set here: ``hutch serve`` cannot take extra flags that start with "--" (see BENCHMARKS.md).
+    args.extra = ["--log-level", "warn", "--python-path", str(python_path)]
+    command = cli.prepare(args, os.geteuid() == 0)
+    command[command.index(str(cli.ROOT / "gateway.wsgi"))] = str(script)
+    # mod_wsgi puts the working directory first on sys.path: it decides which ``hutch`` is imported.
+    command[command.index("--working-directory") + 1] = str(python_path)
+    return command
+
+
+class Server:
+    """One mod_wsgi-express instance serving ``script`` until ``stop``."""
+
+    def __init__(self, name, script, ready_path, ini, python_path=ROOT, environ=None):
+        self.name = name
+        self.script = pathlib.Path(script)
+        self.ready_path = ready_path
+        self.environ = dict(environ or {})
+        self.port = free_port()
+        self.server_root = pathlib.Path(tempfile.mkdtemp(prefix=f"hutch-bench-{name}-"))
+        os.chmod(self.server_root, 0o755)
+        self.arguments = express_arguments(self.script, self.port, self.server_root, python_path, ini)
+        self.process = None
+        self.log = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}{MOUNT_POINT}"
+
+    def start(self, timeout=60):
+        express = pathlib.Path(sys.executable).with_name("mod_wsgi-express")
+        self.log = open(self.server_root / "console.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [str(express), *self.arguments],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, **self.environ},
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name}: mod_wsgi-express exited:\n{self.logs()}")
+            try:
+                if requests.get(self.url + self.ready_path, timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not become ready:\n{self.logs()}")
+
+    def _children(self):
+        """The Apache parent's pid, and (pid, is a mod_wsgi daemon) for each of its children."""
+        parent = int((self.server_root / "httpd.pid").read_text())
+        children = []
+        for entry in pathlib.Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                children.append((int(entry.name), cmdline.startswith(b"(wsgi:")))
+        return parent, children
+
+    def daemon_pids(self):
+        """The mod_wsgi daemon processes: the Apache parent's children named ``(wsgi:...)``."""
+        _, children = self._children()
+        return sorted(pid for pid, daemon in children if daemon)
+
+    def apache_pids(self):
+        """Apache itself: the parent and its worker processes (not the daemons)."""
+        parent, children = self._children()
+        return sorted([parent, *(pid for pid, daemon in children if not daemon)])
+
+    def loaded_from(self):
+        """Where the daemons import ``hutch`` from, read off their AMQP I/O thread by py-spy."""
+        py_spy = pathlib.Path(sys.executable).with_name("py-spy")
+        if not py_spy.exists():
+            return None
+        for pid in self.daemon_pids():
+            dump = subprocess.run(
+                [str(py_spy), "dump", "--full-filenames", "--pid", str(pid)],
+                capture_output=True, text=True, timeout=60, check=False,
+            ).stdout  # fmt: skip
+            for line in dump.splitlines():
+                if "Broker._run (" in line:
+                    return line.split("(", 1)[1].split("/hutch/amqp/", 1)[0]
+        return None
+
+    def logs(self):
+        text = []
+        for name in ("console.log", "error_log"):
+            path = self.server_root / name
+            if path.exists():
+                text.append(f"--- {name}\n" + path.read_text(errors="replace")[-5000:])
+        return "\n".join(text)
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            apachectl = self.server_root / "apachectl"
+            if apachectl.exists():
+                subprocess.run([str(apachectl), "stop"], capture_output=True, timeout=30)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+                self.process.wait(timeout=5)
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+    def cleanup(self):
+        shutil.rmtree(self.server_root, ignore_errors=True)
+
+
+def write_gateway_ini(directory, gateway_root=ROOT):
+    """bench/gateway.ini with the apps and templates of ``gateway_root`` (maybe a scratch copy)."""
+    ini = pathlib.Path(directory) / "gateway.ini"
+    text = (BENCH / "gateway.ini").read_text().replace("%(here)s/..", str(gateway_root))
+    ini.write_text(text)
+    ini.chmod(0o644)
+    return ini
+
+
+def gateway_server(ini, gateway_root=ROOT):
+    """Hutch as ``hutch serve --ini INI`` runs it; ``gateway_root`` may be a scratch copy of the repo."""
+    gateway_root = pathlib.Path(gateway_root).resolve()
+    return Server(
+        "hutch",
+        gateway_root / "gateway.wsgi",
+        "/health",
+        ini,
+        python_path=gateway_root,
+        environ={"HUTCH_INI": str(ini)},
+    )
+
+
+def hello_server(ini, gateway_root=ROOT):
+    return Server("hello", BENCH / "apps" / "hello.wsgi", "/", ini, python_path=gateway_root)
+
+
+def naive_server(ini, gateway_root=ROOT):
+    return Server("naive", BENCH / "apps" / "naive.wsgi", "/", ini, python_path=gateway_root)
+
+
+def threadlocal_server(ini, gateway_root=ROOT):
+    return Server("threadlocal", BENCH / "apps" / "threadlocal.wsgi", "/", ini, python_path=gateway_root)
