@@ -21,6 +21,7 @@ already up (bench/runner.py calls it with its own, smaller gateway).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
@@ -143,7 +144,8 @@ def open_streams(url, authorization, count, exchange, attempts=5):
         if not pump(selector, streams, (), settled, CONNECT_TIMEOUT):
             raise RuntimeError(f"not every stream became ready within {CONNECT_TIMEOUT} s")
         for stream in [stream for stream in streams if stream.status != 200]:
-            selector.unregister(stream.sock)
+            with contextlib.suppress(KeyError):  # pump() already dropped a stream the server closed
+                selector.unregister(stream.sock)
             stream.sock.close()
             streams.remove(stream)
         if len(streams) == count:

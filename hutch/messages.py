@@ -106,4 +106,6 @@ def _header_safe(value):
     if isinstance(value, bytes):
         value = value.decode("latin-1")
     text = str(value)
-    return "".join(ch for ch in text if ch.isprintable() and ch.isascii())[:MAX_HEADER_VALUE]
+    if not (text.isascii() and text.isprintable()):  # the usual value skips the per-character filter
+        text = "".join(ch for ch in text if ch.isprintable() and ch.isascii())
+    return text[:MAX_HEADER_VALUE]

@@ -17,14 +17,10 @@ NAME_KINDS = {"exchange": "exchange", "routing_key": "routing key", "consumer": 
 
 
 def json_response(status, data, headers=()):
-    response = Response(
-        status=status,
-        body=json.dumps(data, separators=(",", ":")).encode() + b"\n",
-        content_type="application/json",
-        charset=None,
-    )
-    response.headerlist.extend(headers)
-    return response
+    body = json.dumps(data, separators=(",", ":")).encode() + b"\n"
+    # A ready headerlist skips WebOb's content-type and charset negotiation.
+    headerlist = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *headers]
+    return Response(body=body, status=status, headerlist=headerlist)
 
 
 def error_response(error):

@@ -1,14 +1,15 @@
 """The process's one AMQP connection, owned by an I/O thread.
 
 pika connections are not thread-safe, so request threads never touch it:
-they hand work to the I/O thread with ``add_callback_threadsafe`` (the one
-thread-safe pika call) and wait on a ``concurrent.futures.Future``.  The
-thread starts lazily in the process that serves, so a mod_wsgi fork never
-inherits a live socket; it keeps heartbeats flowing, and reconnects with
-backoff.  Modelled on pika's ``examples/long_running_publisher.py``.
+they queue work for the I/O thread, wake it with ``add_callback_threadsafe``
+(the one thread-safe pika call) only when no wake-up is pending already, and
+wait on a ``Waiter`` (a bare lock).  The thread starts lazily in the
+process that serves, so a mod_wsgi fork never inherits a live socket; it
+keeps heartbeats flowing, and reconnects with backoff.  Modelled on pika's
+``examples/long_running_publisher.py``.
 """
 
-import concurrent.futures
+import collections
 import logging
 import os
 import threading
@@ -62,7 +63,7 @@ class Broker:
         self._state = None  # per-connection state, I/O thread only
         self._handoff = threading.Lock()  # orders hand-offs against the end of an I/O loop
         self._loop_open = False
-        self._handed = set()  # futures handed to the running loop that it has not run yet
+        self._handed = collections.deque()  # (run, waiter) handed to the running loop, not run yet
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -123,10 +124,9 @@ class Broker:
         """Fail the work handed to a loop that stopped before running it; release the loop."""
         with self._handoff:
             self._loop_open = False
-            orphans, self._handed = self._handed, set()
-        for future in orphans:
-            if not future.done():
-                future.set_exception(BrokerUnavailable("The connection to the broker was lost."))
+            orphans, self._handed = self._handed, collections.deque()
+        for _run, waiter in orphans:
+            waiter.resolve(None, BrokerUnavailable("The connection to the broker was lost."))
         connection.ioloop.close()
 
     def _on_open(self, connection):
@@ -199,18 +199,10 @@ class Broker:
             raise BrokerUnavailable("The message broker is unreachable.", self.retry_after)
         if self._blocked:
             raise BrokerUnavailable("The broker has blocked publishing (resource alarm).", self.retry_after)
-        future = concurrent.futures.Future()
-
-        def resolve(value, error):
-            if not future.done():
-                if error is None:
-                    future.set_result(value)
-                else:
-                    future.set_exception(error)
+        waiter = Waiter()
+        resolve = waiter.resolve
 
         def run():
-            with self._handoff:
-                self._handed.discard(future)
             state = self._state
             if state is None:
                 resolve(None, BrokerUnavailable("The connection to the broker was lost."))
@@ -224,15 +216,24 @@ class Broker:
         with self._handoff:
             if not self._loop_open:  # between connections: nothing would ever run ``run``
                 raise BrokerUnavailable("The connection to the broker was lost.", self.retry_after)
-            self._handed.add(future)
-            self._connection.ioloop.add_callback_threadsafe(run)
-        try:
-            return future.result(wait + GRACE)
-        except concurrent.futures.TimeoutError:
-            raise BrokerUnavailable("The broker did not answer in time.", self.retry_after) from None
-        except BrokerUnavailable as error:
+            self._handed.append((run, waiter))
+            if len(self._handed) == 1:  # no drain pending: one wake-up for all that queues up
+                self._connection.ioloop.add_callback_threadsafe(self._drain)
+        if not waiter.wait(wait + GRACE):
+            raise BrokerUnavailable("The broker did not answer in time.", self.retry_after)
+        error = waiter.error
+        if error is None:
+            return waiter.value
+        if isinstance(error, BrokerUnavailable):
             error.headers = [("Retry-After", str(self.retry_after))]
-            raise
+        raise error
+
+    def _drain(self):
+        """I/O thread: run the work handed over since the last drain."""
+        with self._handoff:
+            batch, self._handed = self._handed, collections.deque()
+        for run, _waiter in batch:
+            run()
 
     # -- what request threads call -----------------------------------------
 
@@ -317,6 +318,32 @@ class Broker:
             connection.ioloop.add_callback_threadsafe(run)
         except Exception:
             log.debug("I/O loop unavailable; the next connection will subscribe", exc_info=True)
+
+
+class Waiter:
+    """A request thread's answer from the I/O thread.
+
+    A bare lock that the I/O thread releases: a Future builds a Condition
+    (an RLock and a waiter list) per request and notifies it.  ``resolve``
+    runs on the I/O thread only; the first call wins.
+    """
+
+    __slots__ = ("_lock", "error", "resolved", "value")
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self.resolved = False
+        self.value = self.error = None
+
+    def resolve(self, value, error):
+        if not self.resolved:
+            self.resolved = True
+            self.value, self.error = value, error
+            self._lock.release()
+
+    def wait(self, timeout):
+        return self._lock.acquire(timeout=timeout)
 
 
 class ConnectionState:
