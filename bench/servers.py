@@ -8,8 +8,6 @@ mount point ``/gateway``, ``--log-level warn``, no access log.
 
 import os
 import pathlib
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,18 +16,13 @@ import time
 import requests
 
 from hutch import cli
+from tests.support.server import ExpressProcess, free_port
 
 BENCH = pathlib.Path(__file__).resolve().parent
 ROOT = BENCH.parent
 PROCESSES = 2
 THREADS = 10
 MOUNT_POINT = "/gateway"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def express_arguments(script, port, server_root, python_path, ini):
@@ -53,7 +46,7 @@ def express_arguments(script, port, server_root, python_path, ini):
     return command
 
 
-class Server:
+class Server(ExpressProcess):
     """One mod_wsgi-express instance serving ``script`` until ``stop``."""
 
     def __init__(self, name, script, ready_path, ini, python_path=ROOT, environ=None):
@@ -137,30 +130,8 @@ class Server:
                     return line.split("(", 1)[1].split("/hutch/amqp/", 1)[0]
         return None
 
-    def logs(self):
-        text = []
-        for name in ("console.log", "error_log"):
-            path = self.server_root / name
-            if path.exists():
-                text.append(f"--- {name}\n" + path.read_text(errors="replace")[-5000:])
-        return "\n".join(text)
-
-    def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            apachectl = self.server_root / "apachectl"
-            if apachectl.exists():
-                subprocess.run([str(apachectl), "stop"], capture_output=True, timeout=30)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
-                self.process.wait(timeout=5)
-        if self.log is not None:
-            self.log.close()
-            self.log = None
-
-    def cleanup(self):
-        shutil.rmtree(self.server_root, ignore_errors=True)
+    def logs(self, tail=5000):
+        return super().logs(tail)
 
 
 def write_gateway_ini(directory, gateway_root=ROOT):

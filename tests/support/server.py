@@ -22,7 +22,41 @@ def free_port():
         return sock.getsockname()[1]
 
 
-class GatewayServer:
+class ExpressProcess:
+    """A running mod_wsgi-express: its server root, its console log, and how to stop it.
+
+    Subclasses set ``server_root``, ``process`` (the Popen) and ``log`` (its open console log).
+    """
+
+    def logs(self, tail=20000):
+        text = []
+        for name in ("console.log", "error_log"):
+            path = self.server_root / name
+            if path.exists():
+                text.append(f"--- {name}\n" + path.read_text(errors="replace")[-tail:])
+        return "\n".join(text)
+
+    def stop(self):
+        """Stop Apache and its daemons: apachectl first, then the process group."""
+        if self.process is not None and self.process.poll() is None:
+            apachectl = self.server_root / "apachectl"
+            if apachectl.exists():
+                with contextlib.suppress(subprocess.SubprocessError):
+                    subprocess.run([str(apachectl), "stop"], capture_output=True, timeout=30)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+    def cleanup(self):
+        shutil.rmtree(self.server_root, ignore_errors=True)
+
+
+class GatewayServer(ExpressProcess):
     """mod_wsgi-express (daemon mode) serving ``gateway.wsgi`` with ``ini``.
 
     Started through ``hutch serve`` so the tests exercise the same command
@@ -92,33 +126,6 @@ class GatewayServer:
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"the gateway did not become healthy in {timeout} s:\n{self.logs()}")
-
-    def logs(self):
-        text = []
-        for name in ("console.log", "error_log"):
-            path = self.server_root / name
-            if path.exists():
-                text.append(f"--- {name}\n" + path.read_text(errors="replace")[-20000:])
-        return "\n".join(text)
-
-    def stop(self):
-        """Stop Apache and its daemons: apachectl first, then the process group."""
-        if self.process is not None and self.process.poll() is None:
-            apachectl = self.server_root / "apachectl"
-            if apachectl.exists():
-                with contextlib.suppress(subprocess.SubprocessError):
-                    subprocess.run([str(apachectl), "stop"], capture_output=True, timeout=30)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
-        if self.log is not None:
-            self.log.close()
-            self.log = None
-
-    def cleanup(self):
-        shutil.rmtree(self.server_root, ignore_errors=True)
 
     def __enter__(self):
         return self.start()
