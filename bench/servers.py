@@ -11,9 +11,6 @@ import pathlib
 import subprocess
 import sys
 import tempfile
-import time
-
-import requests
 
 from hutch import cli
 from tests.support.server import ExpressProcess, free_port
@@ -67,27 +64,9 @@ class Server(ExpressProcess):
 
     def start(self, timeout=60):
         express = pathlib.Path(sys.executable).with_name("mod_wsgi-express")
-        self.log = open(self.server_root / "console.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [str(express), *self.arguments],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            env={**os.environ, **self.environ},
-            start_new_session=True,
+        return self.launch(
+            [str(express), *self.arguments], {**os.environ, **self.environ}, self.ready_path, timeout
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name}: mod_wsgi-express exited:\n{self.logs()}")
-            try:
-                if requests.get(self.url + self.ready_path, timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"{self.name} did not become ready:\n{self.logs()}")
 
     def _children(self):
         """The Apache parent's pid, and (pid, is a mod_wsgi daemon) for each of its children."""

@@ -28,6 +28,33 @@ class ExpressProcess:
     Subclasses set ``server_root``, ``process`` (the Popen) and ``log`` (its open console log).
     """
 
+    def launch(self, command, environment, ready_path, timeout):
+        """Start ``command`` in its own session, logging to the server root; wait until
+        ``ready_path`` answers 200 (bounded: the log is in the error when it does not)."""
+        self.log = open(self.server_root / "console.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            command,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+            env=environment,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"{command[0]} exited with {self.process.returncode}:\n{self.logs()}")
+            try:
+                if requests.get(self.url + ready_path, timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{self.url} did not become ready in {timeout} s:\n{self.logs()}")
+
     def logs(self, tail=20000):
         text = []
         for name in ("console.log", "error_log"):
@@ -103,29 +130,7 @@ class GatewayServer(ExpressProcess):
     def start(self, timeout=60):
         environment = dict(os.environ)
         environment.pop("HUTCH_INI", None)
-        self.log = open(self.server_root / "console.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            self.command(),
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=ROOT,
-            env=environment,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self.stop()
-                raise RuntimeError(f"hutch serve exited with {self.process.returncode}:\n{self.logs()}")
-            try:
-                if requests.get(self.url + "/health", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"the gateway did not become healthy in {timeout} s:\n{self.logs()}")
+        return self.launch(self.command(), environment, "/health", timeout)
 
     def __enter__(self):
         return self.start()
