@@ -125,6 +125,3 @@ class Subscriptions:
             consumer.stop()
             # the broadcast exchange is auto-delete: it may go with our binding, so declare it next time
             self.topology.forget(exchange)
-
-    def queue_names(self):
-        return {exchange: consumer.queue for exchange, consumer in self.consumers.items()}

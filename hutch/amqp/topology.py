@@ -25,10 +25,9 @@ class ChannelTask:
     broker's reason when the channel is closed under the task.
     """
 
-    def __init__(self, connection, steps, on_done, on_closed_early=None):
+    def __init__(self, connection, steps, on_done):
         self.steps = list(steps)
         self.on_done = on_done
-        self.on_closed_early = on_closed_early
         self.finished = False
         self.channel = None
         connection.channel(on_open_callback=self._opened)
