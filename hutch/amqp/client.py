@@ -68,7 +68,13 @@ class Broker:
     # -- lifecycle ---------------------------------------------------------
 
     def start(self):
-        """Start the I/O thread if this process has none (first use, or after fork)."""
+        """Start the I/O thread if this process has none (first use, or after fork).
+
+        Called on every request: the common case (running, same process) takes
+        no lock, so request threads do not queue on each other here.
+        """
+        if self._thread is not None and self._pid == os.getpid():
+            return
         with self._lock:
             if self._pid != os.getpid():
                 self._reset()
@@ -195,7 +201,11 @@ class Broker:
     def _submit(self, work, wait):
         """Run ``work(state, resolve)`` on the I/O thread; wait for ``resolve``."""
         self.start()
-        if not self._ready.wait(self.connect_timeout if self._connection is None else 0.5):
+        # is_set() first: Event.wait takes the Event's lock even when the flag is set.
+        ready = self._ready.is_set() or self._ready.wait(
+            self.connect_timeout if self._connection is None else 0.5
+        )
+        if not ready:
             raise BrokerUnavailable("The message broker is unreachable.", self.retry_after)
         if self._blocked:
             raise BrokerUnavailable("The broker has blocked publishing (resource alarm).", self.retry_after)
