@@ -73,6 +73,51 @@ def cpu_table(scenarios):
     return "\n".join(lines)
 
 
+PARTS = (
+    ("mod_wsgi and hello-world's app", None, "hello"),
+    ("Hutch's WSGI stack (Paste, Beaker, auth, message, JSON)", "hello", "broadcast_stack"),
+    ("hand-off to the I/O thread and back", "broadcast_stack", "broadcast_handoff"),
+    ("pika: publish, confirm, return (and RabbitMQ)", "broadcast_handoff", "broadcast"),
+)
+
+
+def parts(scenarios):
+    """Where a broadcast's CPU goes: each part is one scenario's figures minus the one before it.
+
+    Both the daemons' CPU ms per request and the whole machine's (daemons,
+    Apache, RabbitMQ, wrk), with the c=16 req/s each step reaches.
+    """
+    if not all(name in scenarios for _, _, name in PARTS):
+        return []
+    rows = []
+    for label, before, after in PARTS:
+        now = scenarios[after]["c16"]
+        then = scenarios[before]["c16"] if before else {"cpu_ms": {}, "requests_per_s": None}
+        rows.append(
+            {
+                "part": label,
+                "daemons_ms": round(now["cpu_ms"]["daemons"] - then["cpu_ms"].get("daemons", 0), 3),
+                "all_ms": round(sum(now["cpu_ms"].values()) - sum(then["cpu_ms"].values()), 3),
+                "requests_per_s": now["requests_per_s"],
+                "x_hello": round(now["requests_per_s"] / scenarios["hello"]["c16"]["requests_per_s"], 2),
+            }
+        )
+    return rows
+
+
+def parts_lines(rows):
+    lines = [
+        f"{'where a broadcast goes (CPU ms per request, c=16)':<56} {'daemons':>8} {'all':>7} "
+        f"{'req/s':>7} {'x hello':>7}"
+    ]
+    for row in rows:
+        lines.append(
+            f"{row['part']:<56} {row['daemons_ms']:>+8.3f} {row['all_ms']:>+7.3f} "
+            f"{row['requests_per_s']:>7.0f} {row['x_hello']:>7.2f}"
+        )
+    return "\n".join(lines)
+
+
 def target_lines(rows):
     lines = [f"{'target':<46} {'measured':>9} {'needed':>7}  result"]
     for row in rows:

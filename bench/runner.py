@@ -44,6 +44,12 @@ def parse(argv):
         help="also serve Hutch from TREE (a scratch copy with a change); its scenarios end in _b",
     )
     parser.add_argument("--responders", type=int, default=2, help="echo responder processes for RPC")
+    parser.add_argument(
+        "--processes", type=int, default=servers.PROCESSES, help="mod_wsgi daemon processes of every server"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=servers.THREADS, help="threads per daemon process of every server"
+    )
     parser.add_argument("--output", default=None, help="the run's JSON (default bench/results/latest.json)")
     return parser.parse_args(argv)
 
@@ -153,6 +159,9 @@ def print_report(document):
     print(report.cpu_table(document["scenarios"]))
     print()
     print(report.target_lines(document["targets"]))
+    if document.get("parts"):
+        print()
+        print(report.parts_lines(document["parts"]))
     if document.get("streams"):
         print(f"\nevent streams: {json.dumps(document['streams'])}")
     if document.get("memory"):
@@ -183,6 +192,7 @@ def main(argv=None):
         "wrk": f"wrk -t1 -c{args.connections} (and -c1) -d{args.seconds}s --latency -s bench/lua/post.lua",
         "rounds": args.rounds,
     }
+    servers.PROCESSES, servers.THREADS = args.processes, args.threads  # the same for every server
     run = Run(args.gateway_root, args.compare_root, args.responders)
     document["run_id"] = run.id
     try:
@@ -205,6 +215,7 @@ def main(argv=None):
         run.close()
     document["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     document["targets"] = report.targets(document["scenarios"])
+    document["parts"] = report.parts(document["scenarios"])
     print_report(document)
     report.write_json(output, document)
     print(f"\nJSON: {output}")

@@ -82,7 +82,8 @@ class Run:
         self.hutch = servers.gateway_server(ini, gateway_root)
         self.naive = servers.naive_server(ini, gateway_root)
         self.threadlocal = servers.threadlocal_server(ini, gateway_root)
-        self.servers = [self.hello, self.hutch, self.naive, self.threadlocal]
+        self.parts = {part: servers.parts_server(part, ini, gateway_root) for part in ("stack", "handoff")}
+        self.servers = [self.hello, self.hutch, self.naive, self.threadlocal, *self.parts.values()]
         self.hutch_b = None
         if compare_root:
             self.directories.append(private_directory(f"hutch-bench-{self.id}-b-"))
@@ -120,6 +121,18 @@ class Run:
                 expect_status=200,
                 expect_json={"routed": True},
                 purge=(management_queue,),
+            ),
+            "broadcast_stack": Scenario(
+                "broadcast_stack",
+                "part: Hutch broadcast, stack only (no AMQP)",
+                f"{self.parts['stack'].url}/broadcast/{p}.parts",
+                expect_json={"routed": False},
+            ),
+            "broadcast_handoff": Scenario(
+                "broadcast_handoff",
+                "part: + hand-off to the I/O thread (no AMQP)",
+                f"{self.parts['handoff'].url}/broadcast/{p}.parts",
+                expect_json={"routed": False},
             ),
             "naive": Scenario(
                 "naive", "naive WSGI (pika connection per request)", f"{self.naive.url}/broadcast/{p}.naive"
@@ -187,7 +200,13 @@ class Run:
         return {scenario.name: scenario for scenario in scenarios}
 
     def attach_cpu_groups(self, scenarios):
-        servers_by_name = {"hello": self.hello, "naive": self.naive, "threadlocal": self.threadlocal}
+        servers_by_name = {
+            "hello": self.hello,
+            "naive": self.naive,
+            "threadlocal": self.threadlocal,
+            "broadcast_stack": self.parts["stack"],
+            "broadcast_handoff": self.parts["handoff"],
+        }
         for name, scenario in scenarios.items():
             server = servers_by_name.get(name, self.hutch_b if name.endswith("_b") else self.hutch)
             scenario.cpu_groups = {"rabbitmq": cpu.broker_pids}

@@ -135,6 +135,19 @@ def gateway_server(ini, gateway_root=ROOT):
     )
 
 
+def parts_server(part, ini, gateway_root=ROOT):
+    """bench/apps/parts.wsgi: Hutch with its AMQP work taken out (``part``: stack or handoff)."""
+    gateway_root = pathlib.Path(gateway_root).resolve()
+    return Server(
+        part,
+        BENCH / "apps" / "parts.wsgi",
+        "/health",
+        ini,
+        python_path=gateway_root,
+        environ={"HUTCH_INI": str(ini), "HUTCH_BENCH_PART": part},
+    )
+
+
 def hello_server(ini, gateway_root=ROOT):
     return Server("hello", BENCH / "apps" / "hello.wsgi", "/", ini, python_path=gateway_root)
 
