@@ -18,6 +18,7 @@ import time
 import pika
 
 from ..errors import BrokerUnavailable, Unroutable
+from .connection import BatchingConnection
 from .publisher import ConfirmPublisher
 from .rpc import Call, RpcPool
 from .subscriptions import Subscriptions
@@ -107,7 +108,7 @@ class Broker:
         self.parameters.client_properties = {"connection_name": f"hutch pid {os.getpid()}"}
         while not self._stopping.is_set():
             opened_at = time.monotonic()
-            connection = pika.SelectConnection(
+            connection = BatchingConnection(
                 self.parameters,
                 on_open_callback=self._on_open,
                 on_open_error_callback=self._on_open_error,
@@ -239,11 +240,12 @@ class Broker:
         raise error
 
     def _drain(self):
-        """I/O thread: run the work handed over since the last drain."""
+        """I/O thread: run the work handed over since the last drain; send its frames at once."""
         with self._handoff:
             batch, self._handed = self._handed, collections.deque()
-        for run, _waiter in batch:
-            run()
+        with self._connection.batched_writes():
+            for run, _waiter in batch:
+                run()
 
     # -- what request threads call -----------------------------------------
 
