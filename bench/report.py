@@ -92,12 +92,12 @@ def parts(scenarios):
     rows = []
     for label, before, after in PARTS:
         now = scenarios[after]["c16"]
-        then = scenarios[before]["c16"] if before else {"cpu_ms": {}, "requests_per_s": None}
+        spent_before = scenarios[before]["c16"]["cpu_ms"] if before else {}
         rows.append(
             {
                 "part": label,
-                "daemons_ms": round(now["cpu_ms"]["daemons"] - then["cpu_ms"].get("daemons", 0), 3),
-                "all_ms": round(sum(now["cpu_ms"].values()) - sum(then["cpu_ms"].values()), 3),
+                "daemons_ms": round(now["cpu_ms"]["daemons"] - spent_before.get("daemons", 0), 3),
+                "all_ms": round(sum(now["cpu_ms"].values()) - sum(spent_before.values()), 3),
                 "requests_per_s": now["requests_per_s"],
                 "x_hello": round(now["requests_per_s"] / scenarios["hello"]["c16"]["requests_per_s"], 2),
             }
