@@ -13,7 +13,7 @@ import sys
 import tempfile
 
 from hutch import cli
-from tests.support.server import ExpressProcess, free_port
+from tests.support.server import ExpressProcess, children_of, free_port
 
 BENCH = pathlib.Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -71,18 +71,7 @@ class Server(ExpressProcess):
     def _children(self):
         """The Apache parent's pid, and (pid, is a mod_wsgi daemon) for each of its children."""
         parent = int((self.server_root / "httpd.pid").read_text())
-        children = []
-        for entry in pathlib.Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
-                children.append((int(entry.name), cmdline.startswith(b"(wsgi:")))
-        return parent, children
+        return parent, children_of(parent)
 
     def daemon_pids(self):
         """The mod_wsgi daemon processes: the Apache parent's children named ``(wsgi:...)``."""

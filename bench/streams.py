@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.dashboard import broker  # noqa: E402 - the repository's own helpers
 from tests.dashboard.processes import daemon_pids  # noqa: E402
+from tests.support import amqp  # noqa: E402
 from tests.support.server import GatewayServer  # noqa: E402
 
 API_KEY = "bench-streams-api-key-0123456789abcdef"
@@ -220,7 +221,7 @@ def measure(url, authorization, streams=6, messages=40, interval=0.25, daemons=N
         for stream in opened:
             stream.sock.close()
         selector.close()
-        broker.delete_exchanges([exchange])
+        amqp.delete(exchanges=[exchange])
 
 
 def main(argv=None):

@@ -1,30 +1,9 @@
-"""The tests' own view of RabbitMQ: plain pika to publish, declare and clean up, and
-``rabbitmqctl`` to see which queues the gateway bound (its queues are server-named)."""
+"""``rabbitmqctl``'s view of RabbitMQ: which queues the gateway bound (its queues are
+server-named, so only the broker can tell).  Publishing, declaring and cleaning up go
+through ``tests.support.amqp``."""
 
-import contextlib
 import subprocess
 import time
-
-import pika
-import pika.exceptions
-
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F?connection_attempts=1&socket_timeout=5"
-
-
-@contextlib.contextmanager
-def channel():
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    try:
-        yield connection.channel()
-    finally:
-        with contextlib.suppress(pika.exceptions.AMQPError):
-            connection.close()
-
-
-def delete_exchanges(names):
-    with channel() as ch:
-        for name in names:
-            ch.exchange_delete(name)
 
 
 def rabbitmqctl(*arguments):

@@ -10,9 +10,8 @@ import webtest
 
 from hutch.app import make_app
 from hutch.settings import parse_settings
+from tests.support import amqp
 from tests.support.server import GatewayServer
-
-from . import broker
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -94,7 +93,7 @@ def exchange():
     """A fresh exchange name; the exchange is deleted after the test whoever declared it."""
     name = f"t.dash.{uuid.uuid4().hex[:8]}"
     yield name
-    broker.delete_exchanges([name])
+    amqp.delete(exchanges=[name])
 
 
 @pytest.fixture
@@ -107,7 +106,7 @@ def exchanges():
         return names[-1]
 
     yield make
-    broker.delete_exchanges(names)
+    amqp.delete(exchanges=names)
 
 
 def start_server(ini, processes=1, threads=12):

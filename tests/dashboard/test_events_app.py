@@ -8,6 +8,7 @@ import pytest
 from webob import Request
 
 from hutch.streams import hub_for
+from tests.support import amqp
 
 from . import broker
 from .conftest import KEYS, bearer, browser_client
@@ -81,7 +82,7 @@ def test_head_opens_and_releases_a_stream(stack, exchange):
 
 
 def test_an_exchange_that_cannot_be_consumed_ends_the_stream_with_the_reason(stack, exchange):
-    with broker.channel() as channel:  # a notify exchange: the broadcast declare clashes (406)
+    with amqp.channel() as channel:  # a notify exchange: the broadcast declare clashes (406)
         channel.exchange_declare(exchange, "fanout", durable=True, auto_delete=False)
     stream = Opened(stack, f"/events/{exchange}")
     try:

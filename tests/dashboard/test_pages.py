@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from . import broker
+from tests.support import amqp
+
 from .conftest import KEYS, PREFIX, browser_client
 
 JSON = {"Accept": "application/json"}
@@ -155,17 +156,17 @@ def test_the_page_needs_the_watch_permission(stack, exchange):
 @pytest.fixture
 def listener(exchange):
     """A queue bound to the exchange, as any consumer would have: what the page sends lands here."""
-    with broker.channel() as channel:
+    with amqp.channel() as channel:
         channel.exchange_declare(exchange, "fanout", durable=False, auto_delete=True)
         queue = channel.queue_declare("", exclusive=False, auto_delete=False).method.queue
         channel.queue_bind(queue, exchange)
     yield queue
-    with broker.channel() as channel:
+    with amqp.channel() as channel:
         channel.queue_delete(queue)
 
 
 def received(queue):
-    with broker.channel() as channel:
+    with amqp.channel() as channel:
         method, properties, body = channel.basic_get(queue, auto_ack=True)
     assert method is not None, "nothing arrived"
     return properties, body
@@ -203,7 +204,7 @@ def test_invalid_json_is_shown_again_escaped_and_not_sent(client, exchange, list
     assert "not valid JSON" in answer.text
     assert "<script>alert" not in answer.text
     assert "&lt;/textarea&gt;&lt;script&gt;alert(" in answer.text
-    with broker.channel() as channel:
+    with amqp.channel() as channel:
         assert channel.queue_declare(listener, passive=True).method.message_count == 0
 
 

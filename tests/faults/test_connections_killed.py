@@ -10,11 +10,10 @@ hang; a reply must never reach another call; later requests succeed.
 import time
 import uuid
 
-import pika
 import pytest
 
 from .load import Load, alternate, broadcast_factory, rpc_factory, summary, unanswered, without_retry_after
-from .responders import Responder, reply
+from .responders import Responder, echo
 
 pytestmark = [pytest.mark.broker, pytest.mark.e2e]
 
@@ -31,13 +30,7 @@ EXPECTED = {"rpc": {200, 503, 504}, "broadcast": {202, 503}}
 
 def slow_echo(channel, method, properties, body):
     time.sleep(RESPONDER_DELAY)
-    reply(
-        channel,
-        properties,
-        body,
-        pika.BasicProperties(content_type="text/plain", correlation_id=properties.correlation_id),
-    )
-    channel.basic_ack(method.delivery_tag)
+    echo(channel, method, properties, body)
 
 
 def test_killed_connections_fail_in_flight_requests_cleanly(private_broker, private_gateway, names):

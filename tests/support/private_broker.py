@@ -149,12 +149,7 @@ class PrivateBroker:
         """Stop the node (bounded), then kill whatever is left of its process group."""
         if self.process is not None and self.process.poll() is None:
             self._run("stop", timeout=STOP_TIMEOUT)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
+            self._wait_or_kill()
         if self._console is not None:
             self._console.close()
             self._console = None
@@ -163,14 +158,18 @@ class PrivateBroker:
         """Kill the node's Erlang VM with SIGKILL: nothing it holds in memory reaches the disk."""
         pid = int((self.root / "node.pid").read_text().strip())
         os.kill(pid, signal.SIGKILL)
+        self._wait_or_kill()
+        self._console.close()
+        self._console = None
+
+    def _wait_or_kill(self):
+        """Wait (bounded) for the node's process to end; kill its process group if it does not."""
         try:
             self.process.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(5)
-        self._console.close()
-        self._console = None
 
     def cleanup(self):
         shutil.rmtree(self.root, ignore_errors=True)

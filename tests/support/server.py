@@ -22,6 +22,22 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def children_of(parent):
+    """(pid, is a mod_wsgi daemon) for each child of ``parent``, read from /proc (never by name)."""
+    children = []
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            children.append((int(entry.name), cmdline.startswith(b"(wsgi:")))
+    return children
+
+
 class ExpressProcess:
     """A running mod_wsgi-express: its server root, its console log, and how to stop it.
 
