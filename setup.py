@@ -31,6 +31,7 @@ setup(
             "selenium>=4.20",
             "ruff>=0.6",
             "openapi-spec-validator>=0.7.1",
+            "schemathesis>=4.32.5,<5",
         ],
         "bench": ["py-spy>=0.4"],
     },

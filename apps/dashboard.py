@@ -35,6 +35,9 @@ from hutch.web import Route, Routes, error_response, json_response, read_body
 
 MAX_FOLLOWED = 16  # the session lives in a cookie (4 KB): 16 names of up to 127 characters fit
 MAX_FORM_FIELDS = 10
+# The fields each form has (templates/*.mako); any other is refused, as the OpenAPI document says.
+ACT_FIELDS = frozenset({FIELD, "action", "api_key", "next", "exchange", "back"})
+PUBLISH_FIELDS = frozenset({FIELD, "content_type", "body"})
 MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,127}/[A-Za-z0-9!#$&^_.+-]{1,127}(\s*;\s*[\x20-\x7e]*)?")
 DEFAULT_CONTENT_TYPE = "application/json"
 CONTENT_TYPES = ("application/json", "text/plain; charset=utf-8", "text/csv", "application/xml")
@@ -135,8 +138,11 @@ def redirect(location):
     return Response(status=303, location=location)
 
 
-def read_form(request, gateway):
-    """The url-encoded form, bounded: the body may be the message (max_body_bytes, percent-encoded)."""
+def read_form(request, gateway, fields):
+    """The url-encoded form, bounded: the body may be the message (max_body_bytes, percent-encoded).
+
+    A field not in ``fields`` is a 400: the forms are the dashboard's own.
+    """
     if request.content_type != "application/x-www-form-urlencoded":
         raise BadRequest("Dashboard forms are sent as application/x-www-form-urlencoded.")
     raw = read_body(request.environ, 3 * gateway.settings.max_body_bytes + 4096)
@@ -150,6 +156,9 @@ def read_form(request, gateway):
         )
     except (UnicodeError, ValueError):
         raise BadRequest("The form is not valid url-encoded UTF-8.") from None
+    unknown = sorted({name for name, _ in pairs} - fields)
+    if unknown:
+        raise BadRequest(f"The form has fields it should not: {', '.join(map(repr, unknown))[:200]}.")
     return dict(pairs)
 
 
@@ -208,7 +217,7 @@ def index(request, gateway):
 
 @html_errors
 def act(request, gateway):
-    form = read_form(request, gateway)
+    form = read_form(request, gateway, ACT_FIELDS)
     session = session_of(request)
     check_csrf(session, form.get(FIELD))
     action = form.get("action")
@@ -270,7 +279,7 @@ def publish(request, gateway, exchange):
     settings = gateway.settings
     authorize_browser(request.environ, settings.auth, "watch", exchange)
     authorize_browser(request.environ, settings.auth, "broadcast", exchange)
-    form = read_form(request, gateway)
+    form = read_form(request, gateway, PUBLISH_FIELDS)
     session = session_of(request)
     check_csrf(session, form.get(FIELD))
     content_type = form.get("content_type", "").strip() or DEFAULT_CONTENT_TYPE

@@ -10,6 +10,7 @@ from paste.httpexceptions import HTTPExceptionHandler
 
 from .amqp.client import Broker
 from .dispatch import AppDirectory
+from .server_errors import MethodNotAllowedDocument
 from .settings import parse_settings
 from .web import GATEWAY_KEY
 
@@ -85,7 +86,7 @@ def make_app(settings, broker=None):
     broker = broker or make_broker(settings)
     atexit.register(broker.close)
     gateway = Gateway(settings, broker)
-    application = AppDirectory(settings.apps_directory)
+    application = MethodNotAllowedDocument(AppDirectory(settings.apps_directory))
     application = WithGateway(application, gateway)
     application = SessionsByScheme(application, settings.session)
     application = HTTPExceptionHandler(application)

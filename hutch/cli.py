@@ -19,10 +19,12 @@ import shutil
 import subprocess
 import sys
 
+from .server_errors import ERRORS_DIRECTORY, ERRORS_PATH, error_documents
 from .settings import ConfigurationError, parse_settings
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PRODUCTION_INI = ROOT / "production.ini"
+SERVE_CONF = ROOT / "apache" / "serve.conf"  # TraceEnable Off
 DEFAULT_USER = "www-data"
 DEFAULT_PROCESSES = 2
 DEFAULT_THREADS = 250  # each event stream holds one; see apache/README.md (sizing)
@@ -100,12 +102,22 @@ def serve_arguments(args, limits, as_root=False):
         "--locale", "C.UTF-8",
         "--log-to-terminal",
         "--working-directory", str(ROOT),
+        *apache_errors_arguments(args.mount_point),
     ]  # fmt: skip
     if args.server_root:
         command += ["--server-root", args.server_root]
     if as_root:
         command += ["--user", args.user, "--group", args.group or args.user]
     return command + list(args.extra)
+
+
+def apache_errors_arguments(mount_point):
+    """No TRACE, and Apache's own errors as the contract's JSON (hutch.server_errors)."""
+    arguments = ["--include-file", str(SERVE_CONF)]
+    arguments += ["--url-alias", mount_point.rstrip("/") + ERRORS_PATH, str(ERRORS_DIRECTORY)]
+    for status, document in error_documents(mount_point):
+        arguments += ["--error-document", str(status), document]
+    return arguments
 
 
 def parse(argv):
@@ -209,6 +221,7 @@ def daemon_paths(ini, settings):
         pathlib.Path(ini),
         ROOT / "hutch" / "__init__.py",
         pathlib.Path(settings.apps_directory),
+        ERRORS_DIRECTORY,  # Apache's children (the same user) serve its error documents
         pathlib.Path(sys.prefix) / "pyvenv.cfg",
         pathlib.Path(mod_wsgi.__file__),
     ]

@@ -100,6 +100,23 @@ class PayloadTooLarge(HutchError):
     detail = "The request body is larger than max_body_bytes."
 
 
+# --- answered by the web server before the gateway runs ---------------------
+# Apache answers these itself (its read timeouts and hard limits); its
+# ErrorDocuments serve the JSON of these classes (apache/errors/).
+
+
+class RequestTimeout(HutchError):
+    status = 408
+    code = "request_timeout"
+    detail = "The request's headers or body did not arrive in time."
+
+
+class UriTooLong(HutchError):
+    status = 414
+    code = "uri_too_long"
+    detail = "The request line is longer than the server accepts (8190 bytes)."
+
+
 # --- broker outcomes --------------------------------------------------------
 
 

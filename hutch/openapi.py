@@ -23,16 +23,19 @@ from .errors import (
     PayloadTooLarge,
     PreconditionFailed,
     PublishNacked,
+    RequestTimeout,
     ReservedName,
     RpcTimeout,
     TooManyStreams,
     Unauthorized,
     Unroutable,
+    UriTooLong,
 )
 
 OPENAPI_VERSION = "3.0.3"
 CONTRACT_VERSION = "1"
 NAME_PATTERN = "^[A-Za-z0-9_.:-]{1,127}$"
+PRINTABLE_ASCII = "^[\\x20-\\x7e]*$"  # what hutch.messages accepts in a mapped header
 JSON = "application/json"
 
 
@@ -64,7 +67,8 @@ def _ref(kind, name):
 
 CODE_MEANINGS = {
     "internal": "An unexpected failure inside the gateway; it is logged, never shown.",
-    "bad_request": "The request is malformed (e.g. a bad Content-Length).",
+    "bad_request": "The request is malformed: a bad Content-Length, or (answered by the web server) "
+    "a malformed header, a header field over 8190 bytes or more than 100 header fields.",
     "invalid_name": "An exchange, routing key or consumer name is not 1-127 of `A-Z a-z 0-9 _ . : -`.",
     "invalid_header": "A header value is not printable ASCII, too long, or (X-Timeout) not a number > 0.",
     "unauthorized": "No valid API key: the Authorization header is missing, malformed or unknown.",
@@ -73,15 +77,21 @@ CODE_MEANINGS = {
     "bad_csrf_token": "A dashboard form's CSRF token is missing or does not match the session.",
     "not_found": "No such route (unknown path, missing segment, or a slash after a name).",
     "method_not_allowed": "The route exists but not for this method; `Allow` lists the methods.",
-    "payload_too_large": "The body is larger than `max_body_bytes`.",
+    "payload_too_large": "The body is larger than `max_body_bytes` (answered by the gateway), or than "
+    "the web server accepts at all (`max_body_bytes` + 64 KiB under `hutch serve`; answered by the server).",
+    "request_timeout": "Answered by the web server: the headers or the body did not arrive in time "
+    "(slow-client protection).",
+    "uri_too_long": "Answered by the web server: the request line is over 8190 bytes.",
     "broker_unavailable": "The broker cannot be reached, blocked publishing, or did not answer in time.",
     "nacked": "The broker refused to take responsibility for the message (publisher nack).",
     "unroutable": "No queue is bound to the notify exchange; nothing was stored.",
     "precondition_failed": "The exchange or queue exists with another type or durability.",
     "no_responder": (
-        "No responder queue is bound for the exchange and routing key, or the exchange is missing."
+        "No responder queue is bound for the exchange and routing key, or the exchange is missing. "
+        "An expected answer of the call (`x-hutch-expected-errors`), not a failure of the gateway."
     ),
-    "timeout": "The responder did not reply within the timeout.",
+    "timeout": "The responder did not reply within the timeout. An expected answer of the call "
+    "(`x-hutch-expected-errors`), not a failure of the gateway.",
     "too_many_streams": "This gateway process holds as many event streams as it may (or is stopping).",
     "invalid_message": "A dashboard form's message does not match its content type (e.g. invalid JSON).",
 }
@@ -157,14 +167,20 @@ def _error_response(status, classes, html):
     return response
 
 
+# What the web server (Apache) answers on any route before the gateway runs, always as JSON.
+SERVER_ERRORS = (BadRequest, RequestTimeout, PayloadTooLarge, UriTooLong)
+
+
 def error_responses(*classes, html=False):
     """``{status: response}`` for the ``HutchError`` classes an operation may raise.
 
+    The web server's own errors (``SERVER_ERRORS``) are added to every operation.
     ``html``: the dashboard's views answer browsers with an error page instead.
     """
     by_status = {}
-    for cls in classes:
-        by_status.setdefault(cls.status, []).append(cls)
+    for cls in (*classes, *SERVER_ERRORS):
+        if cls not in by_status.get(cls.status, []):
+            by_status.setdefault(cls.status, []).append(cls)
     responses = {
         str(status): _error_response(status, group, html) for status, group in sorted(by_status.items())
     }
@@ -198,7 +214,7 @@ def _header(name, description, schema=None):
         "in": "header",
         "required": False,
         "description": description,
-        "schema": schema or {"type": "string", "maxLength": 255},
+        "schema": schema or {"type": "string", "maxLength": 255, "pattern": PRINTABLE_ASCII},
     }
 
 
@@ -220,15 +236,6 @@ PARAMETERS = {
         "X-Correlation-Id",
         "Becomes the message's `correlation_id` (printable ASCII, at most 255 characters). "
         "RPC calls always carry the gateway's own correlation id instead.",
-    ),
-    "AmqpHeaders": _header(
-        "X-Amqp-Header-{Name}",
-        "A family of headers, not one: every request header whose name starts with `X-Amqp-Header-` "
-        "becomes an AMQP message header named by the rest of the header name, lower-cased "
-        '(`X-Amqp-Header-Source: lab` sets `headers["source"] = "lab"`). Values are printable '
-        "ASCII of at most 4096 characters; at most 64 such headers (else 400 `invalid_header`). "
-        "OpenAPI cannot express a header prefix, so this entry only documents it.",
-        {"type": "string", "maxLength": 4096},
     ),
     "XTimeout": _header(
         "X-Timeout",
@@ -254,8 +261,23 @@ PARAMETERS = {
 }
 
 MESSAGE_PARAMETERS = [
-    _ref("parameters", name) for name in ("ContentEncoding", "IdempotencyKey", "CorrelationId", "AmqpHeaders")
+    _ref("parameters", name) for name in ("ContentEncoding", "IdempotencyKey", "CorrelationId")
 ]
+
+# A header family, which OpenAPI 3.0 cannot declare as parameters: prose in the operations that
+# take it, and this vendor extension for tools.
+AMQP_HEADER_FAMILY = {
+    "prefix": "X-Amqp-Header-",
+    "name": "the rest of the header name, lower-cased: a token of `A-Z a-z 0-9 -`",
+    "maxHeaders": 64,
+    "schema": {"type": "string", "maxLength": 4096, "pattern": PRINTABLE_ASCII},
+}
+AMQP_HEADERS_PROSE = (
+    "\n\nAMQP headers: every request header whose name starts with `X-Amqp-Header-` becomes an AMQP "
+    "message header named by the rest of the header name, lower-cased (`X-Amqp-Header-Source: lab` "
+    'sets `headers["source"] = "lab"`). Values are printable ASCII of at most 4096 characters; at most '
+    "64 such headers (else 400 `invalid_header`). Described by `x-hutch-header-family`."
+)
 
 MESSAGE_BODY = {
     "description": "The message body, bytes as sent, of any media type. `Content-Type` becomes the "
@@ -269,6 +291,8 @@ MESSAGE_BODY = {
 
 
 # --- schemas ---------------------------------------------------------------------
+
+FORM_FIELDS_PROSE = "The form's fields; any other field is refused (400 `bad_request`)."
 
 SCHEMAS = {
     "Error": ERROR_SCHEMA,
@@ -327,6 +351,8 @@ SCHEMAS = {
     },
     "BroadcastForm": {
         "type": "object",
+        "description": FORM_FIELDS_PROSE,
+        "additionalProperties": False,
         "required": ["csrf_token"],
         "properties": {
             "csrf_token": {"type": "string", "description": "The session's token, from the page's form."},
@@ -336,6 +362,8 @@ SCHEMAS = {
     },
     "DashboardForm": {
         "type": "object",
+        "description": FORM_FIELDS_PROSE,
+        "additionalProperties": False,
         "required": ["csrf_token", "action"],
         "properties": {
             "csrf_token": {"type": "string", "description": "The session's token, from the page's form."},
@@ -485,7 +513,8 @@ BROADCAST = _operation(
     "Publish to a transient fanout exchange",
     "The Broadcast idiom: publish the body to the fanout exchange `{exchange}`, declared if missing "
     "as the seed does (durable=False, auto_delete=True). At most once: nobody listening is fine, "
-    "`routed` says whether at least one queue got it. Answers once the broker has taken the message.",
+    "`routed` says whether at least one queue got it. Answers once the broker has taken the message."
+    + AMQP_HEADERS_PROSE,
     {
         "202": _json("Published.", "BroadcastAccepted"),
         **error_responses(
@@ -496,6 +525,7 @@ BROADCAST = _operation(
     MESSAGE_BODY,
     permission="broadcast:{exchange}",
 )
+BROADCAST["x-hutch-header-family"] = AMQP_HEADER_FAMILY
 
 NOTIFY = _operation(
     "notify",
@@ -504,7 +534,7 @@ NOTIFY = _operation(
     "The Notify idiom: a persistent (delivery_mode=2), mandatory publish to the fanout exchange "
     "`{exchange}`, declared if missing as the seed does (durable=True, auto_delete=False). 202 only "
     "after the broker's publisher confirm; a message no queue is bound for is an error (409 "
-    "`unroutable`, nothing was stored), never a silent 202.",
+    "`unroutable`, nothing was stored), never a silent 202." + AMQP_HEADERS_PROSE,
     {
         "202": _json(
             "Confirmed by the broker: every bound consumer queue holds the message.", "NotifyAccepted"
@@ -523,6 +553,7 @@ NOTIFY = _operation(
     MESSAGE_BODY,
     permission="notify:{exchange}",
 )
+NOTIFY["x-hutch-header-family"] = AMQP_HEADER_FAMILY
 
 REGISTER = _operation(
     "registerConsumer",
@@ -550,21 +581,21 @@ RPC = _operation(
     "The Request/Response idiom: publish the body to the direct exchange `{exchange}` with "
     "`{routing_key}`, `reply_to` and a `correlation_id` of the gateway's, expiring with the timeout, "
     "and block until the reply. Responders declare the exchange; the gateway never declares or alters "
-    "it. Replies written the seed's way (without copying `correlation_id`) work too.",
+    "it. Replies written the seed's way (without copying `correlation_id`) work too.\n\n"
+    "503 `no_responder` and 504 `timeout` are expected answers of a call, listed in "
+    "`x-hutch-expected-errors`: they say what the responder side did (nothing is bound, or no reply "
+    "came in time), not that the gateway failed; clients and tools should treat them as answers."
+    + AMQP_HEADERS_PROSE,
     {
         "200": {
             "description": "The reply: its body as sent, `content_type` as `Content-Type` (default "
             "`application/octet-stream`), `content_encoding` as `Content-Encoding`, and each AMQP header "
-            "as `X-Amqp-Header-{name}`. A reply header `http_status` (100-599) sets the status instead "
-            "of 200 and is not copied.",
+            "as a header named `X-Amqp-Header-` followed by the AMQP header's name (a family of headers, "
+            "as for requests: `x-hutch-header-family`). A reply header `http_status` (100-599) sets the "
+            "status instead of 200 and is not copied.",
             "headers": {
                 "Content-Encoding": {
                     "description": "The reply's content_encoding.",
-                    "schema": {"type": "string"},
-                },
-                "X-Amqp-Header-{name}": {
-                    "description": "One header per AMQP header of the reply (a family; OpenAPI cannot "
-                    "express a prefix).",
                     "schema": {"type": "string"},
                 },
             },
@@ -595,6 +626,9 @@ RPC = _operation(
     MESSAGE_BODY,
     permission="rpc:{exchange}/{routing_key}",
 )
+RPC["x-hutch-header-family"] = AMQP_HEADER_FAMILY
+# Answers about the responder side that a client must expect, although their statuses are 5xx.
+RPC["x-hutch-expected-errors"] = [NoResponder.code, RpcTimeout.code]
 
 EVENTS_DESCRIPTION = """\
 The messages published to the broadcast exchange `{exchange}` (declared as for broadcast) as
@@ -707,8 +741,10 @@ DASHBOARD_INDEX = _operation(
             "name": "next",
             "in": "query",
             "required": False,
-            "description": "The exchange whose page to show after logging in.",
-            "schema": {"type": "string", "pattern": NAME_PATTERN},
+            "description": "The exchange whose page to show after logging in. Only an exchange name "
+            "(1-127 of `A-Z a-z 0-9 _ . : -`, not `amq.*`) is used; any other value, empty included, is "
+            "ignored and the login leads to this index: a stale or mangled link still shows the form.",
+            "schema": {"type": "string"},
         }
     ],
 )

@@ -244,6 +244,23 @@ def test_forms_must_be_url_encoded(client, exchange):
     )
 
 
+def test_a_form_with_a_field_it_does_not_have_is_refused_and_does_nothing(client, exchange, listener):
+    page = client.get(f"/dashboard/{exchange}")
+    token = csrf(page)
+    form = {"csrf_token": token, "body": "[1]", "content_type": "application/json"}
+    refused = client.post(f"/dashboard/{exchange}", {**form, "debug": "1"}, headers=JSON, status=400)
+    assert refused.json["error"] == "bad_request" and "'debug'" in refused.json["detail"]
+    follow = {"csrf_token": token, "exchange": "scores", "action": "follow"}
+    refused = client.post("/dashboard/", {**follow, "redirect": "x"}, headers=JSON, status=400)
+    assert refused.json["error"] == "bad_request"
+    assert followed(client) == []
+    # the same forms without the extra field do what they say: the first message is this one
+    client.post(f"/dashboard/{exchange}", {**form, "body": "{}"}, headers=JSON, status=202)
+    assert received(listener)[1] == b"{}"
+    client.post("/dashboard/", follow, headers=JSON, status=200)
+    assert followed(client) == ["scores"]
+
+
 # --- static assets and routes ------------------------------------------------------------------------
 
 

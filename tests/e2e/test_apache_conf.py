@@ -8,10 +8,12 @@ gateway.wsgi with no environment at all.
 """
 
 import contextlib
+import json
 import os
 import pathlib
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +23,7 @@ import types
 import pytest
 import requests
 
+from hutch.server_errors import STATIC_ERRORS
 from tests.e2e.client import assert_error
 from tests.support import amqp
 from tests.support.server import free_port
@@ -59,6 +62,7 @@ def apache():
         "Group www-data\n"
         "LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so\n"
         "LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so\n"
+        "LoadModule alias_module /usr/lib/apache2/modules/mod_alias.so\n"
         "LoadModule reqtimeout_module /usr/lib/apache2/modules/mod_reqtimeout.so\n"
         f"{module_config}\n"
         f"Define HUTCH_HOME {ROOT}\n"
@@ -159,5 +163,30 @@ def test_body_limits_under_apache(apache):
     # between max_body_bytes and LimitRequestBody: the gateway's JSON 413
     too_large = requests.post(url, data=b"x" * (1048576 + 1), headers=headers, timeout=30)
     assert_error(too_large, 413, "payload_too_large")
-    # far above LimitRequestBody: Apache refuses before the daemon reads it
-    assert requests.post(url, data=b"x" * (3 * 1048576), headers=headers, timeout=30).status_code == 413
+    # far above LimitRequestBody: Apache refuses before the daemon reads it, in the contract's JSON
+    refused = requests.post(url, data=b"x" * (3 * 1048576), headers=headers, timeout=30)
+    assert_error(refused, 413, "payload_too_large")
+    assert refused.json()["detail"] == STATIC_ERRORS[413].detail
+
+
+def test_trace_is_refused_with_the_routes_allow(apache):
+    for path, allow in [("/gateway/health", "GET, HEAD"), ("/gateway/broadcast/x", "POST")]:
+        response = requests.request("TRACE", apache.origin + path, headers={"X-Secret": "s"}, timeout=10)
+        assert_error(response, 405, "method_not_allowed")
+        assert response.headers["Allow"] == allow
+        assert "X-Secret" not in response.text  # nothing echoed
+
+
+def test_a_malformed_header_gets_the_contracts_json(apache):
+    with socket.create_connection(("127.0.0.1", int(apache.origin.rsplit(":", 1)[1])), timeout=10) as sock:
+        sock.sendall(b"GET /gateway/health HTTP/1.1\r\nHost: x\r\nX-Amqp-Header-{Name}: v\r\n\r\n")
+        received = b""
+        while b"}" not in received:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), head
+    assert b"application/json" in head.lower()
+    assert json.loads(body.split(b"\n", 1)[0])["error"] == "bad_request"

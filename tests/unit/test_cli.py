@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from hutch import cli
+from hutch.server_errors import error_documents
 from hutch.settings import Settings, parse_settings
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -53,6 +54,26 @@ def test_read_timeouts_match_the_slowloris_protection():
     assert flag(command, "--header-min-rate") == "500"
     assert flag(command, "--body-timeout") == "20"
     assert flag(command, "--body-min-rate") == "500"
+
+
+def pairs(command, name):
+    """Every value (or pair of values) after each ``name`` in a command line."""
+    width = 2 if name in ("--url-alias", "--error-document") else 1
+    return [tuple(command[i + 1 : i + 1 + width]) for i, word in enumerate(command) if word == name]
+
+
+@pytest.mark.parametrize(("mount_point", "prefix"), [("/", ""), ("/gateway", "/gateway"), ("/a/b/", "/a/b")])
+def test_trace_is_off_and_apaches_errors_are_the_contracts_json(mount_point, prefix):
+    command = cli.serve_arguments(cli.parse(["serve", "--mount-point", mount_point]), DEFAULT_LIMITS)
+    assert "TraceEnable Off" in pathlib.Path(flag(command, "--include-file")).read_text()
+    assert pairs(command, "--url-alias") == [(f"{prefix}/.errors", str(ROOT / "apache" / "errors"))]
+    assert pairs(command, "--error-document") == [
+        ("400", f"{prefix}/.errors/400.json"),
+        ("405", f"{prefix}/.method-not-allowed"),
+        ("408", f"{prefix}/.errors/408.json"),
+        ("413", f"{prefix}/.errors/413.json"),
+        ("414", f"{prefix}/.errors/414.json"),
+    ]
 
 
 def test_as_root_the_daemons_run_as_www_data_or_the_given_user():
@@ -186,6 +207,16 @@ def test_hutch_conf_carries_the_numbers_hutch_serve_uses():
     assert directive(text, "LimitRequestFieldSize") == "8190"
 
 
+def test_hutch_conf_turns_trace_off_and_serves_the_same_error_documents_as_hutch_serve():
+    text = HUTCH_CONF.read_text()
+    assert directive(text, "TraceEnable") == "Off"
+    documents = re.findall(r"^ErrorDocument (\d+) (\S+)$", text, re.MULTILINE)
+    assert documents == [(str(status), path) for status, path in error_documents("/gateway")]
+    assert directive(text, "Alias") == "/gateway/.errors ${HUTCH_HOME}/apache/errors"
+    errors = re.search(r"<Directory \$\{HUTCH_HOME\}/apache/errors>(.*?)</Directory>", text, re.DOTALL)
+    assert re.findall(r"Require (.+)", errors.group(1)) == ["all granted"]
+
+
 def test_hutch_conf_routes_gateway_to_the_daemon_and_grants_only_the_script():
     text = HUTCH_CONF.read_text()
     assert directive(text, "WSGIProcessGroup") == "hutch"
@@ -216,6 +247,7 @@ def wrapper_config(tmp_path, conf):
         f"ErrorLog {tmp_path}/error_log\n"
         "LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so\n"
         "LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so\n"
+        "LoadModule alias_module /usr/lib/apache2/modules/mod_alias.so\n"
         "LoadModule reqtimeout_module /usr/lib/apache2/modules/mod_reqtimeout.so\n"
         f"{module_config}\n"
         f"Define HUTCH_HOME {ROOT}\n"

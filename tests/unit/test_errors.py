@@ -19,6 +19,8 @@ EXPECTED = [
     (errors.BadCsrfToken, 403, "bad_csrf_token"),
     (errors.NotFound, 404, "not_found"),
     (errors.PayloadTooLarge, 413, "payload_too_large"),
+    (errors.RequestTimeout, 408, "request_timeout"),
+    (errors.UriTooLong, 414, "uri_too_long"),
     (errors.BrokerError, 500, "internal"),
     (errors.BrokerUnavailable, 503, "broker_unavailable"),
     (errors.PublishNacked, 503, "nacked"),

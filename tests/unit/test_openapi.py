@@ -10,14 +10,16 @@ import ast
 import json
 import pathlib
 import re
+import sys
 
 import pytest
 import webtest
 from openapi_spec_validator import OpenAPIV30SpecValidator, validate
 
-from hutch import openapi
+from hutch import messages, openapi
 from hutch.app import make_app
 from hutch.auth import IDIOMS
+from hutch.dispatch import load_app_modules
 from hutch.names import NAME
 from hutch.settings import parse_settings
 
@@ -130,6 +132,14 @@ def error_enum(doc, response):
     return set(deref(doc, schema)["properties"]["error"]["enum"])
 
 
+def header_schema(doc, method, path, name):
+    for parameter in operation(doc, method, path)["parameters"]:
+        parameter = deref(doc, parameter)
+        if parameter["in"] == "header" and parameter["name"].lower() == name:
+            return parameter["schema"]
+    raise AssertionError(f"no header {name}")
+
+
 def header_names(doc, method, path):
     names = set()
     for parameter in operation(doc, method, path)["parameters"]:
@@ -213,7 +223,17 @@ def test_name_pattern_agrees_with_the_gateways_check(name):
 @pytest.mark.parametrize(("method", "path"), PUBLISHING_ROUTES)
 def test_publishing_routes_document_the_message_mapping(doc, method, path):
     headers = header_names(doc, method, path)
-    assert {"content-encoding", "idempotency-key", "x-correlation-id", "x-amqp-header-{name}"} <= headers
+    assert {"content-encoding", "idempotency-key", "x-correlation-id"} <= headers
+    for name in ("content-encoding", "idempotency-key", "x-correlation-id"):
+        schema = header_schema(doc, method, path, name)
+        # hutch.messages: printable ASCII, an AMQP short string
+        assert schema["maxLength"] == messages.SHORTSTR_MAX
+        assert schema["pattern"] == "^[\\x20-\\x7e]*$"
+    family = operation(doc, method, path)["x-hutch-header-family"]
+    assert family["prefix"] == "X-Amqp-Header-"
+    assert family["maxHeaders"] == messages.MAX_HEADERS
+    assert family["schema"]["maxLength"] == messages.MAX_HEADER_VALUE
+    assert "X-Amqp-Header-" in operation(doc, method, path)["description"]
     body = operation(doc, method, path)["requestBody"]
     assert set(body["content"]) == {"*/*"}
     assert "max_body_bytes" in body["description"] and "Content-Type" in body["description"]
@@ -391,10 +411,6 @@ def test_real_errors_match_the_documented_responses(app, doc, method, url, statu
         ("no_responder", {("post", "/rpc/{exchange}/{routing_key}")}),
         ("unroutable", {("post", "/notify/{exchange}")}),
         (
-            "payload_too_large",
-            {*PUBLISHING_ROUTES, ("post", "/dashboard/{exchange}"), ("post", "/dashboard/")},
-        ),
-        (
             "nacked",
             {
                 ("post", "/broadcast/{exchange}"),
@@ -424,3 +440,61 @@ def test_a_browser_without_a_key_is_sent_to_the_login_form(app, doc):
     login = app.get("/dashboard/", headers={"Accept": "text/html"}, status=200)
     assert login.content_type == "text/html"
     assert "200" in operation(doc, "get", "/dashboard/")["responses"]
+
+
+# --- what generic tools rely on ---------------------------------------------------
+
+
+# RFC 9110 token characters: a header name with anything else is refused by HTTP servers (400).
+HEADER_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def test_every_documented_header_name_is_a_legal_header_name(doc):
+    names = []
+    for item in doc["paths"].values():
+        for op in item.values():
+            names += [deref(doc, p)["name"] for p in op["parameters"] if deref(doc, p)["in"] == "header"]
+            for response in op["responses"].values():
+                names += list(deref(doc, response).get("headers", {}))
+    assert names
+    for name in names:
+        assert HEADER_TOKEN.fullmatch(name), name
+
+
+def test_the_web_servers_own_errors_are_documented_on_every_operation(doc):
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            responses = op["responses"]
+            assert "bad_request" in error_enum(doc, responses["400"]), (method, path)
+            assert error_enum(doc, responses["408"]) == {"request_timeout"}, (method, path)
+            assert error_enum(doc, responses["413"]) == {"payload_too_large"}, (method, path)
+            assert error_enum(doc, responses["414"]) == {"uri_too_long"}, (method, path)
+
+
+def test_rpc_marks_its_responder_outcomes_as_expected_answers(doc):
+    rpc = operation(doc, "post", "/rpc/{exchange}/{routing_key}")
+    assert rpc["x-hutch-expected-errors"] == ["no_responder", "timeout"]
+    assert "no_responder" in error_enum(doc, rpc["responses"]["503"])
+    assert "timeout" in error_enum(doc, rpc["responses"]["504"])
+    assert "expected answer" in deref(doc, rpc["responses"]["503"])["description"]
+    # only the call has such answers: a broker failure is never expected
+    for item in doc["paths"].values():
+        for op in item.values():
+            assert "broker_unavailable" not in op.get("x-hutch-expected-errors", [])
+
+
+def test_dashboard_forms_have_exactly_the_fields_the_dashboard_takes():
+    load_app_modules(str(ROOT / "apps"))
+    dashboard = sys.modules["hutch_apps.dashboard"]
+    forms = {"DashboardForm": dashboard.ACT_FIELDS, "BroadcastForm": dashboard.PUBLISH_FIELDS}
+    for name, fields in forms.items():
+        schema = openapi.SCHEMAS[name]
+        assert set(schema["properties"]) == fields
+        assert schema["additionalProperties"] is False  # the dashboard refuses any other field
+
+
+def test_the_login_forms_next_is_any_string_as_the_dashboard_takes_it(doc):
+    """The dashboard ignores a ``next`` that is not an exchange name, so the document must allow any."""
+    parameters = operation(doc, "get", "/dashboard/")["parameters"]
+    (next_parameter,) = [p for p in parameters if p["name"] == "next"]
+    assert next_parameter["schema"] == {"type": "string"}
