@@ -87,8 +87,43 @@ def test_body_over_max_body_bytes_is_413_json(api):
 
 def test_huge_body_is_refused_by_apache_without_a_traceback(api):
     response = api.post(f"/broadcast/{amqp.unique('big')}", data=b"x" * (4 * MAX_BODY_BYTES))
-    assert response.status_code == 413
+    assert_error(response, 413, "payload_too_large")  # Apache's error document: the contract's JSON
     assert_no_traceback(response)
+
+
+@pytest.mark.parametrize(
+    ("path", "allow"),
+    [
+        ("/broadcast/t.any", "POST"),
+        ("/notify/t.any/queues/billing", "PUT"),
+        ("/health", "GET, HEAD"),
+        ("/events/t.any", "GET, HEAD"),
+        ("/dashboard/t.any", "GET, HEAD, POST"),
+        ("/static/dashboard.css", "GET, HEAD"),
+    ],
+)
+def test_trace_is_405_with_the_routes_allow_and_echoes_nothing(api, path, allow):
+    response = api.request("TRACE", path, headers={"X-Trace-Me": "secret-cookie"})
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["Allow"] == allow
+    assert "secret-cookie" not in response.text and "e2e-full-access-key" not in response.text
+
+
+def test_trace_on_an_unknown_path_is_404(api):
+    assert_error(api.request("TRACE", "/nope"), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("headers", "why"),
+    [
+        ({"X-Amqp-Header-{Name}": "v"}, "a header name with braces"),
+        ({"X-Big": "b" * 9000}, "a header field over 8190 bytes"),
+    ],
+)
+def test_a_head_apache_cannot_read_is_400_json(api, headers, why):
+    response = api.post(f"/broadcast/{amqp.unique('head')}", data=b"x", headers=headers)
+    assert_error(response, 400, "bad_request")
+    assert "header" in response.json()["detail"], why
 
 
 # --- methods and routes -------------------------------------------------------------

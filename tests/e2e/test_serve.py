@@ -21,6 +21,12 @@ def test_serve_without_ini_serves_production_ini_at_the_root():
         refused = requests.post(server.url + "/broadcast/t.serve-check", data=b"x", timeout=10)
         assert refused.status_code == 401
         assert refused.json()["error"] == "unauthorized"
+        # mounted at the root, Apache's own answers are the contract's JSON as well
+        trace = requests.request("TRACE", server.url + "/health", timeout=10)
+        assert (trace.status_code, trace.headers["Allow"]) == (405, "GET, HEAD")
+        assert trace.json()["error"] == "method_not_allowed"
+        unreadable = requests.get(server.url + "/health", headers={"X-Big": "b" * 9000}, timeout=10)
+        assert unreadable.status_code == 400 and unreadable.json()["error"] == "bad_request"
     finally:
         server.stop()
         server.cleanup()
