@@ -3,9 +3,10 @@
 The store is Redis, shared by every gateway process and host.  Per request
 carrying an ``Idempotency-Key`` (broadcast and notify):
 
-1. ``SET key pending NX PX lease`` claims the key atomically; the winner
-   publishes.  The lease outlives the longest publish, so a claim left by a
-   process that died mid-publish frees itself.
+1. ``SET key pending NX GET PX lease`` claims the key atomically, or
+   returns what another request holds there, in one round trip (Redis 7).
+   The winner publishes.  The lease outlives the longest publish, so a
+   claim left by a process that died mid-publish frees itself.
 2. A 2xx answer (status, body, Content-Type) replaces the claim for
    ``idempotency_ttl`` seconds; a failed attempt (an error or a non-2xx
    answer) deletes the claim, so a retry can publish.  Both only touch the
@@ -95,14 +96,10 @@ class IdempotencyStore:
             pause = min(pause * 2, POLL_MAX)
 
     def _claim_or_get(self, key, claim):
-        """None when ``claim`` took the key, else what the key holds now."""
+        """None when ``claim`` took the key, else what the key holds: one ``SET NX GET`` (Redis 7)."""
         try:
-            while True:
-                if self.redis.set(key, claim, nx=True, px=self.lease_ms):
-                    return None
-                text = self.redis.get(key)
-                if text is not None:  # else the holder released it in between: claim again
-                    return json.loads(text)
+            text = self.redis.set(key, claim, nx=True, px=self.lease_ms, get=True)
+            return None if text is None else json.loads(text)
         except redis.RedisError as error:
             log.warning("idempotency store unavailable: %s", error)
             raise IdempotencyUnavailable(retry_after=self.retry_after) from None
