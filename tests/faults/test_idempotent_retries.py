@@ -16,6 +16,7 @@ The test counts them apart and allows them only for keys that got such a
 """
 
 import collections
+import json
 import time
 import uuid
 
@@ -71,12 +72,18 @@ def test_retries_by_the_same_key_store_no_duplicate(private_broker, idempotent_g
     duplicated = {key: count - 1 for key, count in stored.items() if count > 1}
     failed_first = {outcome.key for outcome in outcomes if outcome.status == 503}
     in_doubt = {key for key in duplicated if key in failed_first}
+    why = collections.Counter(
+        json.loads(outcome.body)["detail"]
+        for outcome in outcomes
+        if outcome.key in in_doubt and outcome.status == 503
+    )
     print(
         f"\nbroker {fault.__name__}, idempotent retries: sent {len(sent)} messages in {len(outcomes)} "
         f"requests "
         f"{summary(outcomes)}; confirmed {len(confirmed)}; repeats of a 2xx {len(repeats)}, replayed "
         f"{len(replayed)}; lost {len(lost)}; duplicated {sum(duplicated.values())} "
-        f"(after an in-doubt 503: {len(in_doubt)}); /health 200 {healthy_after and round(healthy_after, 2)} s"
+        f"(after an in-doubt 503: {len(in_doubt)}, {dict(why)}); "
+        f"/health 200 {healthy_after and round(healthy_after, 2)} s"
     )
 
     assert not lost, f"confirmed but not in the queue: {sorted(lost)[:10]}"
