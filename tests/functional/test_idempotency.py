@@ -5,6 +5,7 @@ a failed attempt must leave the key free for a retry that publishes.
 """
 
 import json
+import signal
 import threading
 import time
 
@@ -164,13 +165,13 @@ def test_a_key_reused_with_another_body_is_422_and_publishes_nothing(keyed, amqp
     assert amqp.queue_depth(queue) == 1
 
 
-def pending_claim(store, exchange, key, body=b"record"):
+def pending_claim(store, exchange, key, body=b"record", lease_ms=60000):
     """Claim ``key`` as another gateway process in the middle of its publish would."""
     environ = {"HTTP_IDEMPOTENCY_KEY": key}
     name = scoped_key(environ, "notify", exchange)
     fingerprint = fingerprint_of(Message(body, pika.BasicProperties(content_type="text/plain")))
     claim = {"state": "pending", "owner": "elsewhere", "fingerprint": fingerprint}
-    store.set(name, json.dumps(claim), px=60000)
+    store.set(name, json.dumps(claim), px=lease_ms)
     return name, fingerprint
 
 
@@ -218,6 +219,16 @@ def test_a_duplicate_of_a_publish_still_in_flight_at_the_bound_is_409(keyed, amq
     assert amqp.queue_depth(queue) == 0
 
 
+def test_the_claim_of_a_process_that_died_mid_publish_lapses_with_its_lease(keyed, amqp, exchange, store):
+    client = keyed(publish_timeout="5")
+    queue = register(client, amqp, exchange)
+    pending_claim(store[0], exchange, "orphaned", lease_ms=500)  # its owner never finishes
+    published = post(client, f"/notify/{exchange}", "orphaned")
+    assert "Idempotent-Replayed" not in published.headers
+    assert amqp.get(queue)[1] == b"record"
+    assert post(client, f"/notify/{exchange}", "orphaned").headers["Idempotent-Replayed"] == "true"
+
+
 def test_without_the_setting_every_repeat_publishes(make_stack, amqp, exchange):
     client = webtest.TestApp(make_stack(), lint=True)
     queue = register(client, amqp, exchange)
@@ -255,3 +266,23 @@ def test_redis_down_refuses_keyed_requests_and_recovers(make_stack, amqp, exchan
     bodies = [amqp.get(queue)[1] for _ in range(3)]
     assert bodies == [b"record", b"no key", b"record"]
     assert amqp.queue_depth(queue) == 0
+
+
+def test_a_frozen_redis_is_a_bounded_503_not_a_hang(make_stack, amqp, exchange, private_redis):
+    """SIGSTOP: connections are accepted but never answered; the socket timeout bounds the wait."""
+    client = webtest.TestApp(make_stack(idempotency_url=private_redis.url, connect_timeout="1"), lint=True)
+    queue = register(client, amqp, exchange)
+    private_redis.process.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        refused = post(client, f"/notify/{exchange}", "frozen", status=503)
+        took = time.monotonic() - started
+        client.post(f"/notify/{exchange}", b"no key", status=202)
+    finally:
+        private_redis.process.send_signal(signal.SIGCONT)
+    assert refused.json["error"] == "idempotency_unavailable"
+    assert took < 15, f"a frozen Redis held the request {took:.1f} s"
+    # The timed-out claim may still land when Redis wakes up (then it lapses with its lease):
+    # a new key shows the recovery.
+    post(client, f"/notify/{exchange}", "thawed")
+    assert [amqp.get(queue)[1] for _ in range(2)] == [b"no key", b"record"]
