@@ -7,8 +7,12 @@ from hutch.web import Route, Routes, json_response, read_body
 def publish(request, gateway, exchange):
     body = read_body(request.environ, gateway.settings.max_body_bytes)
     message = message_from_environ(request.environ, body)
-    routed = gateway.broker.broadcast(exchange, message)
-    return json_response(202, {"message_id": message.message_id, "exchange": exchange, "routed": routed})
+
+    def send():
+        routed = gateway.broker.broadcast(exchange, message)
+        return json_response(202, {"message_id": message.message_id, "exchange": exchange, "routed": routed})
+
+    return gateway.idempotency.once(request.environ, "broadcast", exchange, message, send)
 
 
 application = Routes(Route("{exchange}", permission="broadcast", POST=publish))

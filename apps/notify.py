@@ -11,8 +11,12 @@ from hutch.web import Route, Routes, json_response, read_body
 def publish(request, gateway, exchange):
     body = read_body(request.environ, gateway.settings.max_body_bytes)
     message = message_from_environ(request.environ, body, persistent=True)
-    gateway.broker.notify(exchange, message)
-    return json_response(202, {"message_id": message.message_id, "exchange": exchange})
+
+    def send():
+        gateway.broker.notify(exchange, message)
+        return json_response(202, {"message_id": message.message_id, "exchange": exchange})
+
+    return gateway.idempotency.once(request.environ, "notify", exchange, message, send)
 
 
 def register(request, gateway, exchange, consumer):

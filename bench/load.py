@@ -38,17 +38,27 @@ class Load:
         return self.errors["status"] + self.errors["timeout"] + self.errors["connect"]
 
 
-def run_wrk(url, connections, seconds, authorization="", body=BODY, content_type=CONTENT_TYPE):
-    """``wrk -t1 -c{connections} -d{seconds}s --latency -s post.lua url``."""
+def run_wrk(
+    url,
+    connections,
+    seconds,
+    authorization="",
+    body=BODY,
+    content_type=CONTENT_TYPE,
+    script=LUA,
+    environ=None,
+):
+    """``wrk -t1 -c{connections} -d{seconds}s --latency -s post.lua url`` (``script``: another Lua)."""
     environ = {
         **os.environ,
+        **(environ or {}),
         "BENCH_BODY": body,
         "BENCH_CONTENT_TYPE": content_type,
         "BENCH_AUTHORIZATION": authorization,
     }
     command = [
         "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency",
-        "-s", str(LUA), url,
+        "-s", str(script), url,
     ]  # fmt: skip
     result = subprocess.run(
         command, env=environ, capture_output=True, text=True, timeout=seconds + 60, check=False

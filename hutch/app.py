@@ -10,6 +10,7 @@ from paste.httpexceptions import HTTPExceptionHandler
 
 from .amqp.client import Broker
 from .dispatch import AppDirectory
+from .idempotency import NoIdempotency, make_store
 from .server_errors import MethodNotAllowedDocument
 from .settings import parse_settings
 from .web import GATEWAY_KEY
@@ -21,10 +22,11 @@ ERROR_MESSAGE = "The gateway failed to handle the request; the error is in its l
 
 @dataclasses.dataclass(frozen=True)
 class Gateway:
-    """What every app module needs: the parsed settings and the broker."""
+    """What every app module needs: the parsed settings, the broker, the idempotency store."""
 
     settings: object
     broker: Broker
+    idempotency: object = dataclasses.field(default_factory=NoIdempotency)
 
 
 class WithGateway:
@@ -85,7 +87,9 @@ def make_app(settings, broker=None):
     """ErrorMiddleware -> HTTPExceptionHandler -> Beaker -> hardened urlparser."""
     broker = broker or make_broker(settings)
     atexit.register(broker.close)
-    gateway = Gateway(settings, broker)
+    idempotency = make_store(settings)
+    atexit.register(idempotency.close)
+    gateway = Gateway(settings, broker, idempotency)
     application = MethodNotAllowedDocument(AppDirectory(settings.apps_directory))
     application = WithGateway(application, gateway)
     application = SessionsByScheme(application, settings.session)

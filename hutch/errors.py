@@ -167,3 +167,38 @@ class RpcTimeout(BrokerError):
     status = 504
     code = "timeout"
     detail = "The responder did not reply in time."
+
+
+# --- idempotent retries ----------------------------------------------------
+
+
+class IdempotencyError(HutchError):
+    """An ``Idempotency-Key`` could not be honoured; raised by ``hutch.idempotency``."""
+
+
+class IdempotencyKeyReused(IdempotencyError):
+    status = 422
+    code = "idempotency_key_reused"
+    detail = "This Idempotency-Key was already used for a request with another body or Content-Type."
+
+
+class IdempotencyInFlight(IdempotencyError):
+    """A duplicate waited as long as it may and the first attempt is still publishing."""
+
+    status = 409
+    code = "idempotency_in_flight"
+    detail = "A request with this Idempotency-Key is still being published; retry shortly."
+
+    def __init__(self, detail=None, retry_after=1):
+        super().__init__(detail, headers=[("Retry-After", str(retry_after))])
+
+
+class IdempotencyUnavailable(IdempotencyError):
+    """The idempotency store (Redis) cannot be reached: refuse rather than risk a duplicate."""
+
+    status = 503
+    code = "idempotency_unavailable"
+    detail = "The idempotency store is unavailable; retry later (requests without Idempotency-Key work)."
+
+    def __init__(self, detail=None, retry_after=5):
+        super().__init__(detail, headers=[("Retry-After", str(retry_after))])

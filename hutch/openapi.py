@@ -14,6 +14,9 @@ from .errors import (
     BrokerUnavailable,
     Forbidden,
     HutchError,
+    IdempotencyInFlight,
+    IdempotencyKeyReused,
+    IdempotencyUnavailable,
     InvalidHeader,
     InvalidMessage,
     InvalidName,
@@ -40,7 +43,7 @@ JSON = "application/json"
 
 
 # Errors answered with Retry-After.
-RETRYING = (BrokerUnavailable, TooManyStreams)
+RETRYING = (BrokerUnavailable, TooManyStreams, IdempotencyInFlight, IdempotencyUnavailable)
 
 
 def error_classes():
@@ -94,6 +97,14 @@ CODE_MEANINGS = {
     "(`x-hutch-expected-errors`), not a failure of the gateway.",
     "too_many_streams": "This gateway process holds as many event streams as it may (or is stopping).",
     "invalid_message": "A dashboard form's message does not match its content type (e.g. invalid JSON).",
+    "idempotency_key_reused": "The `Idempotency-Key` was used before with another body or Content-Type.",
+    "idempotency_in_flight": (
+        "A request with this `Idempotency-Key` is still publishing after `publish_timeout`; retry."
+    ),
+    "idempotency_unavailable": (
+        "The idempotency store (Redis) is unreachable: a keyed request is refused rather than risk a "
+        "duplicate. Requests without `Idempotency-Key` still work."
+    ),
 }
 
 
@@ -125,6 +136,11 @@ RESPONSE_HEADERS = {
     "RetryAfter": {
         "description": "Seconds to wait before retrying (the `retry_after` setting; default 5).",
         "schema": {"type": "integer", "minimum": 1, "example": 5},
+    },
+    "IdempotentReplayed": {
+        "description": "`true`: this is the stored answer to an earlier request with the same "
+        "`Idempotency-Key`; nothing was published this time.",
+        "schema": {"type": "string", "enum": ["true"]},
     },
     "WWWAuthenticate": {
         "description": "The schemes the gateway accepts.",
@@ -192,6 +208,8 @@ NAME_ERRORS = (InvalidName, ReservedName)
 AUTH_ERRORS = (Unauthorized, Forbidden)
 BODY_ERRORS = (BadRequest, InvalidHeader, PayloadTooLarge)
 PUBLISH_FAILURES = (BrokerUnavailable, PublishNacked)
+IDEMPOTENCY_ERRORS = (IdempotencyKeyReused, IdempotencyInFlight, IdempotencyUnavailable)
+REPLAYED = {"Idempotent-Replayed": _ref("headers", "IdempotentReplayed")}
 
 
 # --- parameters ----------------------------------------------------------------
@@ -230,7 +248,12 @@ PARAMETERS = {
     "IdempotencyKey": _header(
         "Idempotency-Key",
         "Becomes the message's `message_id` (printable ASCII, at most 255 characters); without it the "
-        "gateway makes a new UUID. The gateway does not deduplicate: consumers may, by `message_id`.",
+        "gateway makes a new UUID. With the `idempotency_url` setting, broadcast and notify publish once "
+        "per key (scoped to the API key name and exchange) within `idempotency_ttl`: a repeat gets the "
+        "first 2xx answer again with `Idempotent-Replayed: true`, a concurrent repeat waits for it (409 "
+        "`idempotency_in_flight` if the first is still publishing after `publish_timeout`), a failed "
+        "attempt is not remembered. Without that setting the gateway does not deduplicate: consumers "
+        "may, by `message_id`.",
     ),
     "CorrelationId": _header(
         "X-Correlation-Id",
@@ -516,9 +539,17 @@ BROADCAST = _operation(
     "`routed` says whether at least one queue got it. Answers once the broker has taken the message."
     + AMQP_HEADERS_PROSE,
     {
-        "202": _json("Published.", "BroadcastAccepted"),
+        "202": _json(
+            "Published (or, with `Idempotent-Replayed`, published before).", "BroadcastAccepted", REPLAYED
+        ),
         **error_responses(
-            *NAME_ERRORS, *AUTH_ERRORS, *BODY_ERRORS, MethodNotAllowed, PreconditionFailed, *PUBLISH_FAILURES
+            *NAME_ERRORS,
+            *AUTH_ERRORS,
+            *BODY_ERRORS,
+            MethodNotAllowed,
+            PreconditionFailed,
+            *PUBLISH_FAILURES,
+            *IDEMPOTENCY_ERRORS,
         ),
     },
     [_ref("parameters", "exchange"), *MESSAGE_PARAMETERS],
@@ -537,7 +568,10 @@ NOTIFY = _operation(
     "`unroutable`, nothing was stored), never a silent 202." + AMQP_HEADERS_PROSE,
     {
         "202": _json(
-            "Confirmed by the broker: every bound consumer queue holds the message.", "NotifyAccepted"
+            "Confirmed by the broker: every bound consumer queue holds the message (with "
+            "`Idempotent-Replayed`: it did so for an earlier request with the same key).",
+            "NotifyAccepted",
+            REPLAYED,
         ),
         **error_responses(
             *NAME_ERRORS,
@@ -547,6 +581,7 @@ NOTIFY = _operation(
             Unroutable,
             PreconditionFailed,
             *PUBLISH_FAILURES,
+            *IDEMPOTENCY_ERRORS,
         ),
     },
     [_ref("parameters", "exchange"), *MESSAGE_PARAMETERS],

@@ -36,6 +36,14 @@ def positive_int(value):
     return number
 
 
+def redis_url(value):
+    """``redis://`` (or ``rediss://``, ``unix://``) URL of the idempotency store; empty turns it off."""
+    value = value.strip()
+    if value and not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"{value!r} is not a redis://host:port/db URL")
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     amqp_url: str = dataclasses.field(default="amqp://guest:guest@localhost:5672/%2F", repr=False)
@@ -56,6 +64,8 @@ class Settings:
     events_linger: float = 5.0
     events_max_body: int = 16 * 1024
     events_max_streams: int = 0
+    idempotency_url: str = dataclasses.field(default="", repr=False)  # may carry a password
+    idempotency_ttl: int = 86400
     session: dict = dataclasses.field(default_factory=dict, repr=False)  # holds the secrets
     auth: AuthPolicy = dataclasses.field(default_factory=AuthPolicy)  # no key: protected routes answer 401
 
@@ -79,6 +89,8 @@ CONVERTERS = {
     "events_linger": positive_float,
     "events_max_body": positive_int,
     "events_max_streams": int,
+    "idempotency_url": redis_url,
+    "idempotency_ttl": positive_int,
 }
 
 # Beaker options the gateway insists on; the ini may override the others.

@@ -25,12 +25,13 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
 
-def write_ini(amqp_url):
-    """``faults.ini`` with absolute paths and ``amqp_url``, in a directory www-data can read."""
+def write_ini(amqp_url, settings=None):
+    """``faults.ini`` with absolute paths, ``amqp_url`` and more ``settings``, where www-data can read."""
     directory = pathlib.Path(tempfile.mkdtemp(prefix="hutch-faults-ini-"))
     os.chmod(directory, 0o755)
     text = (HERE / "faults.ini").read_text().replace("%(here)s/../..", str(ROOT))
     line = f"amqp_url = {amqp_url.replace('%', '%%')}"
+    line += "".join(f"\n{key} = {value}" for key, value in (settings or {}).items())
     text = re.sub(r"^amqp_url = .*$", line, text, count=1, flags=re.MULTILINE)
     path = directory / "gateway.ini"
     path.write_text(text)
@@ -39,9 +40,9 @@ def write_ini(amqp_url):
 
 
 @contextlib.contextmanager
-def running_gateway(request, amqp_url, processes):
+def running_gateway(request, amqp_url, processes, settings=None):
     """A gateway on ``amqp_url``; its log is printed when a test using it failed."""
-    ini = write_ini(amqp_url)
+    ini = write_ini(amqp_url, settings)
     server = GatewayServer(ini, processes=processes, threads=10)
     failures = request.session.testsfailed
     try:

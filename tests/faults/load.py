@@ -33,6 +33,7 @@ class Outcome:
     retry_after: str | None
     body: bytes
     error: str | None
+    replayed: bool = False  # answered Idempotent-Replayed: true
 
     @property
     def ok(self):
@@ -113,6 +114,7 @@ def send(session, request, timeout):
         response.headers.get("Retry-After"),
         response.content,
         None,
+        response.headers.get("Idempotent-Replayed") == "true",
     )
 
 
@@ -130,6 +132,24 @@ def notify_factory(base_url, exchange, run_id):
             key = f"{run_id}-{worker.index}-{worker.next_number()}"
         headers = {"Idempotency-Key": key, "Content-Type": "text/plain"}
         return Request("notify", key, f"{base_url}/notify/{exchange}", headers, key.encode())
+
+    return make
+
+
+def repeating_notify_factory(base_url, exchange, run_id, repeat_every=3):
+    """``notify_factory``, and every ``repeat_every``-th 2xx is sent once more with its key.
+
+    The repeat is a client that lost the 2xx (a timeout, a dropped connection)
+    and retries: with idempotent retries on it must be replayed, not stored again.
+    """
+    fresh = notify_factory(base_url, exchange, run_id)
+
+    def make(worker):
+        last = worker.last
+        if last is not None and last.ok and not last.replayed and worker.counter % repeat_every == 0:
+            headers = {"Idempotency-Key": last.key, "Content-Type": "text/plain"}
+            return Request("repeat", last.key, f"{base_url}/notify/{exchange}", headers, last.key.encode())
+        return fresh(worker)
 
     return make
 

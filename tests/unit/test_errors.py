@@ -28,6 +28,10 @@ EXPECTED = [
     (errors.PreconditionFailed, 409, "precondition_failed"),
     (errors.NoResponder, 503, "no_responder"),
     (errors.RpcTimeout, 504, "timeout"),
+    (errors.IdempotencyError, 500, "internal"),
+    (errors.IdempotencyKeyReused, 422, "idempotency_key_reused"),
+    (errors.IdempotencyInFlight, 409, "idempotency_in_flight"),
+    (errors.IdempotencyUnavailable, 503, "idempotency_unavailable"),
 ]
 
 
@@ -87,3 +91,8 @@ def test_error_headers_are_per_instance():
     second = errors.HutchError()
     assert second.headers == []
     assert first.headers == [("X-A", "1")]
+
+
+@pytest.mark.parametrize("cls", [errors.IdempotencyInFlight, errors.IdempotencyUnavailable])
+def test_idempotency_refusals_say_when_to_retry(cls):
+    assert served(cls(retry_after=7)).headers["Retry-After"] == "7"

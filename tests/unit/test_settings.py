@@ -166,3 +166,25 @@ def test_processes_starting_together_share_one_secret(tmp_path, monkeypatch):
     mine = parse_settings(raw).session["session.secret"]
     assert mine == other[0]
     assert path.read_text().strip() == mine
+
+
+def test_idempotency_is_off_by_default_and_remembers_a_day():
+    settings = parse()
+    assert settings.idempotency_url == ""
+    assert settings.idempotency_ttl == 86400
+
+
+def test_idempotency_settings_are_converted():
+    settings = parse(idempotency_url=" redis://127.0.0.1:6379/3 ", idempotency_ttl="60")
+    assert settings.idempotency_url == "redis://127.0.0.1:6379/3"
+    assert settings.idempotency_ttl == 60
+    assert "6379" not in repr(settings)  # the URL may carry a password
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("idempotency_url", "http://127.0.0.1:6379/0"), ("idempotency_ttl", "0"), ("idempotency_ttl", "1d")],
+)
+def test_bad_idempotency_setting_is_rejected(key, value):
+    with pytest.raises(ConfigurationError, match=key):
+        parse(**{key: value})
