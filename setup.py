@@ -21,6 +21,7 @@ setup(
         "WebOb>=1.8.7",
         "Mako>=1.3.0",
         "mod_wsgi>=5.0.0",
+        "prometheus-client>=0.26.0",
     ],
     extras_require={
         "test": [

@@ -96,6 +96,7 @@ def serve_arguments(args, limits, as_root=False):
         "--limit-request-body", str(args.limit_request_body or limits.limit_request_body),
         *READ_TIMEOUTS,
         "--chunked-request",
+        "--include-file", str(ROOT / "apache" / "chunked-bodies.conf"),
         "--header-buffer-size", "32768",
         "--locale", "C.UTF-8",
         "--log-to-terminal",

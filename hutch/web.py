@@ -63,6 +63,16 @@ def _read(stream, size):
         raise BadRequest("The request body could not be read to its end.") from None
 
 
+def as_sent(segment):
+    """A PATH_INFO segment (bytes as latin-1, PEP 3333) as the text the client sent, for messages.
+
+    UTF-8 is decoded (``scöre``, not ``scÃ¶re``); a byte that is not UTF-8 becomes U+FFFD.
+    """
+    if segment.isascii():
+        return segment
+    return segment.encode("latin-1", "replace").decode("utf-8", "replace")
+
+
 class Route:
     """A path pattern below the app module's segment and its views by method.
 
@@ -116,7 +126,7 @@ class Routes:
         # PATH_INFO as the server gave it (latin-1 for bytes); WebOb's path_info decodes UTF-8 and
         # raises on /%80.  Names are ASCII, so a non-ASCII segment fails their check: 400, or 404.
         path = request.environ.get("PATH_INFO", "")
-        parts = [part for part in path.split("/") if part]
+        parts = [as_sent(part) for part in path.split("/") if part]
         if path.endswith("/") and parts:
             raise NotFound()
         for route in self.routes:

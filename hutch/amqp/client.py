@@ -19,6 +19,7 @@ import pika
 
 from ..errors import BrokerUnavailable, Unroutable
 from .connection import BatchingConnection
+from .outcomes import quiet_answered_closes
 from .publisher import ConfirmPublisher
 from .rpc import Call, RpcPool
 from .subscriptions import Subscriptions
@@ -50,6 +51,7 @@ class Broker:
         self.connect_timeout = connect_timeout
         self.reconnect_max_delay = reconnect_max_delay
         self.retry_after = retry_after
+        quiet_answered_closes()
         self._lock = threading.Lock()
         self._listeners = {}  # exchange -> set of listeners; survives reconnects
         self._reset()
