@@ -10,6 +10,7 @@ from paste.httpexceptions import HTTPExceptionHandler
 
 from .amqp.client import Broker
 from .dispatch import AppDirectory
+from .observe import RequestObserver
 from .settings import parse_settings
 from .web import GATEWAY_KEY
 
@@ -81,15 +82,16 @@ def make_broker(settings):
 
 
 def make_app(settings, broker=None):
-    """ErrorMiddleware -> HTTPExceptionHandler -> Beaker -> hardened urlparser."""
+    """RequestObserver -> ErrorMiddleware -> HTTPExceptionHandler -> Beaker -> hardened urlparser."""
     broker = broker or make_broker(settings)
     atexit.register(broker.close)
     gateway = Gateway(settings, broker)
-    application = AppDirectory(settings.apps_directory)
+    directory = application = AppDirectory(settings.apps_directory)
     application = WithGateway(application, gateway)
     application = SessionsByScheme(application, settings.session)
     application = HTTPExceptionHandler(application)
     application = GatewayErrorMiddleware(application, debug=settings.development, error_message=ERROR_MESSAGE)
+    application = RequestObserver(application, directory.apps, log_access=settings.access_log)
     application.gateway = gateway
     return application
 

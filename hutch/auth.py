@@ -7,7 +7,8 @@ gateway there, not at the first request).  ``authorize`` is what
 before a view runs, so a refused request never reaches the broker.
 
 A permission is ``idiom:pattern`` (``notify:patient.*``, ``rpc:api/*``) or
-``*`` for everything.  The pattern is matched against the resource: the
+``*`` for everything.  ``metrics`` (reading ``GET /metrics``) has no
+resource: it is written alone, or as ``metrics:*``.  The pattern is matched against the resource: the
 exchange, or ``exchange/routing_key`` for rpc; ``*`` matches any run of name
 characters but never crosses the ``/``, and a pattern that is only ``*``
 matches every resource of its idiom.  ``register`` (declaring a consumer
@@ -34,7 +35,8 @@ from .errors import Forbidden, Unauthorized
 
 log = logging.getLogger(__name__)
 
-IDIOMS = ("broadcast", "notify", "register", "rpc", "watch")
+IDIOMS = ("broadcast", "notify", "register", "rpc", "watch", "metrics")
+WHOLE_IDIOMS = ("metrics",)  # idioms without a resource: the permission is the idiom alone
 MODES = ("keys", "off")
 CHALLENGE = ("WWW-Authenticate", 'Bearer realm="hutch", Basic realm="hutch"')
 KEY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -144,7 +146,11 @@ def parse_permission(text):
     """``*`` or ``idiom:pattern``; raise ValueError for anything else."""
     if text == "*":
         return Permission(text, None, re.compile(r".*", re.DOTALL))
+    if text in WHOLE_IDIOMS:
+        return Permission(text, text, re.compile(r".*", re.DOTALL))
     idiom, colon, pattern = text.partition(":")
+    if idiom in WHOLE_IDIOMS and pattern != "*":
+        raise ValueError(f"permission {text!r}: {idiom} has no resource; write {idiom!r} alone")
     if not colon or idiom not in IDIOMS:
         raise ValueError(f"permission {text!r} must be '*' or idiom:pattern with idiom one of {IDIOMS}")
     if pattern == "*":

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 
+from .metrics_dir import default_server_root, prepare_metrics_directory
 from .settings import ConfigurationError, parse_settings
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -263,6 +264,11 @@ def prepare(args, as_root):
         kept = [pathlib.Path(path) for path in startup_files(raw)]
         paths = daemon_paths(ini, settings) + [path for path in kept if path.exists()]
         check_daemon_access(args.user, paths)
+    server_root = args.server_root or default_server_root(args.host, args.port)
+    try:
+        prepare_metrics_directory(server_root, args.user if as_root else None)
+    except OSError as error:
+        raise ServeError(f"cannot prepare the metrics folder in {server_root}: {error}") from None
     return serve_arguments(args, server_limits(settings), as_root)
 
 

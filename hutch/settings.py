@@ -56,6 +56,7 @@ class Settings:
     events_linger: float = 5.0
     events_max_body: int = 16 * 1024
     events_max_streams: int = 0
+    access_log: bool = False  # one JSON line per request on the hutch.access logger
     session: dict = dataclasses.field(default_factory=dict, repr=False)  # holds the secrets
     auth: AuthPolicy = dataclasses.field(default_factory=AuthPolicy)  # no key: protected routes answer 401
 
@@ -79,6 +80,7 @@ CONVERTERS = {
     "events_linger": positive_float,
     "events_max_body": positive_int,
     "events_max_streams": int,
+    "access_log": asbool,
 }
 
 # Beaker options the gateway insists on; the ini may override the others.

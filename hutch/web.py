@@ -13,6 +13,7 @@ from .errors import BadRequest, HutchError, MethodNotAllowed, NotFound, PayloadT
 from .names import checked_name
 
 GATEWAY_KEY = "hutch.gateway"
+ROUTE_NAMES_KEY = "hutch.route_names"  # the names in the path, for the access log
 NAME_KINDS = {"exchange": "exchange", "routing_key": "routing key", "consumer": "consumer"}
 
 
@@ -141,6 +142,7 @@ class Routes:
                 raise MethodNotAllowed(allowed)
             for name, value in names.items():
                 checked_name(value, NAME_KINDS.get(name, name))
+            request.environ[ROUTE_NAMES_KEY] = names
             gateway = request.environ[GATEWAY_KEY]
             route.authorize(request, gateway, names)
             return view(request, gateway, **names)
