@@ -165,7 +165,7 @@ def parse(argv):
 
 def load_ini_for_keys(args):
     """The ini ``hutch keys`` works on, found as ``hutch serve`` finds it, and its settings."""
-    ini = resolve_ini(args)
+    ini = os.path.abspath(args.ini or os.environ.get("HUTCH_INI") or PRODUCTION_INI)
     try:
         raw, _here = read_ini(ini)
     except ServeError as error:

@@ -90,7 +90,8 @@ IDEMPOTENT_REPLAYS = Counter(
     ["idiom"],
 )
 
-_request_children = {}
+_request_children = {}  # (app, status) -> the label children, looked up once
+_publish_children = {}  # idiom -> the label children
 
 
 # --- the API ---------------------------------------------------------------------
@@ -110,9 +111,14 @@ def request_answered(app, status, seconds):
 
 
 def publish_confirmed(idiom, seconds, routed):
-    PUBLISH_CONFIRM_SECONDS.labels(idiom).observe(seconds)
+    """On the I/O thread: the broker confirmed a message (``routed``: a queue got it)."""
+    children = _publish_children.get(idiom)
+    if children is None:
+        children = (PUBLISH_CONFIRM_SECONDS.labels(idiom), UNROUTABLE.labels(idiom))
+        _publish_children[idiom] = children
+    children[0].observe(seconds)
     if not routed:
-        UNROUTABLE.labels(idiom).inc()
+        children[1].inc()
 
 
 def rpc_replied(seconds):
