@@ -285,3 +285,7 @@ def test_a_chunked_body_far_over_every_limit_gets_one_clean_json_413(gateway):
     assert b"content-type: application/json" in head.lower()
     assert json.loads(body)["error"] == "payload_too_large"
     assert "WSGI0126" not in gateway.logs()
+
+
+def test_the_chunked_body_rule_adds_no_vary_header(api):
+    assert "Vary" not in api.get("/health").headers
