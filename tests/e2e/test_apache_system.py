@@ -34,6 +34,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 VENV_BIN = pathlib.Path(sys.executable).parent
 README = (ROOT / "apache" / "README.md").read_text()
 HONOURED_WITHIN = 5.0
+DEBIAN_CONFS = {
+    "charset.conf",
+    "localized-error-pages.conf",
+    "other-vhosts-access-log.conf",
+    "security.conf",
+    "serve-cgi-bin.conf",
+}
 # The README's commands this test runs (paths aside); each must still be in the README.
 README_COMMANDS = [
     "install -d -o www-data -g www-data -m 0700 /srv/hutch/var",
@@ -69,6 +76,10 @@ def write_instance_files(instance, http, https):
     """What differs from a real host: the instance's own folders and ports."""
     confdir = instance / "apache2"
     shutil.copytree("/etc/apache2", confdir, symlinks=True)
+    for folder, debian in (("conf-enabled", DEBIAN_CONFS), ("sites-enabled", {"000-default.conf"})):
+        for entry in (confdir / folder).iterdir():  # what this host enabled besides Debian's own
+            if entry.name not in debian:
+                entry.unlink()
     for folder in ("run", "lock", "log"):
         (instance / folder).mkdir()
     (confdir / "envvars").write_text(
