@@ -3,6 +3,7 @@
 import json
 import logging
 
+import webtest
 from webob import Request
 
 from tests.support.scrape import moved, samples, value
@@ -76,8 +77,6 @@ def test_rpc_latency_timeouts_and_no_responder(client, responder, exchange):
 
 
 def test_metrics_needs_the_metrics_permission(make_stack):
-    import webtest
-
     client = webtest.TestApp(make_stack(**KEYS), lint=True)
     assert client.get("/metrics", status=401).json["error"] == "unauthorized"
     publisher = {"Authorization": "Bearer publisher-secret-0123456789"}
@@ -90,8 +89,6 @@ def test_metrics_needs_the_metrics_permission(make_stack):
 
 
 def test_the_access_log_has_one_json_line_per_request(make_stack, amqp, unique_name, caplog):
-    import webtest
-
     exchange = unique_name()
     amqp.track(exchanges=[exchange])
     client = webtest.TestApp(make_stack(access_log="true"), lint=True)
@@ -108,8 +105,6 @@ def test_the_access_log_has_one_json_line_per_request(make_stack, amqp, unique_n
 
 
 def test_no_access_log_unless_asked(make_stack, caplog):
-    import webtest
-
     client = webtest.TestApp(make_stack(), lint=True)
     with caplog.at_level(logging.INFO, logger="hutch.access"):
         client.get("/health")
