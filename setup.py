@@ -22,6 +22,7 @@ setup(
         "Mako>=1.3.0",
         "mod_wsgi>=5.0.0",
         "redis>=5.0.0",
+        "prometheus-client>=0.26.0",
     ],
     extras_require={
         "test": [

@@ -11,6 +11,7 @@ from paste.httpexceptions import HTTPExceptionHandler
 from .amqp.client import Broker
 from .dispatch import AppDirectory
 from .idempotency import NoIdempotency, make_store
+from .observe import RequestObserver
 from .server_errors import MethodNotAllowedDocument
 from .settings import parse_settings
 from .web import GATEWAY_KEY
@@ -84,17 +85,19 @@ def make_broker(settings):
 
 
 def make_app(settings, broker=None):
-    """ErrorMiddleware -> HTTPExceptionHandler -> Beaker -> hardened urlparser."""
+    """RequestObserver -> ErrorMiddleware -> HTTPExceptionHandler -> Beaker -> hardened urlparser."""
     broker = broker or make_broker(settings)
     atexit.register(broker.close)
     idempotency = make_store(settings)
     atexit.register(idempotency.close)
     gateway = Gateway(settings, broker, idempotency)
-    application = MethodNotAllowedDocument(AppDirectory(settings.apps_directory))
+    directory = AppDirectory(settings.apps_directory)
+    application = MethodNotAllowedDocument(directory)
     application = WithGateway(application, gateway)
     application = SessionsByScheme(application, settings.session)
     application = HTTPExceptionHandler(application)
     application = GatewayErrorMiddleware(application, debug=settings.development, error_message=ERROR_MESSAGE)
+    application = RequestObserver(application, directory.apps, log_access=settings.access_log)
     application.gateway = gateway
     return application
 

@@ -7,7 +7,8 @@ gateway there, not at the first request).  ``authorize`` is what
 before a view runs, so a refused request never reaches the broker.
 
 A permission is ``idiom:pattern`` (``notify:patient.*``, ``rpc:api/*``) or
-``*`` for everything.  The pattern is matched against the resource: the
+``*`` for everything.  ``metrics`` (reading ``GET /metrics``) has no
+resource: it is written alone, or as ``metrics:*``.  The pattern is matched against the resource: the
 exchange, or ``exchange/routing_key`` for rpc; ``*`` matches any run of name
 characters but never crosses the ``/``, and a pattern that is only ``*``
 matches every resource of its idiom.  ``register`` (declaring a consumer
@@ -20,21 +21,18 @@ log tells which key, or how much of it, matched.  Nothing here logs a secret.
 
 import base64
 import binascii
-import contextlib
 import dataclasses
 import hashlib
 import hmac
 import logging
-import os
 import re
-import secrets
-import stat
 
 from .errors import Forbidden, Unauthorized
 
 log = logging.getLogger(__name__)
 
-IDIOMS = ("broadcast", "notify", "register", "rpc", "watch")
+IDIOMS = ("broadcast", "notify", "register", "rpc", "watch", "metrics")
+WHOLE_IDIOMS = ("metrics",)  # idioms without a resource: the permission is the idiom alone
 MODES = ("keys", "off")
 CHALLENGE = ("WWW-Authenticate", 'Bearer realm="hutch", Basic realm="hutch"')
 KEY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -144,7 +142,11 @@ def parse_permission(text):
     """``*`` or ``idiom:pattern``; raise ValueError for anything else."""
     if text == "*":
         return Permission(text, None, re.compile(r".*", re.DOTALL))
+    if text in WHOLE_IDIOMS:
+        return Permission(text, text, re.compile(r".*", re.DOTALL))
     idiom, colon, pattern = text.partition(":")
+    if idiom in WHOLE_IDIOMS and pattern != "*":
+        raise ValueError(f"permission {text!r}: {idiom} has no resource; write {idiom!r} alone")
     if not colon or idiom not in IDIOMS:
         raise ValueError(f"permission {text!r} must be '*' or idiom:pattern with idiom one of {IDIOMS}")
     if pattern == "*":
@@ -161,24 +163,39 @@ def parse_permission(text):
 
 
 def make_key(name, secret, permissions_text):
-    if not KEY_NAME.fullmatch(name):
-        raise ValueError(f"key name {name!r} must be 1-64 characters of A-Z a-z 0-9 _ . -")
+    check_key_name(name)
     if not SECRET.fullmatch(secret):
         raise ValueError(f"the secret of key {name!r} must be 16-256 printable ASCII characters, no spaces")
+    return key_with_digest(name, digest(secret), permissions_text)
+
+
+def check_key_name(name):
+    if not KEY_NAME.fullmatch(name):
+        raise ValueError(f"key name {name!r} must be 1-64 characters of A-Z a-z 0-9 _ . -")
+    return name
+
+
+def key_with_digest(name, secret_digest, permissions_text):
+    """An ``ApiKey`` from its secret's digest (a key file may store only that)."""
+    check_key_name(name)
     words = permissions_text.split()
     if not words:
         raise ValueError(f"key {name!r} has no permissions")
-    return ApiKey(name, digest(secret), tuple(parse_permission(word) for word in words))
+    return ApiKey(name, secret_digest, tuple(parse_permission(word) for word in words))
 
 
-def parse_auth(mode, entries, key_file=None):
-    """The ``AuthPolicy`` from ``auth``, the ``auth.key.*``/``auth.permissions.*`` entries and a key file.
+def check_unique(keys):
+    """Raise ValueError when two keys share a name or a secret."""
+    names = [key.name for key in keys]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"key {twice[0]!r} is defined twice")
+    if len({key.secret_digest for key in keys}) != len(keys):
+        raise ValueError("two keys share a secret; give each key its own")
 
-    ``entries`` maps the ini's ``auth.``-prefixed keys (without the prefix) to
-    their text.  Raises ValueError on anything malformed.
-    """
-    if mode not in MODES:
-        raise ValueError(f"auth must be one of {MODES}, not {mode!r}")
+
+def parse_ini_keys(entries):
+    """The keys of the ini's ``auth.key.<name>``/``auth.permissions.<name>`` pairs (prefix removed)."""
     secrets_by_name, permissions_by_name = {}, {}
     for key, text in entries.items():
         kind, dot, name = key.partition(".")
@@ -192,61 +209,30 @@ def parse_auth(mode, entries, key_file=None):
     if unpaired:
         name = unpaired[0]
         raise ValueError(f"key {name!r} needs both auth.key.{name} and auth.permissions.{name}")
-    keys = [
-        make_key(name, secrets_by_name[name], permissions_by_name[name]) for name in sorted(secrets_by_name)
-    ]
+    names = sorted(secrets_by_name)
+    return [make_key(name, secrets_by_name[name], permissions_by_name[name]) for name in names]
+
+
+def parse_auth(mode, entries, key_file=None):
+    """The policy from ``auth``, the ``auth.key.*``/``auth.permissions.*`` entries and a key file.
+
+    ``entries`` maps the ini's ``auth.``-prefixed keys (without the prefix) to
+    their text.  With a key file the policy follows the file while the
+    gateway runs (``hutch.live_keys``).  Raises ValueError on anything
+    malformed.
+    """
+    if mode not in MODES:
+        raise ValueError(f"auth must be one of {MODES}, not {mode!r}")
+    keys = tuple(parse_ini_keys(entries))
     if key_file:
-        keys.extend(read_key_file(key_file))
-    names = [key.name for key in keys]
-    twice = sorted({name for name in names if names.count(name) > 1})
-    if twice:
-        raise ValueError(f"key {twice[0]!r} is defined twice")
-    if len({key.secret_digest for key in keys}) != len(keys):
-        raise ValueError("two keys share a secret; give each key its own")
+        from .live_keys import LivePolicy  # it builds on this module's keys and policy
+
+        policy = LivePolicy(mode, keys, key_file)
+    else:
+        check_unique(keys)
+        policy = AuthPolicy(mode, keys)
     if mode == "off":
         log.warning("auth = off: every client may publish, call and register (development only)")
-    elif not keys:
+    elif not policy.keys:
         log.warning("auth = keys but no key is configured: every protected route answers 401")
-    return AuthPolicy(mode, tuple(keys))
-
-
-def read_key_file(path):
-    """Keys from ``name secret permission...`` lines; create the file with an admin key the first time."""
-    if not os.path.exists(path):
-        create_key_file(path)
-    mode = os.stat(path).st_mode
-    if mode & stat.S_IRWXO:
-        raise ValueError(f"{path} is accessible to other users; chmod o-rwx it")
-    keys = []
-    with open(path, encoding="ascii") as handle:
-        for number, line in enumerate(handle, 1):
-            words = line.split()
-            if not words or words[0].startswith("#"):
-                continue
-            if len(words) < 3:
-                raise ValueError(f"{path} line {number}: expected 'name secret permission...'")
-            try:
-                keys.append(make_key(words[0], words[1], " ".join(words[2:])))
-            except ValueError as exc:
-                raise ValueError(f"{path} line {number}: {exc}") from None
-    return keys
-
-
-def create_key_file(path):
-    """Write a random ``admin`` key with ``*`` permissions, mode 0600, atomically.
-
-    The content goes to a private temporary file that is then hard-linked
-    into place, so a concurrent reader never sees a half-written file and
-    only one of several starting processes wins.
-    """
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    temporary = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write("# name secret permissions... (see README: API keys)\n")
-            handle.write(f"admin {secrets.token_urlsafe(32)} *\n")
-        with contextlib.suppress(FileExistsError):  # another process created it first: use theirs
-            os.link(temporary, path)
-    finally:
-        os.unlink(temporary)
+    return policy

@@ -19,6 +19,8 @@ import shutil
 import subprocess
 import sys
 
+from . import __version__, keys_cli
+from .metrics_dir import default_server_root, prepare_metrics_directory
 from .server_errors import ERRORS_DIRECTORY, ERRORS_PATH, error_documents
 from .settings import ConfigurationError, parse_settings
 
@@ -98,6 +100,7 @@ def serve_arguments(args, limits, as_root=False):
         "--limit-request-body", str(args.limit_request_body or limits.limit_request_body),
         *READ_TIMEOUTS,
         "--chunked-request",
+        "--include-file", str(ROOT / "apache" / "chunked-bodies.conf"),
         "--header-buffer-size", "32768",
         "--locale", "C.UTF-8",
         "--log-to-terminal",
@@ -118,34 +121,66 @@ def apache_errors_arguments(mount_point):
     for status, document in error_documents(mount_point):
         arguments += ["--error-document", str(status), document]
     return arguments
+INI_HELP = "the PasteDeploy ini (default: $HUTCH_INI, else production.ini beside gateway.wsgi)"
+
+
+class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each option's default; an option without one says in its help where it comes from."""
+
+    def _get_help_string(self, action):
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def parse(argv):
-    """``hutch serve [options] [mod_wsgi-express flags...]``; unknown flags go to mod_wsgi-express."""
-    parser = argparse.ArgumentParser(prog="hutch", description=__doc__.splitlines()[0], allow_abbrev=False)
+    """``hutch serve [options] [mod_wsgi-express flags...]`` (unknown flags go to mod_wsgi-express),
+    or ``hutch keys ...``."""
+    parser = argparse.ArgumentParser(
+        prog="hutch",
+        description="Hutch, an HTTP gateway to RabbitMQ: serve it, and manage its API keys.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"hutch {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
         "serve",
         help="serve the gateway under mod_wsgi-express",
+        description="Serve the gateway under mod_wsgi-express (Apache httpd, mod_wsgi daemon mode) with "
+        "the settings of apache/hutch.conf; the server's limits are derived from the ini.",
         allow_abbrev=False,
+        formatter_class=DefaultsHelp,
         epilog="Any other flag (e.g. --log-level info) is passed on to mod_wsgi-express start-server.",
     )
-    serve.add_argument("--ini", default=None, help="default: $HUTCH_INI, else production.ini")
-    serve.add_argument("--host", default="localhost")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--mount-point", default="/")
-    serve.add_argument("--processes", type=int, default=DEFAULT_PROCESSES)
-    serve.add_argument("--threads", type=int, default=DEFAULT_THREADS)
-    serve.add_argument("--request-timeout", type=int, default=None, help="default: from the ini")
-    serve.add_argument("--socket-timeout", type=int, default=None, help="default: from the ini")
-    serve.add_argument("--queue-timeout", type=int, default=None, help=f"default: {QUEUE_TIMEOUT}")
-    serve.add_argument("--limit-request-body", type=int, default=None, help="default: from the ini")
-    serve.add_argument("--server-root", default=None)
-    serve.add_argument("--user", default=DEFAULT_USER, help="daemon user when run as root")
-    serve.add_argument("--group", default=None)
+    serve.add_argument("--ini", default=None, help=INI_HELP)
+    serve.add_argument("--host", default="localhost", help="the address to listen on")
+    serve.add_argument("--port", type=int, default=8080, help="the port to listen on")
+    serve.add_argument("--mount-point", default="/", help="the URL path the gateway is served under")
+    serve.add_argument("--processes", type=int, default=DEFAULT_PROCESSES, help="mod_wsgi daemon processes")
+    serve.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="threads per daemon process")
+    serve.add_argument("--request-timeout", type=int, default=None, help="seconds (default: from the ini)")
+    serve.add_argument("--socket-timeout", type=int, default=None, help="seconds (default: from the ini)")
+    serve.add_argument("--queue-timeout", type=int, default=None, help=f"seconds (default: {QUEUE_TIMEOUT})")
+    serve.add_argument("--limit-request-body", type=int, default=None, help="bytes (default: from the ini)")
+    serve.add_argument("--server-root", default=None, help="default: mod_wsgi-express's, under /tmp")
+    serve.add_argument("--user", default=DEFAULT_USER, help="the daemon user when run as root")
+    serve.add_argument("--group", default=None, help="the daemon group when run as root (default: --user)")
+    keys_cli.add_parser(commands, INI_HELP, DefaultsHelp)
     args, extra = parser.parse_known_args(argv)
+    if args.command != "serve" and extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = [word for word in extra if word != "--"]
     return args
+
+
+def load_ini_for_keys(args):
+    """The ini ``hutch keys`` works on, found as ``hutch serve`` finds it, and its settings."""
+    ini = os.path.abspath(args.ini or os.environ.get("HUTCH_INI") or PRODUCTION_INI)
+    try:
+        raw, _here = read_ini(ini)
+    except ServeError as error:
+        raise keys_cli.KeysError(str(error)) from None
+    return ini, raw
 
 
 def read_ini(ini):
@@ -275,11 +310,18 @@ def prepare(args, as_root):
         kept = [pathlib.Path(path) for path in startup_files(raw)]
         paths = daemon_paths(ini, settings) + [path for path in kept if path.exists()]
         check_daemon_access(args.user, paths)
+    server_root = args.server_root or default_server_root(args.host, args.port)
+    try:
+        prepare_metrics_directory(server_root, args.user if as_root else None)
+    except OSError as error:
+        raise ServeError(f"cannot prepare the metrics folder in {server_root}: {error}") from None
     return serve_arguments(args, server_limits(settings), as_root)
 
 
 def main(argv=None):
     args = parse(sys.argv[1:] if argv is None else argv)
+    if args.command == "keys":
+        sys.exit(keys_cli.run(args, load_ini_for_keys))
     as_root = os.geteuid() == 0
     try:
         command = prepare(args, as_root)

@@ -62,6 +62,8 @@ class AppDirectory(URLParser):
         application = self.apps.get(segment)
         if application is None:
             return None, None
+        if not segment:  # the mount point itself: nothing to shift
+            return application, segment
         environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + "/" + segment
         environ["PATH_INFO"] = "/" + rest if rest or path_info.endswith("/") else ""
         return application, segment
@@ -73,4 +75,8 @@ class AppDirectory(URLParser):
         return error_response(NotFound())(environ, start_response)
 
     def add_slash(self, environ, start_response):
-        return self.not_found(environ, start_response)
+        """The mount point without its slash (``/gateway``) is the index, as ``/gateway/`` is."""
+        index = self.apps.get("")
+        if index is None:
+            return self.not_found(environ, start_response)
+        return index(environ, start_response)

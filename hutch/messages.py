@@ -33,6 +33,9 @@ class Message:
         return self.properties.message_id
 
 
+MESSAGE_ID_KEY = "hutch.message_id"  # the environ key where the access log finds the message_id
+
+
 def message_from_environ(environ, body, persistent=False):
     """Build a ``Message`` from a WSGI environ and the already-read body."""
     headers = {}
@@ -53,6 +56,7 @@ def message_from_environ(environ, body, persistent=False):
         headers=headers or None,
         delivery_mode=pika.DeliveryMode.Persistent if persistent else None,
     )
+    environ[MESSAGE_ID_KEY] = properties.message_id
     return Message(body, properties)
 
 

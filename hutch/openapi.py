@@ -869,6 +869,58 @@ OPENAPI = _operation(
     },
 )
 
+INDEX = _operation(
+    "index",
+    "operations",
+    "Where to start: the dashboard for a browser, links for a client",
+    "A browser (`Accept` prefers `text/html`) is sent to the dashboard with 303; any other client gets "
+    "the gateway's links under its mount point. Never needs an API key.",
+    {
+        "200": {
+            "description": "The gateway's links; `{name}` placeholders are path parameters.",
+            "content": {
+                JSON: {
+                    "schema": {
+                        "type": "object",
+                        "required": ["links"],
+                        "properties": {
+                            "links": {"type": "object", "additionalProperties": {"type": "string"}}
+                        },
+                    },
+                    "example": {"links": {"openapi": "/gateway/openapi.json", "health": "/gateway/health"}},
+                }
+            },
+        },
+        "303": {
+            "description": "A browser: go to the dashboard.",
+            "headers": {"Location": {"schema": {"type": "string"}}},
+        },
+        **error_responses(MethodNotAllowed),
+    },
+)
+
+METRICS = _operation(
+    "metrics",
+    "operations",
+    "Prometheus metrics of the whole gateway",
+    "The Prometheus text exposition (OpenMetrics when `Accept` asks for it), summed over every process "
+    "of this gateway: requests "
+    "by app and status, publish-to-confirm and RPC latency histograms, RPC timeouts and no-responder "
+    "answers, unroutable messages, broker connection state and reconnects, open event streams, "
+    "idempotent replays.",
+    {
+        "200": {
+            "description": "The metrics.",
+            "content": {
+                "text/plain": {"schema": {"type": "string"}},
+                "application/openmetrics-text": {"schema": {"type": "string"}},
+            },
+        },
+        **error_responses(*AUTH_ERRORS, MethodNotAllowed),
+    },
+    permission="metrics",
+)
+
 PATHS = {
     "/broadcast/{exchange}": {"post": BROADCAST},
     "/notify/{exchange}": {"post": NOTIFY},
@@ -878,6 +930,8 @@ PATHS = {
     "/dashboard/{exchange}": {"get": DASHBOARD, "post": DASHBOARD_PUBLISH},
     "/health": {"get": HEALTH},
     "/openapi.json": {"get": OPENAPI},
+    "/": {"get": INDEX},
+    "/metrics": {"get": METRICS},
     "/dashboard/": {"get": DASHBOARD_INDEX, "post": DASHBOARD_ACT},
     "/static/{name}": {"get": STATIC},
 }
@@ -893,13 +947,13 @@ An unknown path, a missing segment or a slash after a name answers 404 `not_foun
 another method answers 405 `method_not_allowed` with `Allow`. Every API error is JSON
 `{"error": code, "detail": text}` (see the `Error` schema for every code).
 
-API keys: with `auth = keys` (production) every operation but `/health` and `/openapi.json` needs an
-API key, sent as `Authorization: Bearer {secret}` or as HTTP Basic with the key's name and secret.
-No valid key: 401 `unauthorized` with `WWW-Authenticate`. A key without the operation's permission
-(`x-hutch-permission`, e.g. `notify:patient.*` or `rpc:api/*` in the key's list; `*` allows
-everything): 403 `forbidden`. A browser logs in to the dashboard once with a key's secret and is then
-known by its session cookie, which the dashboard's pages and `/events` accept. A gateway run with
-`auth = off` (development) needs no key.
+API keys: with `auth = keys` (production) every operation but `/`, `/health` and `/openapi.json`
+needs an API key, sent as `Authorization: Bearer {secret}` or as HTTP Basic with the key's name and
+secret. No valid key: 401 `unauthorized` with `WWW-Authenticate`. A key without the operation's
+permission (`x-hutch-permission`, e.g. `notify:patient.*` or `rpc:api/*` in the key's list; `metrics`
+reads `/metrics`; `*` allows everything): 403 `forbidden`. A browser logs in to the dashboard once
+with a key's secret and is then known by its session cookie, which the dashboard's pages and
+`/events` accept. A gateway run with `auth = off` (development) needs no key.
 """
 
 SECURITY_SCHEMES = {

@@ -66,6 +66,7 @@ class Settings:
     events_max_streams: int = 0
     idempotency_url: str = dataclasses.field(default="", repr=False)  # may carry a password
     idempotency_ttl: int = 86400
+    access_log: bool = False  # one JSON line per request on the hutch.access logger
     session: dict = dataclasses.field(default_factory=dict, repr=False)  # holds the secrets
     auth: AuthPolicy = dataclasses.field(default_factory=AuthPolicy)  # no key: protected routes answer 401
 
@@ -91,6 +92,7 @@ CONVERTERS = {
     "events_max_streams": int,
     "idempotency_url": redis_url,
     "idempotency_ttl": positive_int,
+    "access_log": asbool,
 }
 
 # Beaker options the gateway insists on; the ini may override the others.

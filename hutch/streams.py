@@ -33,7 +33,7 @@ import threading
 import time
 import weakref
 
-from . import sse
+from . import metrics, sse
 from .errors import TooManyStreams
 
 log = logging.getLogger(__name__)
@@ -236,6 +236,7 @@ class StreamHub:
                 feed.retire_timer = None
             feed.viewers += 1
             self.streams += 1
+        metrics.event_stream_opened()
         if created:
             self.broker.subscribe(exchange, feed)
         lifetime = self.settings.events_max_lifetime * (1 - random.uniform(0, LIFETIME_JITTER))  # noqa: S311
@@ -243,6 +244,7 @@ class StreamHub:
 
     def release(self, feed):
         """A stream ended; the feed's last viewer starts the linger before its queue goes."""
+        metrics.event_stream_closed()
         with self.lock:
             self.streams -= 1
             feed.viewers -= 1

@@ -13,6 +13,7 @@ from .errors import BadRequest, HutchError, MethodNotAllowed, NotFound, PayloadT
 from .names import checked_name
 
 GATEWAY_KEY = "hutch.gateway"
+ROUTE_NAMES_KEY = "hutch.route_names"  # the names in the path, for the access log
 NAME_KINDS = {"exchange": "exchange", "routing_key": "routing key", "consumer": "consumer"}
 
 
@@ -61,6 +62,16 @@ def _read(stream, size):
         return stream.read(size)
     except OSError:
         raise BadRequest("The request body could not be read to its end.") from None
+
+
+def as_sent(segment):
+    """A PATH_INFO segment (bytes as latin-1, PEP 3333) as the text the client sent, for messages.
+
+    UTF-8 is decoded (``scöre``, not ``scÃ¶re``); a byte that is not UTF-8 becomes U+FFFD.
+    """
+    if segment.isascii():
+        return segment
+    return segment.encode("latin-1", "replace").decode("utf-8", "replace")
 
 
 class Route:
@@ -116,7 +127,7 @@ class Routes:
         # PATH_INFO as the server gave it (latin-1 for bytes); WebOb's path_info decodes UTF-8 and
         # raises on /%80.  Names are ASCII, so a non-ASCII segment fails their check: 400, or 404.
         path = request.environ.get("PATH_INFO", "")
-        parts = [part for part in path.split("/") if part]
+        parts = [as_sent(part) for part in path.split("/") if part]
         if path.endswith("/") and parts:
             raise NotFound()
         for route in self.routes:
@@ -131,6 +142,7 @@ class Routes:
                 raise MethodNotAllowed(allowed)
             for name, value in names.items():
                 checked_name(value, NAME_KINDS.get(name, name))
+            request.environ[ROUTE_NAMES_KEY] = names
             gateway = request.environ[GATEWAY_KEY]
             route.authorize(request, gateway, names)
             return view(request, gateway, **names)

@@ -17,8 +17,10 @@ import time
 
 import pika
 
+from .. import metrics
 from ..errors import BrokerUnavailable, Unroutable
 from .connection import BatchingConnection
+from .outcomes import quiet_answered_closes
 from .publisher import ConfirmPublisher
 from .rpc import Call, RpcPool
 from .subscriptions import Subscriptions
@@ -50,6 +52,7 @@ class Broker:
         self.connect_timeout = connect_timeout
         self.reconnect_max_delay = reconnect_max_delay
         self.retry_after = retry_after
+        quiet_answered_closes()
         self._lock = threading.Lock()
         self._listeners = {}  # exchange -> set of listeners; survives reconnects
         self._reset()
@@ -61,6 +64,7 @@ class Broker:
         self._ready = threading.Event()
         self._connection = None
         self._blocked = False
+        self._opened_before = False  # for the reconnects metric
         self._state = None  # per-connection state, I/O thread only
         self._handoff = threading.Lock()  # orders hand-offs against the end of an I/O loop
         self._loop_open = False
@@ -138,6 +142,8 @@ class Broker:
 
     def _on_open(self, connection):
         log.info("connected to the broker at %s", self.parameters.host)
+        metrics.broker_connected(reconnect=self._opened_before)
+        self._opened_before = True
         self._blocked = False
         connection.add_on_connection_blocked_callback(self._on_blocked)
         connection.add_on_connection_unblocked_callback(self._on_unblocked)
@@ -163,10 +169,12 @@ class Broker:
 
     def _on_open_error(self, connection, error):
         log.warning("cannot connect to the broker: %s", error)
+        metrics.broker_connect_failed()
         connection.ioloop.stop()
 
     def _on_close(self, connection, reason):
         self._ready.clear()
+        metrics.broker_disconnected()
         state, self._state = self._state, None
         if not self._stopping.is_set():
             log.warning("connection to the broker lost: %s", reason)
@@ -177,6 +185,7 @@ class Broker:
 
     def _on_blocked(self, connection, frame):
         log.warning("the broker blocked publishing (resource alarm)")
+        metrics.broker_blocked(True)
         self._blocked = True
         if self._state is not None:
             error = BrokerUnavailable("The broker has blocked publishing (resource alarm).")
@@ -186,6 +195,7 @@ class Broker:
 
     def _on_unblocked(self, connection, frame):
         log.info("the broker unblocked publishing")
+        metrics.broker_blocked(False)
         self._blocked = False
 
     def _sweep(self):

@@ -1,5 +1,6 @@
 """Turn what pika reports when a channel or connection closes into errors."""
 
+import logging
 import re
 
 from ..errors import BrokerUnavailable, Forbidden, PreconditionFailed
@@ -9,6 +10,11 @@ ACCESS_REFUSED = 403
 RESOURCE_LOCKED = 405
 PRECONDITION_FAILED = 406
 MISSING_EXCHANGE = re.compile(r"no exchange '(.*)' in vhost")
+# Channel closes the gateway expects and answers itself (a queue probed before it exists, an RPC to
+# a missing exchange, an auto-delete exchange gone, a declaration clashing with what exists).
+ANSWERED_CLOSES = (NOT_FOUND, RESOURCE_LOCKED, PRECONDITION_FAILED)
+
+log = logging.getLogger(__name__)
 
 
 def reply_code(reason):
@@ -32,3 +38,29 @@ def error_for_close(reason):
     if code == ACCESS_REFUSED:
         return Forbidden(f"The broker refused access: {text}")
     return BrokerUnavailable(f"The broker closed the channel: {text}")
+
+
+class AnsweredChannelCloses(logging.Filter):
+    """Keep pika's WARNING for a channel close the gateway answers out of a healthy log.
+
+    pika logs every broker-initiated ``Channel.Close`` as a warning; the
+    gateway turns the expected ones into HTTP answers (404 probes, 503
+    no_responder, 409 precondition_failed), so they are logged at DEBUG
+    instead.  Any other close (access refused, internal errors) keeps its
+    warning.
+    """
+
+    def filter(self, record):
+        message = record.msg if isinstance(record.msg, str) else ""
+        closed = message.startswith("Received remote Channel.Close") and len(record.args or ()) > 1
+        if closed and record.args[0] in ANSWERED_CLOSES:
+            log.debug("channel closed by the broker (%s): %s", record.args[0], record.args[1])
+            return False
+        return True
+
+
+def quiet_answered_closes():
+    """Install the filter on pika's channel logger, once per process."""
+    channel_log = logging.getLogger("pika.channel")
+    if not any(isinstance(existing, AnsweredChannelCloses) for existing in channel_log.filters):
+        channel_log.addFilter(AnsweredChannelCloses())

@@ -11,8 +11,10 @@ import dataclasses
 import logging
 import time
 
+from .. import metrics
 from ..errors import BrokerUnavailable, PublishNacked
 from .outcomes import error_for_close, missing_exchange
+from .topology import NOTIFY
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,7 @@ class Pending:
     message: object
     on_done: object  # on_done(routed: bool | None, error)
     deadline: float
+    started: float = 0.0  # time.monotonic() when handed over, for the confirm latency metric
     attempts: int = 0
     returned: bool = False
 
@@ -50,6 +53,7 @@ class ConfirmPublisher:
         self.pending = collections.OrderedDict()
         self.backlog = []
         self.closing = False
+        self.idiom = "notify" if kind is NOTIFY else "broadcast"  # the metrics' label
 
     # -- channel lifecycle -------------------------------------------------
 
@@ -158,9 +162,11 @@ class ConfirmPublisher:
             tags = [tag for tag in self.pending if tag <= method.delivery_tag]
         else:
             tags = [method.delivery_tag] if method.delivery_tag in self.pending else []
+        now = time.monotonic() if acked else 0.0
         for tag in tags:
             item = self.pending.pop(tag)
             if acked:
+                metrics.publish_confirmed(self.idiom, now - item.started, not item.returned)
                 item.on_done(not item.returned, None)
             else:
                 item.on_done(None, PublishNacked())
@@ -174,4 +180,5 @@ class ConfirmPublisher:
             item.on_done(None, BrokerUnavailable("The broker did not confirm the message in time."))
 
     def new_item(self, exchange, message, on_done):
-        return Pending(exchange, message, on_done, time.monotonic() + self.publish_timeout)
+        now = time.monotonic()
+        return Pending(exchange, message, on_done, now + self.publish_timeout, started=now)

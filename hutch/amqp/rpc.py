@@ -12,8 +12,10 @@ a later call.  A publish to a missing exchange closes only its own channel.
 import copy
 import dataclasses
 import logging
+import time
 import uuid
 
+from .. import metrics
 from ..errors import BrokerUnavailable, NoResponder, RpcTimeout
 from .outcomes import NOT_FOUND, error_for_close, reply_code
 
@@ -38,6 +40,7 @@ class Call:
     on_done: object  # on_done(reply, error)
     correlation_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
     timer: object = None
+    started: float = dataclasses.field(default_factory=time.monotonic)  # for the latency metric
 
 
 class RpcChannel:
@@ -93,6 +96,7 @@ class RpcChannel:
         if properties.correlation_id and properties.correlation_id != self.call.correlation_id:
             log.info("dropping a reply for another call (correlation_id %s)", properties.correlation_id)
             return
+        metrics.rpc_replied(time.monotonic() - self.call.started)
         # A responder that does not echo correlation_id may answer twice:
         # never reuse its channel.
         self._finish(Reply(properties, body), None, reusable=bool(properties.correlation_id))
@@ -103,11 +107,13 @@ class RpcChannel:
                 f"No responder queue is bound to exchange {method.exchange!r} "
                 f"with routing key {method.routing_key!r}."
             )
+            metrics.rpc_no_responder()
             self._finish(None, NoResponder(detail), reusable=True)
 
     def _timed_out(self):
         if self.call is not None:
             self.call.timer = None
+            metrics.rpc_timed_out()
             self._finish(None, RpcTimeout(f"No reply within {self.call.timeout:g} s."), reusable=False)
 
     def retire(self):
@@ -122,6 +128,7 @@ class RpcChannel:
         if self.call is None:
             return
         if reply_code(reason) == NOT_FOUND:
+            metrics.rpc_no_responder()
             error = NoResponder(f"The exchange {self.call.exchange!r} does not exist.")
         elif self.pool.connection.is_open:
             error = error_for_close(reason)

@@ -1,13 +1,24 @@
 """The HTTP surface under mod_wsgi: names, limits, methods, routes, prefix, apps/ hardening, auth."""
 
+import contextlib
 import http.client
+import json
 import os
 import pathlib
+import socket
 
 import pytest
 import requests
 
-from tests.e2e.client import LIMITED_KEY, MAX_BODY_BYTES, PREFIX, Api, assert_error, assert_no_traceback
+from tests.e2e.client import (
+    FULL_KEY,
+    LIMITED_KEY,
+    MAX_BODY_BYTES,
+    PREFIX,
+    Api,
+    assert_error,
+    assert_no_traceback,
+)
 from tests.support import amqp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]
@@ -148,11 +159,30 @@ def test_wrong_method_is_405_with_allow(api, method, path, allow):
 
 @pytest.mark.parametrize(
     "path",
-    ["", "/", "/nope", "/broadcast", "/broadcast/", "/broadcast/t.a/extra", "/notify/t.a/queues", "/rpc/t.a"],
+    ["/nope", "/broadcast", "/broadcast/", "/broadcast/t.a/extra", "/notify/t.a/queues", "/rpc/t.a"],
 )
 def test_unknown_route_is_404_json(api, path):
     assert_error(api.post(path, data=b"x"), 404, "not_found")
     assert_error(api.get(path), 404, "not_found")
+
+
+@pytest.mark.parametrize("path", ["", "/"])
+def test_the_mount_point_is_an_index_of_links(api, path):
+    response = api.get(path, headers={"Accept": "application/json"})
+    assert response.status_code == 200, response.text
+    assert response.json()["links"]["openapi"] == PREFIX + "/openapi.json"
+    browser = api.get(path, headers={"Accept": "text/html"}, allow_redirects=False)
+    if path == "":  # mod_wsgi-express sends /gateway to /gateway/ first
+        assert browser.status_code == 301
+        browser = api.get("/", headers={"Accept": "text/html"}, allow_redirects=False)
+    assert browser.status_code == 303
+    assert browser.headers["Location"].endswith(PREFIX + "/dashboard/")
+    assert_error(api.post("/", data=b"x"), 405, "method_not_allowed")
+
+
+def test_a_non_ascii_name_is_named_as_sent(api):
+    body = assert_error(api.post("/broadcast/sc%C3%B6re", data=b"x"), 400, "invalid_name")
+    assert "'scöre'" in body["detail"]
 
 
 def test_health(api):
@@ -259,3 +289,38 @@ def test_authorization_header_reaches_the_gateway(gateway, anonymous):
         assert anonymous.get("/health").status_code == 200  # health needs no key
     finally:
         amqp.delete(exchanges=[name])
+
+
+def chunked_post(gateway, path, size, key=FULL_KEY):
+    """POST ``size`` bytes with Transfer-Encoding: chunked over a raw socket; every byte of the answer."""
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=30) as connection:
+        head = (
+            f"POST {gateway.prefix}{path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+            "Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
+        connection.sendall(head.encode())
+        chunk = b"x" * 65536
+        with contextlib.suppress(OSError):  # the server may answer and close before the end
+            for _ in range(size // len(chunk)):
+                connection.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            connection.sendall(b"0\r\n\r\n")
+        answer = b""
+        while data := connection.recv(65536):
+            answer += data
+    return answer
+
+
+def test_a_chunked_body_far_over_every_limit_gets_one_clean_json_413(gateway):
+    """Apache's LimitRequestBody must not cut a chunked body: mod_wsgi would answer 500 after its 413."""
+    answer = chunked_post(gateway, f"/broadcast/{amqp.unique('big')}", 5 * 1024 * 1024)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 "), answer[:500]
+    assert b"500 Internal Server Error" not in answer
+    assert answer.count(b"HTTP/1.1 ") == 1
+    assert b"content-type: application/json" in head.lower()
+    assert json.loads(body)["error"] == "payload_too_large"
+    assert "WSGI0126" not in gateway.logs()
+
+
+def test_the_chunked_body_rule_adds_no_vary_header(api):
+    assert "Vary" not in api.get("/health").headers

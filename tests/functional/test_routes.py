@@ -77,7 +77,6 @@ def test_allow_lists_head_where_get_is_allowed(client, path):
 @pytest.mark.parametrize(
     "path",
     [
-        "/",
         "/nothing",
         "/broadcast",
         "/broadcast/",

@@ -42,6 +42,8 @@ CONTRACT_ROUTES = [
     ("get", "/dashboard/{exchange}", {"200"}),
     ("get", "/health", {"200", "503"}),
     ("get", "/openapi.json", {"200"}),
+    ("get", "/", {"200", "303"}),
+    ("get", "/metrics", {"200"}),
 ]
 NAMED_ROUTES = [(method, path) for method, path, _ in CONTRACT_ROUTES if "{" in path]
 # The dashboard's own pages, forms and assets: served, so documented, but not in CONTRACT.md.
@@ -295,7 +297,7 @@ def test_api_keys_by_bearer_or_basic(doc):
 @pytest.mark.parametrize(("method", "path", "_statuses"), CONTRACT_ROUTES)
 def test_every_route_but_health_and_openapi_needs_a_key(doc, method, path, _statuses):
     op = operation(doc, method, path)
-    if path in ("/health", "/openapi.json"):
+    if path in ("/health", "/openapi.json", "/"):
         assert op["security"] == []
         assert "401" not in op["responses"]
         return

@@ -192,3 +192,15 @@ def test_json_response_has_no_charset_parameter():
     assert response.headers["Content-Type"] == "application/json"
     assert response.headers["X-A"] == "b"
     assert response.json == {"a": 1}
+
+
+@pytest.mark.parametrize(("path", "shown"), [("/sc%C3%B6re", "scöre"), ("/x/%E2%82%AC", "€")])
+def test_a_non_ascii_name_is_shown_as_sent(client, path, shown):
+    """PATH_INFO carries UTF-8 bytes as latin-1 characters; the error names what the client sent."""
+    detail = client.post(path, status=400).json["detail"]
+    assert repr(shown) in detail
+
+
+def test_a_name_that_is_not_utf8_is_400_with_a_readable_detail(client):
+    detail = client.post("/sc%F6re", status=400).json["detail"]
+    assert "'sc\ufffdre'" in detail

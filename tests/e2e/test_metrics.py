@@ -1,0 +1,49 @@
+"""GET /metrics under mod_wsgi-express with 2 daemon processes: one view over both."""
+
+import concurrent.futures
+import pathlib
+
+import pytest
+
+from tests.e2e.client import LIMITED_KEY, Api, assert_error
+from tests.support import amqp
+from tests.support.scrape import moved, samples, value
+
+pytestmark = [pytest.mark.e2e, pytest.mark.broker]
+
+CALLS = 24  # > the 10 threads of one process: both daemon processes must take some
+
+
+def scrape(api):
+    response = api.get("/metrics")
+    assert response.status_code == 200, response.text
+    return samples(response.text)
+
+
+def pids_with_files(gateway):
+    """The processes that wrote metrics: ``counter_<pid>.db`` and the like in the server's folder."""
+    folder = pathlib.Path(gateway.server_root) / "metrics"
+    return {path.stem.rsplit("_", 1)[1] for path in folder.glob("*.db")}
+
+
+def test_counters_of_both_processes_are_summed(api, gateway):
+    exchange = amqp.unique("metrics")
+    with amqp.BoundQueue(exchange, kind=amqp.RPC, routing_key="slow"):  # bound, nobody answers
+        before = scrape(api)
+        with concurrent.futures.ThreadPoolExecutor(CALLS) as pool:
+            calls = [
+                pool.submit(api.post, f"/rpc/{exchange}/slow", data=b"x", headers={"X-Timeout": "1"})
+                for _ in range(CALLS)
+            ]
+            statuses = [call.result().status_code for call in calls]
+        after = scrape(api)
+    assert statuses == [504] * CALLS
+    assert len(pids_with_files(gateway)) >= 2, "one process served every call"
+    assert moved(before, after, "hutch_rpc_timeouts_total") == CALLS
+    assert moved(before, after, "hutch_http_requests_total", app="rpc", status="504") == CALLS
+    assert value(after, "hutch_broker_connected") == 2
+
+
+def test_scraping_needs_the_metrics_permission(anonymous, gateway):
+    assert_error(anonymous.get("/metrics"), 401, "unauthorized")
+    assert_error(Api(gateway.url, key=LIMITED_KEY).get("/metrics"), 403, "forbidden")

@@ -1,0 +1,44 @@
+"""The deployment files a sysadmin copies: the remote-broker ini parses, bin/setup --production is lean."""
+
+import pathlib
+import re
+import subprocess
+
+import pika
+from paste.deploy import appconfig
+
+from hutch.settings import parse_settings
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_the_remote_broker_ini_is_a_valid_gateway_ini(tmp_path):
+    config = appconfig(f"config:{ROOT / 'apache' / 'remote-broker.ini'}")
+    raw = dict(config.local_conf)
+    raw["session_secret_file"] = str(tmp_path / "session.secret")  # not /srv/hutch in a test
+    raw["auth.key_file"] = str(tmp_path / "api-keys")
+    settings = parse_settings(raw, here=str(ROOT))
+    assert settings.session["session.secure"] in (True, "true")
+    assert settings.access_log is True
+    parameters = pika.URLParameters(settings.amqp_url.split()[0])
+    assert (parameters.host, parameters.port, parameters.virtual_host) == (
+        "rabbit.example.org",
+        5671,
+        "hutch",
+    )
+    assert parameters.ssl_options is not None
+
+
+def test_setup_for_production_installs_only_what_serving_needs():
+    script = (ROOT / "bin" / "setup").read_text()
+    production = re.search(r"PRODUCTION_PACKAGES=\(([^)]*)\)", script).group(1).split()
+    assert {"apache2", "apache2-dev", "python3-venv", "python3-dev"} <= set(production)
+    assert not {"chromium", "chromium-driver", "wrk"} & set(production)
+    assert '--production) APT_PACKAGES=("${PRODUCTION_PACKAGES[@]}"); EXTRAS="" ;;' in script
+    development = re.search(r"APT_PACKAGES=\(([^)]*)\)", script).group(1).split()
+    assert "apache2" in development  # a2enmod, a2enconf and a2ensite come with it
+
+
+def test_setup_refuses_an_unknown_option():
+    result = subprocess.run(["bash", str(ROOT / "bin" / "setup"), "--bogus"], capture_output=True, text=True)
+    assert result.returncode == 2 and "usage: bin/setup [--production]" in result.stderr
