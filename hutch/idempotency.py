@@ -34,6 +34,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from webob import Response
 
+from . import metrics
 from .amqp.client import GRACE
 from .auth import ENVIRON_KEY
 from .errors import IdempotencyInFlight, IdempotencyKeyReused, IdempotencyUnavailable
@@ -89,6 +90,7 @@ class IdempotencyStore:
             if found.get("fingerprint") != fingerprint:
                 raise IdempotencyKeyReused()
             if found["state"] == "done":
+                metrics.idempotent_replay(idiom)
                 return replay(found)
             if time.monotonic() >= deadline:
                 raise IdempotencyInFlight(retry_after=self.retry_after)

@@ -16,6 +16,7 @@ import webtest
 from hutch.idempotency import fingerprint_of, scoped_key
 from hutch.messages import Message
 from tests.support import redis_store
+from tests.support.scrape import moved, samples
 
 pytestmark = [pytest.mark.broker, pytest.mark.redis]
 
@@ -286,3 +287,15 @@ def test_a_frozen_redis_is_a_bounded_503_not_a_hang(make_stack, amqp, exchange, 
     # a new key shows the recovery.
     post(client, f"/notify/{exchange}", "thawed")
     assert [amqp.get(queue)[1] for _ in range(2)] == [b"no key", b"record"]
+
+
+def test_replays_are_counted_in_the_metrics(keyed, amqp, exchange):
+    client = keyed()
+    register(client, amqp, exchange)
+    before = samples(client.get("/metrics", status=200).text)
+    post(client, f"/notify/{exchange}", "rec-counted")
+    post(client, f"/notify/{exchange}", "rec-counted")
+    post(client, f"/notify/{exchange}", "rec-counted")
+    after = samples(client.get("/metrics", status=200).text)
+    assert moved(before, after, "hutch_idempotent_replays_total", idiom="notify") == 2
+    assert moved(before, after, "hutch_http_requests_total", app="notify", status="202") == 3
