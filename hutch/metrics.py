@@ -134,14 +134,18 @@ def rpc_no_responder():
 
 
 def broker_connected(reconnect):
-    """This process's connection opened; ``reconnect`` when it had one before."""
-    BROKER_CONNECTED.set(1)
+    """A connection opened; ``reconnect`` when its broker client had one before.
+
+    A count, not a flag: pika calls ``broker_disconnected`` only for a connection that opened,
+    and a process holding several clients (tests, the event tier) must not read 0 while one is up.
+    """
+    BROKER_CONNECTED.inc()
     if reconnect:
         BROKER_RECONNECTS.inc()
 
 
 def broker_disconnected():
-    BROKER_CONNECTED.set(0)
+    BROKER_CONNECTED.dec()
     BROKER_BLOCKED.set(0)
 
 
