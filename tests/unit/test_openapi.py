@@ -361,9 +361,6 @@ def test_served_document_under_a_deeper_prefix(app):
         ("post", "/rpc/t.openapi/r", 401, "/rpc/{exchange}/{routing_key}", "post"),
         ("post", "/broadcast/other", 403, "/broadcast/{exchange}", "post"),
         ("post", "/notify/t.openapi", 403, "/notify/{exchange}", "post"),
-        ("get", "/events/t.openapi", 401, "/events/{exchange}", "get"),
-        ("get", "/events/t.openapi", 403, "/events/{exchange}", "get"),
-        ("post", "/events/t.openapi", 405, "/events/{exchange}", "get"),
         ("get", "/dashboard/t.openapi", 401, "/dashboard/{exchange}", "get"),  # a script: JSON
         ("get", "/dashboard/amq.x", 403, "/dashboard/{exchange}", "get"),
         ("get", "/static/nothing.js", 404, "/static/{name}", "get"),
