@@ -47,6 +47,7 @@ BROWSER_ROUTES = {
     ("get", "/dashboard/"),
     ("post", "/dashboard/"),
     ("post", "/dashboard/{exchange}"),
+    ("get", "/dashboard/{exchange}/ticket"),
     ("get", "/static/{name}"),
 }
 PUBLISHING_ROUTES = [
@@ -294,7 +295,7 @@ def test_every_route_but_health_and_openapi_needs_a_key(doc, method, path, _stat
 
 def test_error_classes_were_read_from_the_sources():
     assert ERROR_CODES["timeout"] == 504 and ERROR_CODES["unroutable"] == 409
-    assert ERROR_CODES["too_many_streams"] == 503  # hutch/streams.py
+    assert ERROR_CODES["too_many_streams"] == 503  # hutch/events/server.py
     assert ERROR_CODES["invalid_message"] == 400  # apps/dashboard.py, a BadRequest
     assert len(ERROR_CODES) >= 17
 
