@@ -115,17 +115,40 @@ def close_code(error):
 
 
 class Client:
-    """One open stream as the feed sees it: frames waiting to be written, and a wake-up."""
+    """One open stream as the feed sees it: frames waiting to be written, and its writer's wake-up.
 
-    __slots__ = ("after", "cut", "max_pending", "pending", "pending_bytes", "wake")
+    The writer waits on a bare future that ``push`` resolves: no timer per
+    stream (heartbeats and lifetimes are the tier's ticker's job), so a
+    broadcast to thousands of streams costs one wake-up each.
+    """
 
-    def __init__(self, after, max_pending):
+    __slots__ = (
+        "after",
+        "cut",
+        "deadline",
+        "ending",
+        "last_write",
+        "max_pending",
+        "pending",
+        "pending_bytes",
+        "waiter",
+    )
+
+    def __init__(self, after, max_pending, deadline):
         self.after = after  # positions at or below this one were sent (or are not wanted)
         self.max_pending = max_pending
+        self.deadline = deadline  # loop time at which the stream ends with ``closing``
         self.pending = []
         self.pending_bytes = 0
         self.cut = False
-        self.wake = asyncio.Event()
+        self.ending = None  # why the stream is to end (``max_lifetime``, ``shutdown``)
+        self.last_write = 0.0
+        self.waiter = None
+
+    def _wake(self):
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def push(self, event):
         if event.position <= self.after or self.cut:
@@ -136,18 +159,32 @@ class Client:
         if self.pending_bytes > self.max_pending:
             self.cut = True  # too slow: its writer ends the stream; the browser resumes from its last id
             self.pending.clear()
-        self.wake.set()
+        self._wake()
 
     def say(self, frame):
-        """A frame outside the positions (a ``gap``): always queued."""
+        """A frame outside the positions (a ``gap``, a heartbeat): always queued."""
         self.pending.append(frame)
         self.pending_bytes += len(frame)
-        self.wake.set()
+        self._wake()
+
+    def end(self, reason):
+        if self.ending is None:
+            self.ending = reason
+        self._wake()
 
     def take(self):
         frames, self.pending, self.pending_bytes = self.pending, [], 0
-        self.wake.clear()
         return b"".join(frames)
+
+    async def wait(self):
+        """Until there is something to write, or a reason to end."""
+        if self.pending or self.cut or self.ending:
+            return
+        self.waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self.waiter
+        finally:
+            self.waiter = None
 
 
 class Feed:
