@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 PREFETCH = 500  # stream consumers must set one; deliveries are acked as they are fanned out
 FIRST_DELIVERY_WAIT = 1.0  # seconds an empty stream takes to prove it is empty
 READ_IDLE = 5.0  # a range read that gets nothing for this long has reached the end of the stream
+DIRECT_WRITE_LIMIT = 16 * 1024  # bytes waiting in a transport above which events queue for its writer
 NOT_FOUND, ACCESS_REFUSED, PRECONDITION_FAILED = 404, 403, 406
 AMQP_ERRORS = (aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError, ConnectionError, OSError)
 
@@ -45,6 +46,16 @@ AMQP_ERRORS = (aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError, Conne
 class Event:
     position: int
     frame: bytes
+    chunk: bytes = b""  # the frame as one HTTP/1.1 chunk, made once for every stream
+
+    def __post_init__(self):
+        if not self.chunk:
+            object.__setattr__(self, "chunk", as_chunk(self.frame))
+
+
+def as_chunk(data):
+    """``data`` in chunked transfer encoding, as aiohttp frames what a handler writes."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
 
 
 class Consumer:
@@ -117,13 +128,18 @@ def close_code(error):
 class Client:
     """One open stream as the feed sees it: frames waiting to be written, and its writer's wake-up.
 
-    The writer waits on a bare future that ``push`` resolves: no timer per
-    stream (heartbeats and lifetimes are the tier's ticker's job), so a
-    broadcast to thousands of streams costs one wake-up each.
+    While the stream's writer is idle and the socket's buffer nearly empty,
+    ``push`` writes the event to the transport itself: one ``send`` per
+    stream and broadcast, no task switch.  Otherwise it queues the frame and
+    wakes the writer, which awaits the transport's drain (back-pressure);
+    more than ``max_pending`` queued bytes cut the stream off.  The writer
+    waits on a bare future: no timer per stream (heartbeats and lifetimes
+    are the tier's ticker's job).
     """
 
     __slots__ = (
         "after",
+        "chunked",
         "cut",
         "deadline",
         "ending",
@@ -131,6 +147,7 @@ class Client:
         "max_pending",
         "pending",
         "pending_bytes",
+        "transport",
         "waiter",
     )
 
@@ -144,6 +161,19 @@ class Client:
         self.ending = None  # why the stream is to end (``max_lifetime``, ``shutdown``)
         self.last_write = 0.0
         self.waiter = None
+        self.transport = None  # set once the replay is written: from then on ``push`` may write
+        self.chunked = True
+
+    def _write_now(self, frame, chunk):
+        """Write at once if nothing is queued, the writer idles and the socket takes it; else False."""
+        transport, waiter = self.transport, self.waiter
+        if transport is None or self.pending or waiter is None or waiter.done():
+            return False
+        if transport.is_closing() or transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT:
+            return False
+        transport.write(chunk if self.chunked else frame)
+        self.last_write = time.monotonic()  # the event loop's clock
+        return True
 
     def _wake(self):
         waiter = self.waiter
@@ -154,6 +184,8 @@ class Client:
         if event.position <= self.after or self.cut:
             return
         self.after = event.position
+        if self._write_now(event.frame, event.chunk):
+            return
         self.pending.append(event.frame)
         self.pending_bytes += len(event.frame)
         if self.pending_bytes > self.max_pending:
@@ -162,7 +194,9 @@ class Client:
         self._wake()
 
     def say(self, frame):
-        """A frame outside the positions (a ``gap``, a heartbeat): always queued."""
+        """A frame outside the positions (a ``gap``, a heartbeat)."""
+        if self._write_now(frame, as_chunk(frame)):
+            return
         self.pending.append(frame)
         self.pending_bytes += len(frame)
         self._wake()

@@ -267,6 +267,8 @@ async def serve_stream(request, tier, feed, resume_from):
             ready_id = live_id(feed.feed_id, max(position, 0))
         await response.write(sse.json_frame(ready, "ready", ready_id))
         client.last_write = loop.time()
+        client.chunked = response.headers.get("Transfer-Encoding") == "chunked"
+        client.transport = request.transport
         await pump(response, tier, client)
     except (ConnectionResetError, ConnectionError):
         pass  # the client went away
