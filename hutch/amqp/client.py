@@ -23,7 +23,6 @@ from .connection import BatchingConnection
 from .outcomes import quiet_answered_closes
 from .publisher import ConfirmPublisher
 from .rpc import Call, RpcPool
-from .subscriptions import Subscriptions
 from .topology import BROADCAST, NOTIFY, Topology
 
 log = logging.getLogger(__name__)
@@ -43,6 +42,7 @@ class Broker:
         heartbeat=30,
         reconnect_max_delay=10.0,
         retry_after=5,
+        history=None,
     ):
         self.parameters = pika.URLParameters(amqp_url)
         self.parameters.heartbeat = heartbeat
@@ -53,8 +53,8 @@ class Broker:
         self.reconnect_max_delay = reconnect_max_delay
         self.retry_after = retry_after
         quiet_answered_closes()
+        self.history = history  # HistoryPolicy: broadcast exchanges that get a stream queue
         self._lock = threading.Lock()
-        self._listeners = {}  # exchange -> set of listeners; survives reconnects
         self._reset()
 
     def _reset(self):
@@ -147,7 +147,7 @@ class Broker:
         self._blocked = False
         connection.add_on_connection_blocked_callback(self._on_blocked)
         connection.add_on_connection_unblocked_callback(self._on_unblocked)
-        topology = Topology(connection)
+        topology = Topology(connection, self.history)
         state = ConnectionState(
             topology=topology,
             broadcast=ConfirmPublisher(connection, topology, BROADCAST, self.publish_timeout, True),
@@ -160,7 +160,6 @@ class Broker:
         def one_ready():
             opened.append(True)
             if len(opened) == 2:
-                state.subscriptions = Subscriptions(topology, self._listeners_snapshot())
                 self._ready.set()
 
         state.broadcast.open(one_ready)
@@ -303,44 +302,6 @@ class Broker:
         self.start()
         return self._ready.wait(min(self.connect_timeout, 2.0)) and not self._blocked
 
-    # -- event subscriptions -------------------------------------------------
-
-    def _listeners_snapshot(self):
-        with self._lock:
-            return {exchange: set(listeners) for exchange, listeners in self._listeners.items()}
-
-    def subscribe(self, exchange, listener):
-        """Deliver the exchange's messages to ``listener.on_message`` (on the I/O thread)."""
-        with self._lock:
-            self._listeners.setdefault(exchange, set()).add(listener)
-        self._on_io_thread(lambda state: state.subscriptions and state.subscriptions.add(exchange, listener))
-
-    def unsubscribe(self, exchange, listener):
-        with self._lock:
-            listeners = self._listeners.get(exchange, set())
-            listeners.discard(listener)
-            if not listeners:
-                self._listeners.pop(exchange, None)
-        self._on_io_thread(
-            lambda state: state.subscriptions and state.subscriptions.remove(exchange, listener)
-        )
-
-    def _on_io_thread(self, work):
-        """Fire-and-forget work for the I/O thread; a reconnect redoes subscriptions anyway."""
-        self.start()
-        connection = self._connection
-        if connection is None:
-            return
-
-        def run():
-            if self._state is not None:
-                work(self._state)
-
-        try:
-            connection.ioloop.add_callback_threadsafe(run)
-        except Exception:
-            log.debug("I/O loop unavailable; the next connection will subscribe", exc_info=True)
-
 
 class Waiter:
     """A request thread's answer from the I/O thread.
@@ -376,7 +337,6 @@ class ConnectionState:
         self.broadcast = broadcast
         self.notify = notify
         self.rpc = rpc
-        self.subscriptions = None
 
     def abort(self, error, reason):
         self.broadcast.closing = self.notify.closing = True
