@@ -22,6 +22,7 @@ import random
 
 from aiohttp import web
 
+from .. import metrics
 from ..auth import CHALLENGE, authorize
 from ..errors import (
     BrokerUnavailable,
@@ -239,6 +240,7 @@ async def serve_stream(request, tier, feed, resume_from):
     client = Client(max(plan.after, seen), settings.events_max_pending, loop.time() + lifetime)
     client.last_write = loop.time()
     feed.attach(client)
+    metrics.event_stream_opened()
     response = web.StreamResponse(headers=STREAM_HEADERS)
     try:
         await response.prepare(request)
@@ -274,6 +276,7 @@ async def serve_stream(request, tier, feed, resume_from):
         pass  # the client went away
     finally:
         feed.detach(client)
+        metrics.event_stream_closed()
     return response
 
 

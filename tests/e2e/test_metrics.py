@@ -2,10 +2,12 @@
 
 import concurrent.futures
 import pathlib
+import time
 
 import pytest
 
-from tests.e2e.client import LIMITED_KEY, Api, assert_error
+from tests.dashboard.sse_client import SseStream
+from tests.e2e.client import FULL_KEY, LIMITED_KEY, Api, assert_error
 from tests.support import amqp
 from tests.support.scrape import moved, samples, value
 
@@ -47,3 +49,21 @@ def test_counters_of_both_processes_are_summed(api, gateway):
 def test_scraping_needs_the_metrics_permission(anonymous, gateway):
     assert_error(anonymous.get("/metrics"), 401, "unauthorized")
     assert_error(Api(gateway.url, key=LIMITED_KEY).get("/metrics"), 403, "forbidden")
+
+
+def test_open_event_streams_are_counted_by_the_event_servers(api, gateway):
+    """The event servers are processes of their own; their gauge reaches the same scrape."""
+    exchange = amqp.unique("metrics")
+    before = value(scrape(api), "hutch_event_streams_open")
+    stream = SseStream(f"{gateway.url}/events/{exchange}", headers={"Authorization": f"Bearer {FULL_KEY}"})
+    try:
+        stream.wait_for(lambda event: event.event == "ready")
+        assert value(scrape(api), "hutch_event_streams_open") == before + 1
+    finally:
+        stream.close()
+    # Apache's proxy notices the gone client only when the next heartbeat (events_heartbeat, 15 s)
+    # fails to reach it; only then does the event server see its connection close.
+    deadline = time.monotonic() + 40
+    while value(scrape(api), "hutch_event_streams_open") != before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert value(scrape(api), "hutch_event_streams_open") == before

@@ -4,7 +4,6 @@ import json
 import logging
 
 import webtest
-from webob import Request
 
 from tests.support.scrape import moved, samples, value
 
@@ -109,18 +108,6 @@ def test_no_access_log_unless_asked(make_stack, caplog):
     with caplog.at_level(logging.INFO, logger="hutch.access"):
         client.get("/health")
     assert [record for record in caplog.records if record.name == "hutch.access"] == []
-
-
-def test_open_event_streams_are_a_gauge(client, gateway_app, exchange):
-    before = value(scrape(client), "hutch_event_streams_open")
-    status, _headers, body = Request.blank(f"/events/{exchange}").call_application(gateway_app)
-    assert status.startswith("200")
-    try:
-        assert next(iter(body))  # the stream has begun
-        assert value(scrape(client), "hutch_event_streams_open") == before + 1
-    finally:
-        body.close()
-    assert value(scrape(client), "hutch_event_streams_open") == before
 
 
 def test_openmetrics_when_asked_for(client):
