@@ -25,6 +25,7 @@ from .errors import (
     PublishNacked,
     ReservedName,
     RpcTimeout,
+    SessionStoreUnavailable,
     TooManyStreams,
     Unauthorized,
     Unroutable,
@@ -37,7 +38,7 @@ JSON = "application/json"
 
 
 # Errors answered with Retry-After.
-RETRYING = (BrokerUnavailable, TooManyStreams)
+RETRYING = (BrokerUnavailable, TooManyStreams, SessionStoreUnavailable)
 
 
 def error_classes():
@@ -84,6 +85,7 @@ CODE_MEANINGS = {
     "timeout": "The responder did not reply within the timeout.",
     "too_many_streams": "This gateway process holds as many event streams as it may (or is stopping).",
     "invalid_message": "A dashboard form's message does not match its content type (e.g. invalid JSON).",
+    "session_store_unavailable": "The dashboard's session store (Redis) is unreachable; API routes work.",
 }
 
 
@@ -624,7 +626,14 @@ EVENTS = _operation(
             "description": "The event stream (`Cache-Control: no-cache`).",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
-        **error_responses(*NAME_ERRORS, *AUTH_ERRORS, MethodNotAllowed, BrokerUnavailable, TooManyStreams),
+        **error_responses(
+            *NAME_ERRORS,
+            *AUTH_ERRORS,
+            MethodNotAllowed,
+            BrokerUnavailable,
+            TooManyStreams,
+            SessionStoreUnavailable,
+        ),
     },
     [_ref("parameters", "exchange"), _ref("parameters", "LastEventId"), _ref("parameters", "last_event_id")],
     permission="watch:{exchange}",
@@ -650,7 +659,7 @@ DASHBOARD = _operation(
     {
         "200": {"description": "The page.", "content": HTML_PAGE},
         "303": SEE_OTHER,
-        **error_responses(*NAME_ERRORS, *AUTH_ERRORS, MethodNotAllowed, html=True),
+        **error_responses(*NAME_ERRORS, *AUTH_ERRORS, MethodNotAllowed, SessionStoreUnavailable, html=True),
     },
     [_ref("parameters", "exchange")],
     permission="watch:{exchange}",
@@ -677,6 +686,7 @@ DASHBOARD_PUBLISH = _operation(
             MethodNotAllowed,
             PreconditionFailed,
             *PUBLISH_FAILURES,
+            SessionStoreUnavailable,
             html=True,
         ),
     },
@@ -700,7 +710,7 @@ DASHBOARD_INDEX = _operation(
     "Sets the session cookie (`hutch_session`).",
     {
         "200": {"description": "The page.", "content": HTML_PAGE},
-        **error_responses(MethodNotAllowed),
+        **error_responses(MethodNotAllowed, SessionStoreUnavailable, html=True),
     },
     [
         {
@@ -717,8 +727,9 @@ DASHBOARD_ACT = _operation(
     "dashboardAct",
     "dashboard UI",
     "Log in or out, follow or unfollow an exchange",
-    BROWSER_ONLY + "`login` checks the API key's secret and keeps the key's name in the session "
-    "(403 `forbidden` and the login form again when it is not a key); `logout` forgets it; `follow` "
+    BROWSER_ONLY + "`login` checks the API key's secret, gives the session a new id and keeps the "
+    "key's name and a fingerprint of its secret's digest in the session (403 `forbidden` and the login "
+    "form again when it is not a key); `logout` deletes the session on the server; `follow` "
     "and `unfollow` change the session's list of exchanges (at most 16; needs a logged-in session "
     "or a key). Every action needs the form's CSRF token.",
     {
@@ -732,6 +743,7 @@ DASHBOARD_ACT = _operation(
             BadCsrfToken,
             PayloadTooLarge,
             MethodNotAllowed,
+            SessionStoreUnavailable,
             html=True,
         ),
     },
@@ -849,7 +861,10 @@ SECURITY_SCHEMES = {
         "name": "hutch_session",
         "description": "The dashboard's session after logging in with an API key (`POST /dashboard/`, "
         "`action=login`): the browser's EventSource cannot send `Authorization`. The session keeps the "
-        "key's name; the key's permissions apply. A request with `Authorization` is judged by it alone.",
+        "key's name and a fingerprint of its secret; the key's permissions apply, and a key removed or "
+        "given a new secret ends the session at its next request. With `session.type = ext:redis` the "
+        "cookie holds only a signed id and logging out deletes the session on the server. A request "
+        "with `Authorization` is judged by it alone.",
     },
 }
 

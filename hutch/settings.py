@@ -16,6 +16,7 @@ import secrets
 from paste.deploy.converters import asbool
 
 from .auth import AuthPolicy, parse_auth
+from .session_store import backend_options
 
 
 class ConfigurationError(ValueError):
@@ -93,8 +94,6 @@ SESSION_DEFAULTS = {
 }
 SESSION_FIXED = {"session.data_serializer": "json", "session.httponly": True}
 SESSION_SECRET_KEYS = ("session.secret", "session.validate_key", "session.encrypt_key")
-# Beaker backends that turn the session id from the cookie into a file path.
-SESSION_PATH_BACKENDS = ("file", "dbm")
 
 
 def parse_settings(raw, here="."):
@@ -122,9 +121,10 @@ def parse_settings(raw, here="."):
     values.setdefault("templates_directory", os.path.join(here, "templates"))
     session.update(SESSION_FIXED)
     _install_session_secret(session, secret_file)
-    if session["session.type"] in SESSION_PATH_BACKENDS:
-        raise ConfigurationError("session.type file/dbm would use session ids as paths; keep cookie")
-    values["session"] = session
+    try:
+        values["session"] = backend_options(session, values.get("retry_after", Settings.retry_after))
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
     values["auth"] = _auth_policy(auth)
     settings = Settings(**values)
     if settings.rpc_timeout > settings.rpc_max_timeout:
