@@ -1,0 +1,67 @@
+"""Two gateway hosts (two ``hutch serve``) sharing the broker and Redis, behind HAProxy.
+
+The fixture is module-scoped per test module and built for reuse: ``hosts.a``
+and ``hosts.b`` are the ``GatewayServer``s, ``hosts.balancer`` the
+``LoadBalancer`` in front of them, ``hosts.url`` the gateway through HAProxy.
+"""
+
+import concurrent.futures
+import dataclasses
+import pathlib
+
+import pytest
+
+from tests.support.haproxy import LoadBalancer
+from tests.support.server import GatewayServer
+
+HERE = pathlib.Path(__file__).resolve().parent
+INI = HERE / "hosts.ini"
+PREFIX = "/gateway"
+ADMIN_KEY = "hosts-admin-key-0123456789abcdef"
+WATCHER_KEY = "hosts-watcher-key-0123456789abcd"
+STREAM_LIFETIME = 300  # events_max_lifetime of hosts.ini (the default)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+
+
+@dataclasses.dataclass
+class Hosts:
+    a: GatewayServer
+    b: GatewayServer
+    balancer: LoadBalancer
+
+    @property
+    def url(self):
+        return self.balancer.origin + PREFIX
+
+    def by_name(self, name):
+        return {"a": self.a, "b": self.b}[name]
+
+
+@pytest.fixture(scope="module")
+def hosts():
+    servers = [GatewayServer(INI, prefix=PREFIX, processes=2, threads=10) for _ in range(2)]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        started = [pool.submit(server.start, 90) for server in servers]
+    errors = [future.exception() for future in started if future.exception() is not None]
+    if errors:
+        for server in servers:
+            server.stop()
+            server.cleanup()
+        raise errors[0]
+    a, b = servers
+    balancer = LoadBalancer({"a": a.port, "b": b.port}, f"{PREFIX}/health", STREAM_LIFETIME)
+    try:
+        balancer.start()
+        balancer.wait_until_serving(["a", "b"])
+    except Exception:
+        balancer.cleanup()
+        for server in servers:
+            server.stop()
+            server.cleanup()
+        raise
+    yield Hosts(a, b, balancer)
+    balancer.cleanup()
+    for server in servers:
+        server.stop()
+        server.cleanup()
