@@ -1,0 +1,169 @@
+"""What a dashboard request pays for its session in Redis, next to a cookie session, in one run.
+
+``python -m bench.sessions [--seconds S] [--rounds R] [--threads N]`` builds
+two gateway stacks that differ only in ``session.type`` (``cookie``, and
+``ext:redis`` on the local Redis, database 1), logs a browser in to each,
+then calls ``GET /dashboard/{exchange}`` with that session cookie (no
+``Authorization``) from N threads for S seconds, the two stacks in
+alternating rounds; the best round of each counts.  It prints µs per
+request, the ratio, and for reference the latency of a bare Redis GET + SET
+round trip pair (what Beaker does per request: load, then save the
+accessed time) measured in the same run.  In process: no Apache, no wrk,
+so the difference is the session alone.
+"""
+
+import argparse
+import io
+import json
+import pathlib
+import re
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+
+import redis
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hutch.app import make_app  # noqa: E402
+from hutch.settings import parse_settings  # noqa: E402
+
+REDIS_URL = "redis://127.0.0.1:6379/1"
+SECRET = "bench-only-session-secret-0123456789abcdef"
+API_KEY = "bench-only-api-key-0123456789abcdef"
+TOKEN_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def stack(session_type):
+    raw = {
+        "amqp_url": "amqp://guest:guest@127.0.0.1:5672/%2F",
+        "apps_directory": str(ROOT / "apps"),
+        "templates_directory": str(ROOT / "templates"),
+        "session.secret": SECRET,
+        "session.type": session_type,
+        "auth": "keys",
+        "auth.key.bench": API_KEY,
+        "auth.permissions.bench": "*",
+    }
+    if session_type == "ext:redis":
+        raw["session.url"] = REDIS_URL
+    return make_app(parse_settings(raw, here=str(ROOT)))
+
+
+def request(application, method, path, cookie=None, form=None):
+    body = urllib.parse.urlencode(form).encode() if form else b""
+    environ = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": "/gateway",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8080",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "127.0.0.1:8080",
+        "HTTP_ACCEPT": "text/html",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
+    }
+    if body:
+        environ["CONTENT_TYPE"] = "application/x-www-form-urlencoded"
+        environ["CONTENT_LENGTH"] = str(len(body))
+    if cookie:
+        environ["HTTP_COOKIE"] = f"hutch_session={cookie}"
+    started = []
+    text = b"".join(
+        application(environ, lambda status, headers, exc_info=None: started.append((status, headers)))
+    )
+    status, headers = started[0]
+    cookies = [value for key, value in headers if key.lower() == "set-cookie"]
+    new_cookie = cookies[0].split(";")[0].split("=", 1)[1] if cookies else cookie
+    return status, text.decode(), new_cookie
+
+
+def logged_in_cookie(application):
+    status, page, cookie = request(application, "GET", "/dashboard/")
+    token = TOKEN_FIELD.search(page).group(1)
+    form = {"action": "login", "api_key": API_KEY, "csrf_token": token}
+    status, _, cookie = request(application, "POST", "/dashboard/", cookie, form)
+    assert status.startswith("303"), status
+    return cookie
+
+
+def measure(application, cookie, path, seconds, threads):
+    counts = [0] * threads
+    stop = time.monotonic() + seconds
+
+    def work(index):
+        while time.monotonic() < stop:
+            status, page, _ = request(application, "GET", path, cookie)
+            if not status.startswith("200") or 'class="key-name">bench<' not in page:
+                raise RuntimeError(f"not a logged-in page: {status}")
+            counts[index] += 1
+
+    workers = [threading.Thread(target=work, args=(index,)) for index in range(threads)]
+    started = time.monotonic()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.monotonic() - started
+    return sum(counts) / elapsed
+
+
+def redis_round_trips(seconds):
+    """A GET and a SET of a session-sized value, one thread: µs per pair."""
+    client = redis.Redis.from_url(REDIS_URL)
+    key, value = f"bench:sessions:{uuid.uuid4().hex}", b"x" * 400
+    pairs, stop = 0, time.monotonic() + seconds
+    started = time.monotonic()
+    while time.monotonic() < stop:
+        client.get(key)
+        client.set(key, value, ex=60)
+        pairs += 1
+    elapsed = time.monotonic() - started
+    client.delete(key)
+    return elapsed / pairs * 1e6
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    args = parser.parse_args(argv)
+    stacks = {kind: stack(kind) for kind in ("cookie", "ext:redis")}
+    cookies = {kind: logged_in_cookie(application) for kind, application in stacks.items()}
+    path = "/dashboard/t.bench.sessions"
+    best = dict.fromkeys(stacks, 0.0)
+    for _ in range(args.rounds):
+        for kind, application in stacks.items():
+            best[kind] = max(
+                best[kind], measure(application, cookies[kind], path, args.seconds, args.threads)
+            )
+    pair = redis_round_trips(args.seconds)
+    for application in stacks.values():
+        application.gateway.broker.close()
+    micros = {kind: 1e6 / rate for kind, rate in best.items()}
+    print(f"GET {path}, logged in by session cookie, {args.threads} thread(s), best of {args.rounds}:")
+    for kind in stacks:
+        print(f"  session.type = {kind:9}  {best[kind]:8.0f} req/s  {micros[kind]:7.0f} µs/request")
+    print(
+        f"  Redis sessions cost {micros['ext:redis'] - micros['cookie']:+.0f} µs/request, "
+        f"{micros['ext:redis'] / micros['cookie']:.2f}x a cookie session's request"
+    )
+    print(f"  reference: a bare Redis GET + SET pair {pair:.0f} µs")
+    if args.json:
+        print(json.dumps({"req_per_s": best, "us_per_request": micros, "redis_get_set_us": pair}))
+
+
+if __name__ == "__main__":
+    main()
