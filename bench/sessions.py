@@ -4,9 +4,10 @@
 two gateway stacks that differ only in ``session.type`` (``cookie``, and
 ``ext:redis`` on the local Redis, database 1), logs a browser in to each,
 then calls ``GET /dashboard/{exchange}`` with that session cookie (no
-``Authorization``) from N threads for S seconds, the two stacks in
-alternating rounds; the best round of each counts.  It prints µs per
-request, the ratio, and for reference the latency of a bare Redis GET + SET
+``Authorization``) from N threads for S seconds, the two stacks back to
+back in each of R rounds (order alternating).  It prints the median µs per
+request of each, the median of the per-round difference and ratio (a paired
+measure: a loaded machine slows both of a pair alike), and for reference the latency of a bare Redis GET + SET
 round trip pair (what Beaker does per request: load, then save the
 accessed time) measured in the same run.  In process: no Apache, no wrk,
 so the difference is the session alone.
@@ -17,6 +18,7 @@ import io
 import json
 import pathlib
 import re
+import statistics
 import sys
 import threading
 import time
@@ -135,34 +137,50 @@ def redis_round_trips(seconds):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=4)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=1)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args(argv)
     stacks = {kind: stack(kind) for kind in ("cookie", "ext:redis")}
     cookies = {kind: logged_in_cookie(application) for kind, application in stacks.items()}
     path = "/dashboard/t.bench.sessions"
-    best = dict.fromkeys(stacks, 0.0)
-    for _ in range(args.rounds):
-        for kind, application in stacks.items():
-            best[kind] = max(
-                best[kind], measure(application, cookies[kind], path, args.seconds, args.threads)
-            )
+    kinds = list(stacks)
+    rounds = []  # µs per request of each kind, measured back to back (order alternating)
+    for number in range(args.rounds):
+        order = kinds if number % 2 == 0 else kinds[::-1]
+        micros = {
+            kind: 1e6 / measure(stacks[kind], cookies[kind], path, args.seconds, args.threads)
+            for kind in order
+        }
+        rounds.append(micros)
     pair = redis_round_trips(args.seconds)
     for application in stacks.values():
         application.gateway.broker.close()
-    micros = {kind: 1e6 / rate for kind, rate in best.items()}
-    print(f"GET {path}, logged in by session cookie, {args.threads} thread(s), best of {args.rounds}:")
-    for kind in stacks:
-        print(f"  session.type = {kind:9}  {best[kind]:8.0f} req/s  {micros[kind]:7.0f} µs/request")
+    median = {kind: statistics.median(r[kind] for r in rounds) for kind in kinds}
+    best = {kind: min(r[kind] for r in rounds) for kind in kinds}
+    extra = statistics.median(r["ext:redis"] - r["cookie"] for r in rounds)
+    ratio = statistics.median(r["ext:redis"] / r["cookie"] for r in rounds)
+    print(f"GET {path}, logged in by session cookie, {args.threads} thread(s), {args.rounds} paired rounds:")
+    for kind in kinds:
+        print(f"  session.type = {kind:9}  median {median[kind]:6.0f} µs/request  best {best[kind]:6.0f}")
     print(
-        f"  Redis sessions cost {micros['ext:redis'] - micros['cookie']:+.0f} µs/request, "
-        f"{micros['ext:redis'] / micros['cookie']:.2f}x a cookie session's request"
+        f"  Redis sessions cost {extra:+.0f} µs/request (median of the rounds), "
+        f"{ratio:.2f}x a cookie session's"
     )
     print(f"  reference: a bare Redis GET + SET pair {pair:.0f} µs")
     if args.json:
-        print(json.dumps({"req_per_s": best, "us_per_request": micros, "redis_get_set_us": pair}))
+        print(
+            json.dumps(
+                {
+                    "median_us": median,
+                    "best_us": best,
+                    "extra_us": extra,
+                    "ratio": ratio,
+                    "redis_get_set_us": pair,
+                }
+            )
+        )
 
 
 if __name__ == "__main__":
