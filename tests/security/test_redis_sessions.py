@@ -286,6 +286,13 @@ def test_redis_down_the_dashboard_answers_503_and_the_api_keeps_working(build_st
     stream = browser.request("GET", "/events/t.score_x.down", accept="text/event-stream")
     assert stream.status == 503 and json.loads(stream.body)["error"] == "session_store_unavailable"
 
+    newcomer = Browser(stack).request("GET", "/dashboard/")  # a new session fails when it is saved
+    assert newcomer.status == 503 and newcomer.header("Retry-After") == "7"
+    assert (
+        newcomer.header("Content-Type").startswith("text/html")
+        and "session_store_unavailable" in newcomer.text
+    )
+
     api = call(stack, "POST", "/broadcast/t.score_x.down", [("Authorization", bearer("admin"))], b"1")
     assert api.status == 202, api.text
     assert call(stack, "GET", "/health").status == 200
