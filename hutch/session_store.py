@@ -15,6 +15,7 @@ timeouts and no back-off, and its failures become ``SessionStoreUnavailable``
 (503 with ``Retry-After``) instead of a 500.
 """
 
+import logging
 import re
 import threading
 
@@ -28,6 +29,8 @@ from .errors import SessionStoreUnavailable
 SESSION_ID = re.compile(r"[0-9a-f]{32}")  # beaker.session._session_id(): uuid4().hex
 SOCKET_TIMEOUT = 1.0  # seconds; the URL's own socket_timeout / socket_connect_timeout win
 BACKENDS = ("cookie", "ext:redis")
+
+log = logging.getLogger(__name__)
 
 
 class InvalidSessionId(ValueError):
@@ -64,6 +67,7 @@ class RedisSessionStore(RedisNamespaceManager):
             return client
 
     def unavailable(self, exc):
+        log.warning("session store (Redis) unavailable: %s: %s", type(exc).__name__, exc)
         detail = "The session store is unavailable; the dashboard needs it. Retry later."
         return SessionStoreUnavailable(detail, retry_after=self.retry_after)
 
