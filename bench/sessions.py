@@ -11,15 +11,23 @@ measure: a loaded machine slows both of a pair alike), and for reference the lat
 round trip pair (what Beaker does per request: load, then save the
 accessed time) measured in the same run.  In process: no Apache, no wrk,
 so the difference is the session alone.
+
+``--served`` measures the same under ``hutch serve`` (mod_wsgi-express, 2
+processes x 10 threads, one server per session type) with
+``wrk -t1 -c8``, rounds alternating: requests/s and latency percentiles.
 """
 
 import argparse
 import io
 import json
+import os
 import pathlib
 import re
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -30,8 +38,11 @@ import redis
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import requests  # noqa: E402
+
 from hutch.app import make_app  # noqa: E402
 from hutch.settings import parse_settings  # noqa: E402
+from tests.support.server import GatewayServer  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/1"
 SECRET = "bench-only-session-secret-0123456789abcdef"
@@ -39,7 +50,7 @@ API_KEY = "bench-only-api-key-0123456789abcdef"
 TOKEN_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-def stack(session_type):
+def raw_settings(session_type):
     raw = {
         "amqp_url": "amqp://guest:guest@127.0.0.1:5672/%2F",
         "apps_directory": str(ROOT / "apps"),
@@ -52,7 +63,11 @@ def stack(session_type):
     }
     if session_type == "ext:redis":
         raw["session.url"] = REDIS_URL
-    return make_app(parse_settings(raw, here=str(ROOT)))
+    return raw
+
+
+def stack(session_type):
+    return make_app(parse_settings(raw_settings(session_type), here=str(ROOT)))
 
 
 def request(application, method, path, cookie=None, form=None):
@@ -135,13 +150,79 @@ def redis_round_trips(seconds):
     return elapsed / pairs * 1e6
 
 
+WRK_LINE = re.compile(r"Requests/sec:\s+([0-9.]+)")
+WRK_PERCENTILE = re.compile(r"^\s+(50|90|99)%\s+([0-9.]+)(us|ms|s)\s*$", re.MULTILINE)
+UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def served_login(url):
+    browser = requests.Session()
+    page = browser.get(f"{url}/dashboard/", headers={"Accept": "text/html"}, timeout=10)
+    token = TOKEN_FIELD.search(page.text).group(1)
+    form = {"action": "login", "api_key": API_KEY, "csrf_token": token}
+    answer = browser.post(f"{url}/dashboard/", data=form, allow_redirects=False, timeout=10)
+    assert answer.status_code == 303, answer.status_code
+    return browser.cookies["hutch_session"]
+
+
+def wrk(url, cookie, seconds):
+    """``wrk -t1 -c8`` on ``url`` with the session cookie: requests/s and p50/p90/p99 in ms."""
+    command = ["wrk", "-t1", "-c8", f"-d{seconds}s", "--latency", "-H", f"Cookie: hutch_session={cookie}"]
+    output = subprocess.run([*command, "-H", "Accept: text/html", url], capture_output=True, text=True).stdout
+    if "Non-2xx" in output:
+        raise RuntimeError(f"wrk saw errors:\n{output}")
+    percentiles = {f"p{p}": float(value) * UNIT[unit] for p, value, unit in WRK_PERCENTILE.findall(output)}
+    return {"req_per_s": float(WRK_LINE.search(output).group(1)), **percentiles}
+
+
+def measure_served(seconds, rounds):
+    """Both session types under ``hutch serve``, rounds alternating; the best round of each."""
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="hutch-bench-sessions-"))
+    os.chmod(folder, 0o755)  # the daemons (www-data) read the inis
+    servers = {}
+    try:
+        for kind in ("cookie", "ext:redis"):
+            ini = folder / f"{kind.replace(':', '-')}.ini"
+            lines = [f"{key} = {value.replace('%', '%%')}" for key, value in raw_settings(kind).items()]
+            ini.write_text("[app:main]\nuse = egg:hutch\n" + "\n".join(lines) + "\n")
+            os.chmod(ini, 0o644)
+            servers[kind] = GatewayServer(ini, prefix="/gateway", processes=2, threads=10).start()
+        cookies = {kind: served_login(server.url) for kind, server in servers.items()}
+        best = {}
+        for number in range(rounds):
+            for kind in list(servers) if number % 2 == 0 else list(servers)[::-1]:
+                result = wrk(f"{servers[kind].url}/dashboard/t.bench.sessions", cookies[kind], seconds)
+                if result["req_per_s"] > best.get(kind, {}).get("req_per_s", 0):
+                    best[kind] = result
+        return best
+    finally:
+        for server in servers.values():
+            server.stop()
+            server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=1)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument("--served", action="store_true", help="under hutch serve with wrk instead")
     args = parser.parse_args(argv)
+    if args.served:
+        best = measure_served(max(3, int(args.seconds)), max(2, args.rounds // 5))
+        print("GET /dashboard/{exchange} under hutch serve (2 x 10), wrk -t1 -c8, best round of each:")
+        for kind, result in best.items():
+            print(
+                f"  session.type = {kind:9}  {result['req_per_s']:7.0f} req/s  p50 {result['p50']:.2f} ms"
+                f"  p90 {result['p90']:.2f} ms  p99 {result['p99']:.2f} ms"
+            )
+        ratio = best["ext:redis"]["req_per_s"] / best["cookie"]["req_per_s"]
+        print(f"  Redis sessions: {ratio:.2f}x the throughput of cookie sessions")
+        if args.json:
+            print(json.dumps(best))
+        return
     stacks = {kind: stack(kind) for kind in ("cookie", "ext:redis")}
     cookies = {kind: logged_in_cookie(application) for kind, application in stacks.items()}
     path = "/dashboard/t.bench.sessions"
