@@ -191,5 +191,6 @@ def test_a_host_stopped_without_warning_traffic_continues_on_the_other(hosts):
     assert after, "no answer at all after host b stopped"
     assert all(answer[1] == 202 and answer[2] == "a" for answer in after), after
     failed = [answer for answer in during if answer[1] != 202]
-    assert all(answer[1] in (502, 503, "ConnectionError") for answer in failed), failed
-    assert len(failed) <= 2 * 4, failed  # b's requests in flight, and those sent before its check failed
+    assert all(answer[1] in (502, 503, "ConnectionError", "ReadTimeout") for answer in failed), failed
+    # what b held when it died, and what reached it before its health check failed (fall 2 x 500 ms)
+    assert len(failed) <= 3 * 4, failed
