@@ -152,8 +152,10 @@ def test_a_cookie_saved_before_logout_gets_the_login_form(host_a, shared_redis):
     assert browser.logged_in_as(cookie=saved) is None  # the replay: the login form
     page = browser.request("GET", "/dashboard/t.score_x.replay", cookie=saved)
     assert page.status == 303 and "/dashboard/?next=t.score_x.replay" in dict(page.headers)["Location"]
-    events = browser.request("GET", "/events/t.score_x.replay", accept="text/event-stream", cookie=saved)
-    assert events.status == 401
+    ticket = browser.request(
+        "GET", "/dashboard/t.score_x.replay/ticket", accept="application/json", cookie=saved
+    )
+    assert ticket.status == 401  # no ticket for the event stream either
 
 
 # --- a revoked or removed key ends the sessions that logged in with it -------------------------
@@ -283,8 +285,8 @@ def test_redis_down_the_dashboard_answers_503_and_the_api_keeps_working(build_st
     assert json.loads(scripted.body)["error"] == "session_store_unavailable"
     form = browser.request("POST", "/dashboard/", {"action": "logout", "csrf_token": "x"})
     assert form.status == 503
-    stream = browser.request("GET", "/events/t.score_x.down", accept="text/event-stream")
-    assert stream.status == 503 and json.loads(stream.body)["error"] == "session_store_unavailable"
+    ticket = browser.request("GET", "/dashboard/t.score_x.down/ticket", accept="application/json")
+    assert ticket.status == 503 and json.loads(ticket.body)["error"] == "session_store_unavailable"
 
     newcomer = Browser(stack).request("GET", "/dashboard/")  # a new session fails when it is saved
     assert newcomer.status == 503 and newcomer.header("Retry-After") == "7"
