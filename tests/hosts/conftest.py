@@ -1,4 +1,5 @@
-"""Two gateway hosts (two ``hutch serve``) sharing the broker and Redis, behind HAProxy.
+"""Two gateway hosts (two ``hutch serve``, each with its event server) sharing the broker and Redis,
+behind HAProxy.
 
 The fixture is module-scoped per test module and built for reuse: ``hosts.a``
 and ``hosts.b`` are the ``GatewayServer``s, ``hosts.balancer`` the
@@ -40,7 +41,10 @@ class Hosts:
 
 @pytest.fixture(scope="module")
 def hosts():
-    servers = [GatewayServer(INI, prefix=PREFIX, processes=2, threads=10) for _ in range(2)]
+    servers = [
+        GatewayServer(INI, prefix=PREFIX, processes=2, threads=10, extra_args=["--events-processes", "1"])
+        for _ in range(2)
+    ]
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         started = [pool.submit(server.start, 90) for server in servers]
     errors = [future.exception() for future in started if future.exception() is not None]

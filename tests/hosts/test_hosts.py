@@ -16,7 +16,9 @@ import uuid
 import pytest
 import requests
 
-from tests.support.amqp import Responder, unique
+from hutch.history import HistoryPolicy
+from tests.dashboard.sse_client import SseStream
+from tests.support.amqp import Responder, delete, unique
 
 from .conftest import ADMIN_KEY, WATCHER_KEY
 
@@ -98,6 +100,68 @@ def test_rpc_replies_return_to_the_host_that_asked(hosts):
     assert statuses == {200: calls}, statuses
     assert all(response.content == body for body, response in answers)
     assert set(served) == {"a", "b"} and min(served.values()) >= calls // 4, served
+
+
+def broadcast(url, exchange, body):
+    headers = {**ADMIN, "Content-Type": "text/plain"}
+    answer = requests.post(f"{url}/broadcast/{exchange}", data=body, headers=headers, timeout=10)
+    assert answer.status_code == 202, answer.text
+    return answer
+
+
+def stream_messages_until_ready(stream):
+    """The messages a (re)opened stream sends before its ``ready`` event, and that event."""
+    messages = []
+    while (event := stream.wait_for(lambda e: e.event in ("message", "ready", "gap"), 15)).event == "message":
+        messages.append(event)
+    assert event.event == "ready", f"{event.event}: {event.data}"
+    return messages, event
+
+
+@pytest.fixture
+def history_exchange():
+    name = f"t.hosts.h.{uuid.uuid4().hex[:8]}"  # hosts.ini keeps history for t.hosts.h.*
+    yield name
+    delete(exchanges=[name], queues=[HistoryPolicy.queue(name)])
+
+
+def test_an_event_stream_resumed_on_the_other_host_gets_exactly_what_it_missed(hosts, history_exchange):
+    """A browser logged in on host a reads a stream via HAProxy, loses it, and resumes on the other host."""
+    exchange = history_exchange
+    browser = log_in(hosts.a.url, WATCHER_KEY)
+
+    def ticket(host_url):  # the page's ticket for its EventSource, from the session
+        answer = browser.get(f"{host_url}/dashboard/{exchange}/ticket", timeout=10)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["ticket"]
+
+    broadcast(hosts.url, exchange, b"seen 0")
+    with SseStream(f"{hosts.url}/events/{exchange}?ticket={ticket(hosts.b.url)}", timeout=15) as first:
+        assert first.status == 200
+        first_host = first.headers["X-Served-By"]
+        stream_messages_until_ready(first)  # the history ("seen 0"), then ready
+        broadcast(hosts.url, exchange, b"seen 1")
+        [seen] = first.events("message", timeout=15)
+        assert seen.json["body"] == "seen 1"
+    missed = [f"missed {number}" for number in range(5)]
+    for body in missed:
+        broadcast(hosts.url, exchange, body)  # through HAProxy: published by both hosts
+    for _attempt in range(6):  # round robin: the next stream through HAProxy goes to the other host
+        query = f"?ticket={ticket(hosts.a.url)}"
+        with SseStream(
+            f"{hosts.url}/events/{exchange}{query}", {"Last-Event-ID": seen.id}, timeout=15
+        ) as again:
+            assert again.status == 200
+            resent, ready = stream_messages_until_ready(again)
+            assert [event.json["body"] for event in resent] == missed  # no loss, no duplicate
+            assert ready.json["replayed"] == len(missed)
+            if again.headers["X-Served-By"] != first_host:
+                broadcast(hosts.url, exchange, b"live")
+                [live] = again.events("message", timeout=15)
+                assert live.json["body"] == "live"
+                break
+    else:
+        pytest.fail(f"every stream went to host {first_host}")
 
 
 class Traffic(threading.Thread):
