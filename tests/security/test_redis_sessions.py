@@ -8,7 +8,10 @@ start a private redis-server of their own.
 
 import http.cookies
 import json
+import os
 import re
+import signal
+import time
 import urllib.parse
 
 import pytest
@@ -304,6 +307,25 @@ def test_redis_down_the_dashboard_answers_503_and_the_api_keeps_working(build_st
     assert browser.logged_in_as() == "admin"  # the session survived the restart (append-only file)
     browser.log_out()
     assert browser.logged_in_as() is None
+
+
+def test_a_frozen_redis_costs_a_bounded_wait_then_503_never_a_hung_page(build_stack, private_redis):
+    """Redis frozen with SIGSTOP (it accepts connections, never answers): socket timeouts end the wait."""
+    stack = redis_stack(build_stack, url=private_redis.url)
+    browser = Browser(stack)
+    browser.log_in("admin")
+    os.kill(private_redis.process.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        page = browser.request("GET", "/dashboard/")
+        waited = time.monotonic() - started
+        assert page.status == 503 and page.header("Retry-After") == "5"
+        assert waited < 20, waited  # 1 s socket timeouts, a few round trips; generous for a loaded machine
+        api = call(stack, "POST", "/broadcast/t.score_x.frozen", [("Authorization", bearer("admin"))], b"1")
+        assert api.status == 202
+    finally:
+        os.kill(private_redis.process.pid, signal.SIGCONT)
+    assert browser.logged_in_as() == "admin"  # thawed: the same session again
 
 
 def test_redis_lost_while_saving_the_session_answers_503_not_500(build_stack, tmp_path, private_redis):
