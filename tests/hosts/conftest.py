@@ -1,7 +1,7 @@
 """Two gateway hosts (two ``hutch serve``, each with its event server) sharing the broker and Redis,
 behind HAProxy.
 
-The fixture is module-scoped per test module and built for reuse: ``hosts.a``
+The fixture is built once per test session, for reuse (a test that stops a host starts it again): ``hosts.a``
 and ``hosts.b`` are the ``GatewayServer``s, ``hosts.balancer`` the
 ``LoadBalancer`` in front of them, ``hosts.url`` the gateway through HAProxy.
 """
@@ -9,9 +9,13 @@ and ``hosts.b`` are the ``GatewayServer``s, ``hosts.balancer`` the
 import concurrent.futures
 import dataclasses
 import pathlib
+import uuid
 
 import pytest
 
+from hutch.history import HistoryPolicy
+from tests.dashboard.test_browser import browser  # noqa: F401 - headless Chromium, as the dashboard tests drive it
+from tests.support.amqp import delete
 from tests.support.haproxy import LoadBalancer
 from tests.support.server import GatewayServer
 
@@ -39,7 +43,7 @@ class Hosts:
         return {"a": self.a, "b": self.b}[name]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def hosts():
     servers = [
         GatewayServer(INI, prefix=PREFIX, processes=2, threads=10, extra_args=["--events-processes", "1"])
@@ -69,3 +73,11 @@ def hosts():
     for server in servers:
         server.stop()
         server.cleanup()
+
+
+@pytest.fixture
+def history_exchange():
+    """A fresh exchange that keeps history (hosts.ini: ``events_history = t.hosts.h.*``); deleted after."""
+    name = f"t.hosts.h.{uuid.uuid4().hex[:8]}"
+    yield name
+    delete(exchanges=[name], queues=[HistoryPolicy.queue(name)])

@@ -16,9 +16,8 @@ import uuid
 import pytest
 import requests
 
-from hutch.history import HistoryPolicy
 from tests.dashboard.sse_client import SseStream
-from tests.support.amqp import Responder, delete, unique
+from tests.support.amqp import Responder, unique
 
 from .conftest import ADMIN_KEY, WATCHER_KEY
 
@@ -116,13 +115,6 @@ def stream_messages_until_ready(stream):
         messages.append(event)
     assert event.event == "ready", f"{event.event}: {event.data}"
     return messages, event
-
-
-@pytest.fixture
-def history_exchange():
-    name = f"t.hosts.h.{uuid.uuid4().hex[:8]}"  # hosts.ini keeps history for t.hosts.h.*
-    yield name
-    delete(exchanges=[name], queues=[HistoryPolicy.queue(name)])
 
 
 def test_an_event_stream_resumed_on_the_other_host_gets_exactly_what_it_missed(hosts, history_exchange):
