@@ -12,7 +12,8 @@ reaches Redis; the value is stored as the text Beaker hands over (JSON,
 encrypted by Beaker, in base64) instead of being pickled once more, so
 nothing read back from Redis is ever unpickled; and the client has socket
 timeouts and no back-off, and its failures become ``SessionStoreUnavailable``
-(503 with ``Retry-After``) instead of a 500.
+(503 with ``Retry-After``) instead of a 500.  ``StrictSession`` never
+reuses an id whose record is gone.
 """
 
 import logging
@@ -21,6 +22,7 @@ import threading
 
 import redis
 from beaker.ext.redisnm import RedisNamespaceManager
+from beaker.session import Session
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -113,6 +115,21 @@ class RedisSessionStore(RedisNamespaceManager):
         return ["session"] if "session" in self else []
 
 
+class StrictSession(Session):
+    """A server-side session that never adopts an id the store does not hold.
+
+    Beaker keeps the id of a cookie whose record is gone (logged out,
+    expired, revoked) and saves a new session under it; this one gives the
+    browser a new id instead, so an id lives only as long as its record.
+    """
+
+    def load(self):
+        super().load()
+        if self.is_new and not getattr(self, "_renewed", False):
+            self._renewed = True
+            self.invalidate()  # a new id; its load finds nothing, as it should
+
+
 # --- what the dashboard does to a session -----------------------------------------
 
 
@@ -155,4 +172,9 @@ def backend_options(session, retry_after):
     url = session.get("session.url", "")
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError("session.type = ext:redis needs session.url = redis://host:port/db")
-    return {**session, "session.namespace_class": RedisSessionStore, "session.retry_after": retry_after}
+    return {
+        **session,
+        "session.session_class": StrictSession,
+        "session.namespace_class": RedisSessionStore,
+        "session.retry_after": retry_after,
+    }

@@ -153,6 +153,8 @@ def test_a_cookie_saved_before_logout_gets_the_login_form(host_a, shared_redis):
     assert browser.log_out().status == 303
     assert not shared_redis.exists(RECORD.format(saved_id))
     assert browser.logged_in_as(cookie=saved) is None  # the replay: the login form
+    assert browser.session_id != saved_id  # and a new id: the old one is never taken up again
+    assert not shared_redis.exists(RECORD.format(saved_id))
     page = browser.request("GET", "/dashboard/t.score_x.replay", cookie=saved)
     assert page.status == 303 and "/dashboard/?next=t.score_x.replay" in dict(page.headers)["Location"]
     ticket = browser.request(

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from hutch.session_store import RedisSessionStore
+from hutch.session_store import RedisSessionStore, StrictSession
 from hutch.settings import ConfigurationError, parse_settings
 
 SECRET = "s" * 32
@@ -127,6 +127,7 @@ def test_redis_sessions_use_the_gateways_store_and_retry_after():
         **{"session.type": "ext:redis", "session.url": "redis://127.0.0.1:6379/1"}, retry_after="9"
     ).session
     assert session["session.namespace_class"] is RedisSessionStore
+    assert session["session.session_class"] is StrictSession
     assert session["session.retry_after"] == 9
     assert session["session.data_serializer"] == "json"
 
