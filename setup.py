@@ -17,6 +17,7 @@ setup(
         "Paste>=3.10.1",
         "PasteDeploy>=3.1.0",
         "Beaker>=1.13.0",
+        "redis>=5.0.0",
         "cryptography>=42.0",
         "WebOb>=1.8.7",
         "Mako>=1.3.0",

@@ -9,11 +9,11 @@ POST /dashboard/{exchange}    broadcast the form's message -> 303 back to the pa
                               the page's script sends it (Accept: application/json)
 GET  /dashboard/{exchange}/ticket  a short-lived signed ticket for the page's EventSource (JSON)
 
-Only these routes use the Beaker
-session: followed exchanges, a one-time flash message, the CSRF token every
-form carries, and the name of the API key the browser logged in with.  A
-page needs ``watch`` on its exchange; broadcasting from it needs
-``broadcast`` too.
+Only these routes use the Beaker session: followed exchanges, a one-time
+flash message, the CSRF token every form carries, and the API key the browser logged in with.  A page needs
+``watch`` on its exchange; broadcasting from it needs ``broadcast`` too.
+When the session store (Redis) is down, every page answers 503 with
+``Retry-After``: a page for browsers, JSON for scripts.
 """
 
 import functools
@@ -27,15 +27,23 @@ import pika
 from mako.lookup import TemplateLookup
 from webob import Response
 
-from hutch.csrf import FIELD, authorize_browser, check_csrf, csrf_token, log_in, log_out, viewer
-from hutch.errors import BadRequest, Forbidden, HutchError, InvalidMessage, PayloadTooLarge, Unauthorized
+from hutch.csrf import FIELD, SESSION_KEY, authorize_browser, check_csrf, csrf_token, log_in, log_out, viewer
+from hutch.errors import (
+    BadRequest,
+    Forbidden,
+    HutchError,
+    InvalidMessage,
+    PayloadTooLarge,
+    SessionStoreUnavailable,
+    Unauthorized,
+)
 from hutch.events.sse import parse_content_type
 from hutch.messages import Message
 from hutch.names import NAME, checked_name
 from hutch.tickets import issue, signing_key
 from hutch.web import Route, Routes, error_response, json_response, read_body
 
-MAX_FOLLOWED = 16  # the session lives in a cookie (4 KB): 16 names of up to 127 characters fit
+MAX_FOLLOWED = 16  # a cookie session holds 4 KB: 16 names of up to 127 characters fit
 MAX_FORM_FIELDS = 10
 # The fields each form has (templates/*.mako); any other is refused, as the OpenAPI document says.
 ACT_FIELDS = frozenset({FIELD, "action", "api_key", "next", "exchange", "back"})
@@ -101,14 +109,15 @@ def session_of(request):
     return request.environ["beaker.session"]
 
 
-def render(request, gateway, template, status=200, **values):
+def render(request, gateway, template, status=200, with_session=True, **values):
+    """A page; ``with_session=False`` renders it without reading the session (the store is down)."""
     session = session_of(request)
     lookup = templates(gateway.settings.templates_directory)
     text = lookup.get_template(template).render(
         links=Links(request),
-        viewer=viewer(request.environ, gateway.settings.auth),
+        viewer=viewer(request.environ, gateway.settings.auth) if with_session else None,
         csrf_field=FIELD,
-        csrf_token=csrf_token(session),
+        csrf_token=csrf_token(session) if with_session else "",
         **values,
     )
     response = Response(status=status, text=text, content_type="text/html", charset="utf-8")
@@ -125,7 +134,14 @@ def html_errors(view):
     @functools.wraps(view)
     def page_or_json(request, gateway, **names):
         try:
+            session_of(request).get(SESSION_KEY)  # load the session first: a store that is down answers 503
             return view(request, gateway, **names)
+        except SessionStoreUnavailable as error:
+            if wants_json(request):
+                return error_response(error)
+            response = render(request, gateway, "error.mako", error.status, with_session=False, error=error)
+            response.headerlist.extend(error.headers)
+            return response
         except HutchError as error:
             if wants_json(request):
                 return error_response(error)

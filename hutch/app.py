@@ -10,11 +10,12 @@ from paste.httpexceptions import HTTPExceptionHandler
 
 from .amqp.client import Broker
 from .dispatch import AppDirectory
+from .errors import SessionStoreUnavailable
 from .idempotency import NoIdempotency, make_store
 from .observe import RequestObserver
 from .server_errors import MethodNotAllowedDocument
 from .settings import parse_settings
-from .web import GATEWAY_KEY
+from .web import GATEWAY_KEY, error_page_or_json
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class SessionsByScheme:
     """Beaker fixes ``secure`` per middleware: use a Secure-cookie one for https requests.
 
     An ini that sets ``session.secure = true`` gets Secure cookies always.
+    A session store that fails while Beaker saves the session is answered 503.
     """
 
     def __init__(self, application, options):
@@ -70,7 +72,11 @@ class SessionsByScheme:
 
     def __call__(self, environ, start_response):
         sessions = self.tls if environ.get("wsgi.url_scheme") == "https" else self.plain
-        return sessions(environ, start_response)
+        try:
+            return sessions(environ, start_response)
+        except SessionStoreUnavailable as error:  # Beaker saves the session as the response starts
+            log.warning("session store unavailable saving the session of %s", environ.get("PATH_INFO"))
+            return error_page_or_json(environ, error)(environ, start_response)
 
 
 def make_broker(settings):

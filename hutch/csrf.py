@@ -5,22 +5,29 @@ is missing or differs (compared in constant time) is refused with 403
 ``bad_csrf_token`` before it does anything.
 
 A browser logs in to the dashboard once with an API key (a form, not the
-Basic dialog, so it can also log out); the session keeps only the key's
-name, and every request is authorized against the key as the policy
-defines it now, so a key removed from the configuration stops working at
-once.  A request that carries an ``Authorization`` header (any machine
-client) is authorized by that header alone and never touches the session.
+Basic dialog, so it can also log out).  The session keeps the key's name
+and a fingerprint of its digest, never the secret; every request looks the
+key up in the policy the gateway holds at that moment, so a key removed
+from the configuration, or given a new secret, ends the session at its
+next request, on the server as well as in the browser.  Logging in gives
+the session a new id; logging out deletes it on the server
+(``hutch.session_store``).  A request that carries an ``Authorization``
+header (any machine client) is authorized by that header alone and never
+touches the session.
 """
 
+import hashlib
 import hmac
 import secrets
 
+from . import session_store
 from .auth import CHALLENGE, ENVIRON_KEY, authorize
 from .errors import BadCsrfToken, Forbidden, Unauthorized
 
 SESSION_KEY = "csrf_token"
 FIELD = "csrf_token"
 SESSION_API_KEY = "api_key_name"
+SESSION_API_KEY_FINGERPRINT = "api_key_fingerprint"
 
 
 def csrf_token(session):
@@ -44,28 +51,49 @@ def check_csrf(session, submitted):
 # --- logging in with an API key -------------------------------------------------
 
 
+def fingerprint(key):
+    """What a session keeps to recognise its key's secret: a hash of the secret's digest."""
+    return hashlib.sha256(b"hutch.session.api_key:" + key.secret_digest).hexdigest()[:32]
+
+
 def log_in(session, policy, secret):
     """Remember the key whose secret this is; None (and nothing remembered) if there is none."""
     key = policy.authenticate(f"Bearer {secret}") if secret else None
     if key is not None:
+        session_store.renew_id(session)  # an id known before the login is worth nothing after it
         session[SESSION_API_KEY] = key.name
+        session[SESSION_API_KEY_FINGERPRINT] = fingerprint(key)
         session[SESSION_KEY] = secrets.token_urlsafe(32)  # a new token for the new identity
         session.save()
     return key
 
 
 def log_out(session):
-    session.pop(SESSION_API_KEY, None)
+    """Delete the session on the server; the browser continues with a fresh one (a new CSRF token)."""
+    session_store.end(session)
     session[SESSION_KEY] = secrets.token_urlsafe(32)
     session.save()
 
 
 def session_key(session, policy):
-    """The configured key this browser logged in with, or None."""
+    """The key this browser logged in with, if ``policy`` (the live one) still has it unchanged.
+
+    A session whose key was removed or given another secret is ended here,
+    on the server, and None is returned.
+    """
     name = session.get(SESSION_API_KEY)
     if not isinstance(name, str):
         return None
-    return next((key for key in policy.keys if key.name == name), None)
+    remembered = session.get(SESSION_API_KEY_FINGERPRINT)
+    key = next((key for key in policy.keys if key.name == name), None)
+    if (
+        key is None
+        or not isinstance(remembered, str)
+        or not hmac.compare_digest(remembered.encode(), fingerprint(key).encode())
+    ):
+        log_out(session)
+        return None
+    return key
 
 
 def authorize_browser(environ, policy, idiom, resource):

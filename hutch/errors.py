@@ -94,6 +94,17 @@ class TooManyStreams(HutchError):
         super().__init__(detail, headers=[("Retry-After", str(retry_after))])
 
 
+class SessionStoreUnavailable(HutchError):
+    """The dashboard's session store (Redis) did not answer; API routes never need it."""
+
+    status = 503
+    code = "session_store_unavailable"
+    detail = "The session store is unavailable; retry later."
+
+    def __init__(self, detail=None, retry_after=5):
+        super().__init__(detail, headers=[("Retry-After", str(retry_after))])
+
+
 class PayloadTooLarge(HutchError):
     status = 413
     code = "payload_too_large"

@@ -29,6 +29,7 @@ from .errors import (
     RequestTimeout,
     ReservedName,
     RpcTimeout,
+    SessionStoreUnavailable,
     TooManyStreams,
     Unauthorized,
     Unroutable,
@@ -43,7 +44,13 @@ JSON = "application/json"
 
 
 # Errors answered with Retry-After.
-RETRYING = (BrokerUnavailable, TooManyStreams, IdempotencyInFlight, IdempotencyUnavailable)
+RETRYING = (
+    BrokerUnavailable,
+    TooManyStreams,
+    IdempotencyInFlight,
+    IdempotencyUnavailable,
+    SessionStoreUnavailable,
+)
 
 
 def error_classes():
@@ -105,6 +112,7 @@ CODE_MEANINGS = {
         "The idempotency store (Redis) is unreachable: a keyed request is refused rather than risk a "
         "duplicate. Requests without `Idempotency-Key` still work."
     ),
+    "session_store_unavailable": "The dashboard's session store (Redis) is unreachable; API routes work.",
 }
 
 
@@ -750,7 +758,7 @@ DASHBOARD = _operation(
     {
         "200": {"description": "The page.", "content": HTML_PAGE},
         "303": SEE_OTHER,
-        **error_responses(*NAME_ERRORS, *AUTH_ERRORS, MethodNotAllowed, html=True),
+        **error_responses(*NAME_ERRORS, *AUTH_ERRORS, MethodNotAllowed, SessionStoreUnavailable, html=True),
     },
     [_ref("parameters", "exchange")],
     permission="watch:{exchange}",
@@ -778,7 +786,7 @@ DASHBOARD_TICKET = _operation(
                 }
             },
         },
-        **error_responses(*NAME_ERRORS, *AUTH_ERRORS, MethodNotAllowed),
+        **error_responses(*NAME_ERRORS, *AUTH_ERRORS, MethodNotAllowed, SessionStoreUnavailable),
     },
     [_ref("parameters", "exchange")],
     permission="watch:{exchange}",
@@ -805,6 +813,7 @@ DASHBOARD_PUBLISH = _operation(
             MethodNotAllowed,
             PreconditionFailed,
             *PUBLISH_FAILURES,
+            SessionStoreUnavailable,
             html=True,
         ),
     },
@@ -828,7 +837,7 @@ DASHBOARD_INDEX = _operation(
     "Sets the session cookie (`hutch_session`).",
     {
         "200": {"description": "The page.", "content": HTML_PAGE},
-        **error_responses(MethodNotAllowed),
+        **error_responses(MethodNotAllowed, SessionStoreUnavailable, html=True),
     },
     [
         {
@@ -847,8 +856,9 @@ DASHBOARD_ACT = _operation(
     "dashboardAct",
     "dashboard UI",
     "Log in or out, follow or unfollow an exchange",
-    BROWSER_ONLY + "`login` checks the API key's secret and keeps the key's name in the session "
-    "(403 `forbidden` and the login form again when it is not a key); `logout` forgets it; `follow` "
+    BROWSER_ONLY + "`login` checks the API key's secret, gives the session a new id and keeps the "
+    "key's name and a fingerprint of its secret's digest in the session (403 `forbidden` and the login "
+    "form again when it is not a key); `logout` deletes the session on the server; `follow` "
     "and `unfollow` change the session's list of exchanges (at most 16; needs a logged-in session "
     "or a key). Every action needs the form's CSRF token.",
     {
@@ -862,6 +872,7 @@ DASHBOARD_ACT = _operation(
             BadCsrfToken,
             PayloadTooLarge,
             MethodNotAllowed,
+            SessionStoreUnavailable,
             html=True,
         ),
     },
@@ -1034,7 +1045,10 @@ SECURITY_SCHEMES = {
         "name": "hutch_session",
         "description": "The dashboard's session after logging in with an API key (`POST /dashboard/`, "
         "`action=login`): the browser's EventSource cannot send `Authorization`. The session keeps the "
-        "key's name; the key's permissions apply. A request with `Authorization` is judged by it alone.",
+        "key's name and a fingerprint of its secret; the key's permissions apply, and a key removed or "
+        "given a new secret ends the session at its next request. With `session.type = ext:redis` the "
+        "cookie holds only a signed id and logging out deletes the session on the server. A request "
+        "with `Authorization` is judged by it alone.",
     },
 }
 

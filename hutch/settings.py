@@ -17,6 +17,7 @@ from paste.deploy.converters import asbool
 
 from .auth import AuthPolicy, parse_auth
 from .history import HistoryPolicy, compile_patterns, max_age
+from .session_store import backend_options
 
 
 class ConfigurationError(ValueError):
@@ -121,8 +122,6 @@ SESSION_DEFAULTS = {
 }
 SESSION_FIXED = {"session.data_serializer": "json", "session.httponly": True}
 SESSION_SECRET_KEYS = ("session.secret", "session.validate_key", "session.encrypt_key")
-# Beaker backends that turn the session id from the cookie into a file path.
-SESSION_PATH_BACKENDS = ("file", "dbm")
 
 
 def parse_settings(raw, here="."):
@@ -157,9 +156,10 @@ def parse_settings(raw, here="."):
     values.setdefault("templates_directory", os.path.join(here, "templates"))
     session.update(SESSION_FIXED)
     _install_session_secret(session, secret_file)
-    if session["session.type"] in SESSION_PATH_BACKENDS:
-        raise ConfigurationError("session.type file/dbm would use session ids as paths; keep cookie")
-    values["session"] = session
+    try:
+        values["session"] = backend_options(session, values.get("retry_after", Settings.retry_after))
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
     values["auth"] = _auth_policy(auth)
     if history.get("count", 0) < 0:
         raise ConfigurationError("setting events_history_count: must be >= 0")

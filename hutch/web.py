@@ -4,6 +4,7 @@
 response; app modules only raise.
 """
 
+import html
 import json
 
 from webob import Request, Response
@@ -27,6 +28,19 @@ def json_response(status, data, headers=()):
 def error_response(error):
     """The contract's JSON error for any ``HutchError``."""
     response = json_response(error.status, {"error": error.code, "detail": error.detail})
+    response.headerlist.extend(error.headers)
+    return response
+
+
+def error_page_or_json(environ, error):
+    """A ``HutchError`` met outside any view (saving the session): JSON, or a short page for browsers."""
+    request = Request(environ)
+    offers = request.accept.acceptable_offers(["application/json", "text/html"])
+    if not offers or offers[0][0] != "text/html":
+        return error_response(error)
+    title = html.escape(f"{error.status} {error.code}")
+    body = f"<!DOCTYPE html>\n<title>{title}</title>\n<h1>{title}</h1>\n<p>{html.escape(error.detail)}</p>\n"
+    response = Response(body=body.encode(), status=error.status, content_type="text/html", charset="utf-8")
     response.headerlist.extend(error.headers)
     return response
 

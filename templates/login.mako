@@ -22,5 +22,5 @@
 % if return_to:
  on <code>${return_to}</code>\
 % endif
-. This browser remembers only the key's name, until you log out.</p>
+. The gateway remembers which key logged in, never its secret, until you log out.</p>
 </form>

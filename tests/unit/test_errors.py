@@ -12,6 +12,7 @@ EXPECTED = [
     (errors.InvalidName, 400, "invalid_name"),
     (errors.InvalidMessage, 400, "invalid_message"),
     (errors.TooManyStreams, 503, "too_many_streams"),
+    (errors.SessionStoreUnavailable, 503, "session_store_unavailable"),
     (errors.InvalidHeader, 400, "invalid_header"),
     (errors.Unauthorized, 401, "unauthorized"),
     (errors.Forbidden, 403, "forbidden"),

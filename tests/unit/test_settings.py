@@ -5,6 +5,7 @@ import stat
 
 import pytest
 
+from hutch.session_store import RedisSessionStore, StrictSession
 from hutch.settings import ConfigurationError, parse_settings
 
 SECRET = "s" * 32
@@ -108,10 +109,27 @@ def test_ini_may_tune_other_session_options():
     assert session["session.timeout"] == "60"
 
 
-@pytest.mark.parametrize("backend", ["file", "dbm"])
-def test_session_backends_that_use_ids_as_paths_are_refused(backend):
+@pytest.mark.parametrize("backend", ["file", "dbm", "memory", "ext:memcached", "ext:redisnm"])
+def test_session_backends_other_than_cookie_and_redis_are_refused(backend):
+    """file and dbm build paths from the session id; memory is one process's; the others are untested."""
     with pytest.raises(ConfigurationError, match=r"session\.type"):
         parse(**{"session.type": backend})
+
+
+@pytest.mark.parametrize("url", [None, "", "http://127.0.0.1:6379/1", "127.0.0.1:6379"])
+def test_redis_sessions_need_a_redis_url(url):
+    with pytest.raises(ConfigurationError, match=r"session\.url"):
+        parse(**{"session.type": "ext:redis", **({"session.url": url} if url is not None else {})})
+
+
+def test_redis_sessions_use_the_gateways_store_and_retry_after():
+    session = parse(
+        **{"session.type": "ext:redis", "session.url": "redis://127.0.0.1:6379/1"}, retry_after="9"
+    ).session
+    assert session["session.namespace_class"] is RedisSessionStore
+    assert session["session.session_class"] is StrictSession
+    assert session["session.retry_after"] == 9
+    assert session["session.data_serializer"] == "json"
 
 
 def test_a_secret_is_required():
