@@ -18,6 +18,7 @@ import pytest
 import redis
 from beaker.session import SignedCookie
 
+from hutch import keyfile
 from hutch.errors import SessionStoreUnavailable
 from hutch.session_store import InvalidSessionId, RedisSessionStore
 from tests.support.redis_node import PrivateRedis
@@ -177,6 +178,25 @@ def test_a_key_removed_from_the_gateway_ends_its_sessions_at_the_next_request(
     assert browser.logged_in_as(app=without_watcher) is None
     assert not shared_redis.exists(RECORD.format(saved_id))
     assert browser.logged_in_as(app=host_a, cookie=saved) is None  # ended for the host that has it too
+
+
+def test_hutch_keys_revoke_ends_a_running_gateways_sessions_within_seconds(
+    build_stack, shared_redis, tmp_path
+):
+    """No restart: the gateway re-reads its key file, and the next request ends the session."""
+    key_file = tmp_path / "api-keys"
+    secret = keyfile.add_key(str(key_file), "rotating", ["watch:*"])
+    gateway = redis_stack(build_stack, **{"auth.key_file": str(key_file)})
+    browser = Browser(gateway)
+    browser.log_in("rotating", secret=secret)
+    assert browser.logged_in_as() == "rotating"
+    saved_id = browser.session_id
+    keyfile.revoke_key(str(key_file), "rotating")
+    deadline = time.monotonic() + 5  # the gateway looks at the file at most once a second
+    while browser.logged_in_as() == "rotating" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert browser.logged_in_as() is None
+    assert not shared_redis.exists(RECORD.format(saved_id))
 
 
 def test_a_key_given_a_new_secret_ends_the_sessions_of_the_old_one(host_a, build_stack):
