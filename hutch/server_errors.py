@@ -20,6 +20,7 @@ ERRORS_DIRECTORY = pathlib.Path(__file__).resolve().parent.parent / "apache" / "
 # Below the mount point: the static documents, and the gateway's answer to a refused method.
 ERRORS_PATH = "/.errors"
 METHOD_NOT_ALLOWED_PATH = "/.method-not-allowed"
+EVENTS_PREFIX = "/events/"  # hutch serve and apache/hutch.conf proxy this to the event servers
 REFUSED_METHOD = "TRACE"  # the one method Apache refuses on the gateway's paths
 
 # status -> the error Apache's document carries, with a detail that says what Apache refused.
@@ -69,10 +70,14 @@ class MethodNotAllowedDocument:
         if not (original == script_name or original.startswith(script_name + "/")):
             # outside the gateway (Apache's own files): they answer GET and HEAD
             return error_response(MethodNotAllowed({"GET", "HEAD"}))(environ, start_response)
+        path = original[len(script_name) :]
+        if path.startswith(EVENTS_PREFIX):
+            # proxied to the event servers, which serve GET and HEAD only
+            return error_response(MethodNotAllowed({"GET", "HEAD"}))(environ, start_response)
         environ = {
             **environ,
             "REQUEST_METHOD": REFUSED_METHOD,
-            "PATH_INFO": original[len(script_name) :],
+            "PATH_INFO": path,
             "QUERY_STRING": "",
             "CONTENT_LENGTH": "0",
         }
