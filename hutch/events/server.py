@@ -336,6 +336,10 @@ def make_app(settings):
     async def close_tier(_app):
         await tier.close()
 
+    async def plain_server_header(_request, response):
+        response.headers["Server"] = "hutch"  # not aiohttp's name and version
+
+    app.on_response_prepare.append(plain_server_header)
     app.on_startup.append(start_link)
     app.on_shutdown.append(stop_streams)
     app.on_cleanup.append(close_tier)
