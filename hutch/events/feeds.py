@@ -76,24 +76,35 @@ class Consumer:
 
     async def __aenter__(self):
         self.closed = asyncio.ensure_future(self.channel.closed())  # one watcher for every wait
+        self.cancelled = asyncio.get_running_loop().create_future()
+        underlay = await self.channel.get_underlay_channel()
+        underlay.on_consumer_cancel_callbacks.add(self._cancelled_by_broker)
         await self.queue.consume(self._deliver, arguments=self.arguments, no_ack=self.no_ack)
         return self
+
+    def _cancelled_by_broker(self, _frame):
+        """The broker ended the consumer (its queue was deleted, or its stream member moved)."""
+        if not self.cancelled.done():
+            self.cancelled.set_result(None)
 
     async def _deliver(self, message):
         self.messages.put_nowait(message)
 
     async def next(self, timeout=None):
-        """The next delivery; TimeoutError after ``timeout`` s; ConnectionError once the channel closed."""
+        """The next delivery; TimeoutError after ``timeout`` s; ConnectionError once the channel
+        closed or the broker cancelled the consumer (the feed then consumes again after its tail)."""
         if self.messages.empty():
-            closed = self.closed
+            closed, cancelled = self.closed, self.cancelled
             waiter = asyncio.ensure_future(self.messages.get())
             done, _ = await asyncio.wait(
-                {waiter, closed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                {waiter, closed, cancelled}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
             if waiter not in done:
                 waiter.cancel()
                 if closed in done:
                     raise ConnectionError("the channel closed")
+                if cancelled in done:
+                    raise ConnectionError("the broker cancelled the consumer")
                 raise TimeoutError
             return waiter.result()
         return self.messages.get_nowait()
@@ -102,6 +113,7 @@ class Consumer:
         with contextlib.suppress(*AMQP_ERRORS, RuntimeError):
             await self.channel.close()
         self.closed.cancel()
+        self.cancelled.cancel()
 
 
 def offset_of(message):
