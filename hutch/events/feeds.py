@@ -58,6 +58,10 @@ def as_chunk(data):
     return b"%x\r\n%b\r\n" % (len(data), data)
 
 
+class ConsumerCancelled(ConnectionError):
+    """The broker ended a consumer on a live connection: its queue was deleted, or its stream member moved."""
+
+
 class Consumer:
     """``basic.consume`` into a local queue, read in delivery order.
 
@@ -104,7 +108,7 @@ class Consumer:
                 if closed in done:
                     raise ConnectionError("the channel closed")
                 if cancelled in done:
-                    raise ConnectionError("the broker cancelled the consumer")
+                    raise ConsumerCancelled("the broker cancelled the consumer")
                 raise TimeoutError
             return waiter.result()
         return self.messages.get_nowait()
@@ -282,10 +286,11 @@ class Feed:
 
     async def consume(self):
         """Consume until the feed closes, again after every reconnection."""
+        redeclare = False
         while not self.closed:
             await self.tier.link.up.wait()
             try:
-                if self.connected_once:
+                if redeclare:
                     await self.declare()  # a broker restart forgets the transient exchange and its bindings
                 if self.history:
                     await self._consume_stream()
@@ -293,7 +298,17 @@ class Feed:
                     await self._consume_live()
             except asyncio.CancelledError:
                 raise
+            except ConsumerCancelled:
+                redeclare = False  # same connection: the stream is checked, never made again, here
+                await asyncio.sleep(0.2)
+            except aio_pika.exceptions.ChannelNotFoundEntity:
+                log.warning("the history stream of %r is gone; its streams end", self.exchange)
+                for client in list(self.clients):
+                    client.end("reset")
+                self.tier.retire(self, force=True)
+                return
             except AMQP_ERRORS as error:
+                redeclare = True
                 if self.closed:
                     return
                 log.warning("feed of %r interrupted: %s", self.exchange, error)

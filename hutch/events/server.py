@@ -104,9 +104,9 @@ class EventTier:
             del self.feeds[feed.exchange]
         self.link.listeners.discard(feed)
 
-    def retire(self, feed):
-        """The feed's last stream left ``events_linger`` ago: stop consuming its exchange."""
-        if feed.clients or feed.closed:
+    def retire(self, feed, force=False):
+        """The feed's last stream left ``events_linger`` ago (or its stream is gone): stop consuming."""
+        if feed.closed or (feed.clients and not force):
             return
         self._forget(feed)
         asyncio.get_running_loop().create_task(feed.close())
