@@ -24,8 +24,8 @@ setup(
         "mod_wsgi>=5.0.0",
         "redis>=5.0.0",
         "prometheus-client>=0.26.0",
-        "aiohttp>=3.9.5",
-        "aio-pika>=9.4.1",
+        "aiohttp>=3.14",
+        "aio-pika>=10.2",
     ],
     extras_require={
         "test": [

@@ -58,6 +58,10 @@ def as_chunk(data):
     return b"%x\r\n%b\r\n" % (len(data), data)
 
 
+class ConsumerCancelled(ConnectionError):
+    """The broker ended a consumer on a live connection: its queue was deleted, or its stream member moved."""
+
+
 class Consumer:
     """``basic.consume`` into a local queue, read in delivery order.
 
@@ -76,24 +80,35 @@ class Consumer:
 
     async def __aenter__(self):
         self.closed = asyncio.ensure_future(self.channel.closed())  # one watcher for every wait
+        self.cancelled = asyncio.get_running_loop().create_future()
+        underlay = await self.channel.get_underlay_channel()
+        underlay.on_consumer_cancel_callbacks.add(self._cancelled_by_broker)
         await self.queue.consume(self._deliver, arguments=self.arguments, no_ack=self.no_ack)
         return self
+
+    def _cancelled_by_broker(self, _frame):
+        """The broker ended the consumer (its queue was deleted, or its stream member moved)."""
+        if not self.cancelled.done():
+            self.cancelled.set_result(None)
 
     async def _deliver(self, message):
         self.messages.put_nowait(message)
 
     async def next(self, timeout=None):
-        """The next delivery; TimeoutError after ``timeout`` s; ConnectionError once the channel closed."""
+        """The next delivery; TimeoutError after ``timeout`` s; ConnectionError once the channel
+        closed or the broker cancelled the consumer (the feed then consumes again after its tail)."""
         if self.messages.empty():
-            closed = self.closed
+            closed, cancelled = self.closed, self.cancelled
             waiter = asyncio.ensure_future(self.messages.get())
             done, _ = await asyncio.wait(
-                {waiter, closed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                {waiter, closed, cancelled}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
             if waiter not in done:
                 waiter.cancel()
                 if closed in done:
                     raise ConnectionError("the channel closed")
+                if cancelled in done:
+                    raise ConsumerCancelled("the broker cancelled the consumer")
                 raise TimeoutError
             return waiter.result()
         return self.messages.get_nowait()
@@ -102,6 +117,7 @@ class Consumer:
         with contextlib.suppress(*AMQP_ERRORS, RuntimeError):
             await self.channel.close()
         self.closed.cancel()
+        self.cancelled.cancel()
 
 
 def offset_of(message):
@@ -270,10 +286,11 @@ class Feed:
 
     async def consume(self):
         """Consume until the feed closes, again after every reconnection."""
+        redeclare = False
         while not self.closed:
             await self.tier.link.up.wait()
             try:
-                if self.connected_once:
+                if redeclare:
                     await self.declare()  # a broker restart forgets the transient exchange and its bindings
                 if self.history:
                     await self._consume_stream()
@@ -281,7 +298,17 @@ class Feed:
                     await self._consume_live()
             except asyncio.CancelledError:
                 raise
+            except ConsumerCancelled:
+                redeclare = False  # same connection: the stream is checked, never made again, here
+                await asyncio.sleep(0.2)
+            except aio_pika.exceptions.ChannelNotFoundEntity:
+                log.warning("the history stream of %r is gone; its streams end", self.exchange)
+                for client in list(self.clients):
+                    client.end("reset")
+                self.tier.retire(self, force=True)
+                return
             except AMQP_ERRORS as error:
+                redeclare = True
                 if self.closed:
                     return
                 log.warning("feed of %r interrupted: %s", self.exchange, error)

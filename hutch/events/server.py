@@ -105,9 +105,9 @@ class EventTier:
             del self.feeds[feed.exchange]
         self.link.listeners.discard(feed)
 
-    def retire(self, feed):
-        """The feed's last stream left ``events_linger`` ago: stop consuming its exchange."""
-        if feed.clients or feed.closed:
+    def retire(self, feed, force=False):
+        """The feed's last stream left ``events_linger`` ago (or its stream is gone): stop consuming."""
+        if feed.closed or (feed.clients and not force):
             return
         self._forget(feed)
         asyncio.get_running_loop().create_task(feed.close())
@@ -339,6 +339,10 @@ def make_app(settings):
     async def close_tier(_app):
         await tier.close()
 
+    async def plain_server_header(_request, response):
+        response.headers["Server"] = "hutch"  # not aiohttp's name and version
+
+    app.on_response_prepare.append(plain_server_header)
     app.on_startup.append(start_link)
     app.on_shutdown.append(stop_streams)
     app.on_cleanup.append(close_tier)
