@@ -92,3 +92,28 @@ def test_an_added_key_works_and_a_revoked_one_stops_without_a_restart(served):
     wait_for(server, secret, 401, revoked)
     listed = keys(ini, "list")
     assert "admin" in listed and "scraper" not in listed
+
+
+def stream_status(server, secret, exchange):
+    """What the event servers answer a key for ``exchange``'s stream (HEAD: no stream is held)."""
+    headers = {"Authorization": f"Bearer {secret}"}
+    return requests.head(f"{server.url}/events/{exchange}", headers=headers, timeout=30).status_code
+
+
+def test_the_event_servers_honour_added_and_revoked_keys_too(served):
+    """The event servers are processes of their own; they read the same key file, as live."""
+    server, ini = served
+    exchange = f"t.keys.{os.getpid()}"
+    added = time.monotonic()
+    secret = keys(ini, "add", "viewer", "watch:t.keys.*")
+    while stream_status(server, secret, exchange) != 200:
+        assert time.monotonic() - added < HONOURED_WITHIN, "the event servers did not take the new key"
+        time.sleep(0.1)
+    revoked = time.monotonic()
+    keys(ini, "revoke", "viewer")
+    while stream_status(server, secret, exchange) != 401:
+        assert time.monotonic() - revoked < HONOURED_WITHIN, "the event servers still take a revoked key"
+        time.sleep(0.1)
+    # past the promise, both event-server processes refuse it: every request of a burst
+    time.sleep(max(0.0, revoked + HONOURED_WITHIN - time.monotonic()))
+    assert {stream_status(server, secret, exchange) for _ in range(10)} == {401}
