@@ -31,11 +31,26 @@ class Cluster:
     """``size`` private nodes joined into one cluster; ``nodes[0]`` is the one the others joined."""
 
     def __init__(self, size=3, prefix="hutch-cluster"):
-        cookie = secrets.token_hex(16).upper()
-        self.nodes = [
-            PrivateBroker(prefix, cookie=cookie, config=NODE_CONFIG, advanced_config=NODE_ADVANCED_CONFIG)
-            for _ in range(size)
-        ]
+        self.prefix = prefix
+        self.cookie = secrets.token_hex(16).upper()
+        self.nodes = [self._new_node() for _ in range(size)]
+
+    def _new_node(self):
+        return PrivateBroker(
+            self.prefix, cookie=self.cookie, config=NODE_CONFIG, advanced_config=NODE_ADVANCED_CONFIG
+        )
+
+    def _start_node(self, index, attempts=3):
+        """Start node ``index``; a port taken meanwhile (it was free when picked) gets a new node."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.nodes[index].start()
+            except BrokerStartError:
+                if attempt == attempts:
+                    raise
+                self.nodes[index].cleanup()
+                self.nodes[index] = self._new_node()
+        return None
 
     @property
     def amqp_urls(self):
@@ -44,7 +59,7 @@ class Cluster:
     def start(self):
         """Start every node (in parallel: each takes a while), then join them into one cluster."""
         with concurrent.futures.ThreadPoolExecutor(len(self.nodes)) as pool:
-            started = [pool.submit(node.start) for node in self.nodes]
+            started = [pool.submit(self._start_node, index) for index in range(len(self.nodes))]
             errors = [future.exception() for future in started]
         if any(errors):
             self.stop()
@@ -84,18 +99,22 @@ class Cluster:
         raise BrokerStartError(f"the cluster did not form within {timeout:g} s: {seen}")
 
     def node_of(self, connection_name_prefix):
-        """The node holding the most client connections whose name starts with the prefix."""
+        """The node holding the most client connections whose name starts with the prefix.
+
+        Any node lists the whole cluster's connections; the server port tells the node.
+        """
         counts = dict.fromkeys(self.nodes, 0)
-        by_name = {node.node: node for node in self.nodes}
+        by_port = {str(node.port): node for node in self.nodes}
+        marker = f'{{"connection_name","{connection_name_prefix}'
         for node in self.nodes:
             if node.process is None or node.process.poll() is not None:
                 continue
             with contextlib.suppress(RuntimeError):
-                output = node.ctl("list_connections", "name", "node", "--no-table-headers", "--quiet")
+                output = node.ctl("list_connections", "port", "client_properties", "--no-table-headers", "-q")
                 for line in output.splitlines():
-                    name, _, where = line.rpartition("\t")
-                    if name.startswith(connection_name_prefix) and where.strip() in by_name:
-                        counts[by_name[where.strip()]] += 1
+                    port, _, properties = line.partition("\t")
+                    if marker in properties and port in by_port:
+                        counts[by_port[port]] += 1
                 break
         node, count = max(counts.items(), key=lambda item: item[1])
         return node if count else None

@@ -1,0 +1,304 @@
+"""Failover on a 3-node RabbitMQ cluster, under load at full speed.
+
+The gateway's ``amqp_url`` lists the three nodes; notify queues are quorum
+queues (a replica on each node; a confirm means a majority holds the
+message).  Clients publish back to back and retry a failed notify with the
+same ``Idempotency-Key``, as in the fault tests, so what the consumer queue
+holds afterwards can be counted against what the gateway confirmed:
+
+(a) SIGKILL of the node the gateway is connected to: nothing confirmed is
+    lost, the failures are 503 with Retry-After, and the gateway serves
+    again through another node within 5 s;
+(b) every node killed and restarted in turn: nothing confirmed is lost;
+(c) RPC and broadcast across a failover: a call in flight may get a 503,
+    never another call's reply, and both work on the new node;
+(d) a node frozen with SIGSTOP (its sockets stay open, nothing answers):
+    the gateway's heartbeat notices, and it moves to another node.
+
+Each test prints a ``cluster scenario`` line (sent / 2xx / 503 / lost /
+duplicated, and the failover time) for the table in BENCHMARKS.md.
+"""
+
+import collections
+import dataclasses
+import datetime
+import json
+import re
+import time
+import uuid
+
+import pika
+import pytest
+import requests
+
+from tests.faults.amqp_tools import drain_message_ids
+from tests.faults.load import (
+    Load,
+    alternate,
+    broadcast_factory,
+    notify_factory,
+    rpc_factory,
+    summary,
+    unanswered,
+    without_retry_after,
+)
+from tests.faults.responders import Responder, echo
+
+pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
+
+CLIENT_THREADS = 6
+BEFORE = 3.0  # seconds of load before the fault
+FAILOVER = 5.0  # (a), (b), (c): every request started this long after the fault succeeds
+AFTER = 3.0  # seconds of load once the gateway is expected to serve again
+OUTAGE = 2.0  # (b): seconds a killed node stays down before it is started again
+PUBLISH_TIMEOUT = 5.0  # cluster.ini
+HEARTBEAT = 2  # cluster.ini
+# (d): pika closes a silent connection within 2 x (heartbeat + 5) s; one publish timeout on the new node
+FROZEN_FAILOVER = 2 * (HEARTBEAT + 5) + PUBLISH_TIMEOUT + 3.0
+NO_HANG = PUBLISH_TIMEOUT + 2.0 + 2.0  # the broker client's GRACE, plus a margin
+GATEWAY_CONNECTIONS = "hutch pid"  # the gateway's connection_name
+# mod_wsgi's error_log line: "[Mon Nov 30 01:18:26.185956 2026] [wsgi:error] [pid 21162:tid 21214] ..."
+LOG_LINE = re.compile(r"^\[(\w+ \w+ +\d+ [\d:.]+ \d+)\] \[wsgi:error\] \[pid (\d+)[^]]*\] (.*)$")
+
+
+def reconnections(log_text):
+    """Seconds each gateway process took from losing its connection to being connected again."""
+    lost_at, took = {}, []
+    for line in log_text.splitlines():
+        match = LOG_LINE.match(line)
+        if match is None:
+            continue
+        moment = datetime.datetime.strptime(match.group(1), "%a %b %d %H:%M:%S.%f %Y").timestamp()
+        pid, text = match.group(2), match.group(3)
+        if "connection to the broker lost" in text:
+            lost_at.setdefault(pid, moment)
+        elif "connected to the broker at" in text and pid in lost_at:
+            took.append(round(moment - lost_at.pop(pid), 2))
+    return took
+
+
+@dataclasses.dataclass
+class Tally:
+    """What happened to the messages of one scenario."""
+
+    scenario: str
+    requests: int
+    sent: int  # distinct messages (a retry reuses its Idempotency-Key)
+    confirmed: int  # distinct messages answered 2xx
+    unavailable: int  # 503 answers
+    lost: int  # confirmed, not in the queue
+    duplicated: int  # copies beyond the first in the queue
+    failover: float  # seconds from the fault to the end of the last failed answer
+
+    def line(self, statuses, extra=""):
+        return (
+            f"\ncluster scenario {self.scenario}: requests {self.requests} {statuses}; sent {self.sent}; "
+            f"2xx {self.confirmed}; 503 {self.unavailable}; lost {self.lost}; duplicated {self.duplicated}; "
+            f"serving again {self.failover:.2f} s after the fault{extra}"
+        )
+
+
+def tally(scenario, outcomes, stored, fault_at):
+    in_queue = collections.Counter(stored)
+    confirmed = {outcome.key for outcome in outcomes if outcome.ok}
+    failed_after = [o.started + o.duration - fault_at for o in outcomes if not o.ok and o.started >= fault_at]
+    return Tally(
+        scenario=scenario,
+        requests=len(outcomes),
+        sent=len({outcome.key for outcome in outcomes}),
+        confirmed=len(confirmed),
+        unavailable=sum(outcome.status == 503 for outcome in outcomes),
+        lost=len(confirmed - in_queue.keys()),
+        duplicated=sum(count - 1 for count in in_queue.values()),
+        failover=max(failed_after, default=0.0),
+    )
+
+
+def assert_clean_failures(outcomes, allowed):
+    """Every request got an answer in bounded time, of the allowed statuses; 503s say when to retry."""
+    assert not unanswered(outcomes), f"requests without an HTTP answer: {unanswered(outcomes)[:3]}"
+    assert set(summary(outcomes)) <= allowed, summary(outcomes)
+    assert not without_retry_after(outcomes), without_retry_after(outcomes)[:3]
+    slowest = max(outcome.duration for outcome in outcomes)
+    assert slowest <= NO_HANG, f"a request took {slowest:.1f} s"
+
+
+def assert_serving_after(outcomes, moment):
+    after = [outcome for outcome in outcomes if outcome.started > moment]
+    assert len(after) >= CLIENT_THREADS, "too little load after the failover to judge it"
+    assert all(outcome.ok for outcome in after), summary(after)
+
+
+def register_sink(url):
+    exchange = f"t.cluster.{uuid.uuid4().hex[:8]}"
+    answer = requests.put(f"{url}/notify/{exchange}/queues/sink", timeout=15)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["queue_type"] == "quorum"
+    return exchange, f"{exchange}.sink"
+
+
+def gateway_node(cluster):
+    node = cluster.node_of(GATEWAY_CONNECTIONS)
+    assert node is not None, "the gateway holds no connection to any node"
+    return node
+
+
+def survivor(cluster, *gone):
+    return next(node for node in cluster.nodes if node not in gone)
+
+
+def notify_load(url, exchange):
+    return Load(notify_factory(url, exchange, uuid.uuid4().hex[:6]), threads=CLIENT_THREADS, timeout=20)
+
+
+def test_a_killed_node_loses_no_confirmed_message_and_another_node_serves(cluster, gateway):
+    exchange, queue = register_sink(gateway.url)
+    load = notify_load(gateway.url, exchange).start()
+    victim = None
+    try:
+        time.sleep(BEFORE)
+        victim = gateway_node(cluster)
+        killed_at = time.monotonic()
+        victim.crash()
+        time.sleep(FAILOVER + AFTER)
+        moved_to = gateway_node(cluster)
+    finally:
+        outcomes = load.stop()
+        if victim is not None:
+            cluster.restart(victim)
+    stored = drain_message_ids(survivor(cluster, victim).amqp_url, queue)
+    result = tally("a: SIGKILL the gateway's node", outcomes, stored, killed_at)
+    moves = reconnections(gateway.logs(tail=10**7))
+    print(result.line(summary(outcomes), f"; reconnected to another node after {moves} s"))
+
+    assert result.lost == 0, "confirmed messages are missing from the quorum queue"
+    assert collections.Counter(stored).keys() <= {outcome.key for outcome in outcomes}
+    assert_clean_failures(outcomes, {202, 503})
+    assert any(not o.ok for o in outcomes if o.started >= killed_at - NO_HANG), "the kill failed nothing"
+    assert moved_to is not victim
+    assert moves and max(moves) <= FAILOVER, moves
+    assert_serving_after(outcomes, killed_at + FAILOVER)
+
+
+def test_every_node_killed_and_restarted_in_turn_loses_nothing(cluster, gateway):
+    exchange, queue = register_sink(gateway.url)
+    load = notify_load(gateway.url, exchange).start()
+    faults = []
+    try:
+        time.sleep(BEFORE)
+        for node in cluster.nodes:
+            faults.append(time.monotonic())
+            node.crash()
+            time.sleep(OUTAGE)
+            cluster.restart(node)
+            time.sleep(1.0)
+        restarted_at = time.monotonic()
+        time.sleep(FAILOVER + AFTER)
+    finally:
+        outcomes = load.stop()
+        for node in cluster.nodes:
+            if node.process is None or node.process.poll() is not None:
+                cluster.restart(node)
+    stored = drain_message_ids(cluster.nodes[0].amqp_url, queue)
+    result = tally("b: each node SIGKILLed and restarted in turn", outcomes, stored, faults[0])
+    print(
+        result.line(
+            summary(outcomes),
+            f" (of the first kill; {len(faults)} kills over {restarted_at - faults[0]:.1f} s)",
+        )
+    )
+
+    assert result.lost == 0, "confirmed messages are missing from the quorum queue"
+    assert collections.Counter(stored).keys() <= {outcome.key for outcome in outcomes}
+    assert_clean_failures(outcomes, {202, 503})
+    assert_serving_after(outcomes, restarted_at + FAILOVER)
+
+
+def test_rpc_and_broadcast_work_across_a_failover(cluster, gateway):
+    url = gateway.url
+    run_id = uuid.uuid4().hex[:6]
+    service, fanout = f"t.clusterrpc.{run_id}", f"t.clusterb.{run_id}"
+    warm_up = Load(broadcast_factory(url, fanout, run_id), threads=CLIENT_THREADS).start()
+    time.sleep(1.5)  # every gateway process connects
+    warm_up.stop()
+    victim = gateway_node(cluster)
+    home = survivor(cluster, victim)
+    responder = Responder(home.amqp_url, service, "echo", echo, reconnect=True).start()
+    # a quorum queue on the fanout (the gateway declares it transient, as always): it counts broadcasts
+    listener = f"{fanout}.sink"
+    bind_quorum_queue(home.amqp_url, fanout, listener)
+    load = Load(
+        alternate(rpc_factory(url, service, "echo", run_id, 3.0), broadcast_factory(url, fanout, run_id)),
+        threads=CLIENT_THREADS,
+        timeout=20,
+    ).start()
+    try:
+        time.sleep(BEFORE)
+        killed_at = time.monotonic()
+        victim.crash()
+        time.sleep(FAILOVER + AFTER)
+    finally:
+        outcomes = load.stop()
+        responder.stop()
+        cluster.restart(victim)
+    calls = [o for o in outcomes if o.kind == "rpc"]
+    broadcasts = [o for o in outcomes if o.kind == "broadcast"]
+    stored = drain_message_ids(home.amqp_url, listener)
+    # every broadcast is routed (the listening queue is bound throughout): a 202 must have arrived
+    result = tally("c: RPC + broadcast, SIGKILL the gateway's node", broadcasts, stored, killed_at)
+    result.failover = max(result.failover, tally("", calls, [], killed_at).failover)
+    moves = reconnections(gateway.logs(tail=10**7))
+    print(
+        result.line(
+            f"broadcast {summary(broadcasts)}", f"; rpc {summary(calls)}; reconnected after {moves} s"
+        )
+    )
+
+    assert_clean_failures(calls, {200, 503})
+    assert_clean_failures(broadcasts, {202, 503})
+    crossed = [o for o in calls if o.status == 200 and o.body != o.key.encode()]
+    assert not crossed, f"calls answered with another call's reply: {crossed[:3]}"
+    assert all(json.loads(o.body)["routed"] for o in broadcasts if o.ok)
+    assert result.lost == 0, "a broadcast answered 202 never reached the listening queue"
+    assert any(not o.ok for o in outcomes if o.started >= killed_at - NO_HANG), "the kill failed nothing"
+    assert_serving_after(calls, killed_at + FAILOVER)
+    assert_serving_after(broadcasts, killed_at + FAILOVER)
+
+
+def test_a_frozen_node_is_noticed_by_the_heartbeat_and_left(cluster, gateway):
+    exchange, queue = register_sink(gateway.url)
+    load = notify_load(gateway.url, exchange).start()
+    victim = None
+    try:
+        time.sleep(BEFORE)
+        victim = gateway_node(cluster)
+        frozen_at = time.monotonic()
+        cluster.freeze(victim)
+        time.sleep(FROZEN_FAILOVER + AFTER)
+    finally:
+        outcomes = load.stop()
+        if victim is not None:
+            cluster.thaw(victim)
+    stored = drain_message_ids(survivor(cluster, victim).amqp_url, queue)
+    cluster.wait_until_formed()  # the frozen node paused itself (pause_minority) and is back
+    result = tally("d: SIGSTOP the gateway's node", outcomes, stored, frozen_at)
+    moves = reconnections(gateway.logs(tail=10**7))
+    print(result.line(summary(outcomes), f"; reconnected after {moves} s once the heartbeat gave up"))
+
+    assert result.lost == 0, "confirmed messages are missing from the quorum queue"
+    assert_clean_failures(outcomes, {202, 503})
+    assert any(not o.ok for o in outcomes if o.started >= frozen_at), "the freeze failed nothing"
+    assert moves, "the gateway never left the frozen node"
+    assert_serving_after(outcomes, frozen_at + FROZEN_FAILOVER)
+
+
+def bind_quorum_queue(amqp_url, exchange, queue):
+    """A quorum queue bound to the broadcast ``exchange`` (declared as the gateway declares it)."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        channel.exchange_declare(exchange, "fanout", durable=False, auto_delete=True)
+        channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+        channel.queue_bind(queue, exchange)
+    finally:
+        connection.close()
