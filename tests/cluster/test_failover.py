@@ -53,28 +53,51 @@ AFTER = 3.0  # seconds of load once the gateway is expected to serve again
 OUTAGE = 2.0  # (b): seconds a killed node stays down before it is started again
 PUBLISH_TIMEOUT = 5.0  # cluster.ini
 HEARTBEAT = 2  # cluster.ini
-# (d): pika closes a silent connection within 2 x (heartbeat + 5) s; one publish timeout on the new node
-FROZEN_FAILOVER = 2 * (HEARTBEAT + 5) + PUBLISH_TIMEOUT + 3.0
+# (d): pika closes a silent connection within 2 x (heartbeat + 5) s (plus a margin for a loaded machine)
+HEARTBEAT_GIVES_UP = 2 * (HEARTBEAT + 5) + 3.0
+# (d): the other nodes declare the frozen one down after net_ticktime (10 s here; tests.support.cluster)
+# and elect new quorum queue leaders; until then publishes routed to a leader on the frozen node wait
+# for a confirm until publish_timeout.  Measured: serving again 20-30 s after the freeze.
+CLUSTER_RECOVERS = 40.0
 NO_HANG = PUBLISH_TIMEOUT + 2.0 + 2.0  # the broker client's GRACE, plus a margin
 GATEWAY_CONNECTIONS = "hutch pid"  # the gateway's connection_name
 # mod_wsgi's error_log line: "[Mon Nov 30 01:18:26.185956 2026] [wsgi:error] [pid 21162:tid 21214] ..."
 LOG_LINE = re.compile(r"^\[(\w+ \w+ +\d+ [\d:.]+ \d+)\] \[wsgi:error\] \[pid (\d+)[^]]*\] (.*)$")
 
 
-def reconnections(log_text):
-    """Seconds each gateway process took from losing its connection to being connected again."""
-    lost_at, took = {}, []
+def connection_events(log_text):
+    """(wall-clock time, pid, "lost" or "connected") for each broker connection event in the log."""
+    events = []
     for line in log_text.splitlines():
         match = LOG_LINE.match(line)
         if match is None:
             continue
         moment = datetime.datetime.strptime(match.group(1), "%a %b %d %H:%M:%S.%f %Y").timestamp()
-        pid, text = match.group(2), match.group(3)
-        if "connection to the broker lost" in text:
+        if "connection to the broker lost" in match.group(3):
+            events.append((moment, match.group(2), "lost"))
+        elif "connected to the broker at" in match.group(3):
+            events.append((moment, match.group(2), "connected"))
+    return events
+
+
+def reconnections(log_text):
+    """Seconds each gateway process took from losing its connection to being connected again."""
+    lost_at, took = {}, []
+    for moment, pid, what in connection_events(log_text):
+        if what == "lost":
             lost_at.setdefault(pid, moment)
-        elif "connected to the broker at" in text and pid in lost_at:
+        elif pid in lost_at:
             took.append(round(moment - lost_at.pop(pid), 2))
     return took
+
+
+def losses_after(log_text, moment):
+    """Seconds from ``moment`` (wall clock) to each process's first lost connection after it."""
+    first = {}
+    for when, pid, what in connection_events(log_text):
+        if what == "lost" and when >= moment:
+            first.setdefault(pid, round(when - moment, 2))
+    return sorted(first.values())
 
 
 @dataclasses.dataclass
@@ -272,24 +295,33 @@ def test_a_frozen_node_is_noticed_by_the_heartbeat_and_left(cluster, gateway):
     try:
         time.sleep(BEFORE)
         victim = gateway_node(cluster)
-        frozen_at = time.monotonic()
+        frozen_at, frozen_wall = time.monotonic(), time.time()
         cluster.freeze(victim)
-        time.sleep(FROZEN_FAILOVER + AFTER)
+        time.sleep(CLUSTER_RECOVERS + AFTER)
+        moved_to = gateway_node(cluster)  # the frozen node does not answer: asked of the others
     finally:
         outcomes = load.stop()
         if victim is not None:
             cluster.thaw(victim)
     stored = drain_message_ids(survivor(cluster, victim).amqp_url, queue)
-    cluster.wait_until_formed()  # the frozen node paused itself (pause_minority) and is back
+    log = gateway.logs(tail=10**7)
     result = tally("d: SIGSTOP the gateway's node", outcomes, stored, frozen_at)
-    moves = reconnections(gateway.logs(tail=10**7))
-    print(result.line(summary(outcomes), f"; reconnected after {moves} s once the heartbeat gave up"))
+    noticed, moves = losses_after(log, frozen_wall), reconnections(log)
+    print(
+        result.line(
+            summary(outcomes),
+            f"; the heartbeat gave up after {noticed} s, reconnected to another node after {moves} s",
+        )
+    )
+    cluster.wait_until_formed()  # the frozen node rejoins (autoheal) before the next test
 
     assert result.lost == 0, "confirmed messages are missing from the quorum queue"
     assert_clean_failures(outcomes, {202, 503})
     assert any(not o.ok for o in outcomes if o.started >= frozen_at), "the freeze failed nothing"
-    assert moves, "the gateway never left the frozen node"
-    assert_serving_after(outcomes, frozen_at + FROZEN_FAILOVER)
+    assert noticed and max(noticed) <= HEARTBEAT_GIVES_UP, noticed
+    assert moves and max(moves) <= FAILOVER, moves
+    assert moved_to is not victim
+    assert_serving_after(outcomes, frozen_at + CLUSTER_RECOVERS)
 
 
 def bind_quorum_queue(amqp_url, exchange, queue):

@@ -5,11 +5,11 @@ ports, data and log directories); all share one Erlang cookie, so they may
 talk to each other, and every node after the first joins the first one:
 ``stop_app; reset; join_cluster FIRST; start_app``.
 
-The nodes detect a peer that stopped answering within about
-``NET_TICKTIME`` seconds (RabbitMQ's default is 60) and, since a frozen node
-that wakes up finds itself cut off from the others, they handle the
-partition with ``pause_minority``: the lone node pauses until it sees the
-majority again, and the cluster heals without a test restarting anything.
+The nodes declare a peer that stopped answering down after about
+``NET_TICKTIME`` seconds (RabbitMQ's default is 60), and since a frozen node
+that wakes up finds itself cut off from the others (a partition), they
+``autoheal``: the side with the most nodes wins and the lone node restarts
+and rejoins it, so the cluster heals without a test restarting anything.
 """
 
 import concurrent.futures
@@ -22,7 +22,7 @@ import time
 from .private_broker import BrokerStartError, PrivateBroker
 
 NET_TICKTIME = 10
-NODE_CONFIG = "cluster_partition_handling = pause_minority\n"
+NODE_CONFIG = "cluster_partition_handling = autoheal\n"
 NODE_ADVANCED_CONFIG = f"[{{kernel, [{{net_ticktime, {NET_TICKTIME}}}]}}].\n"
 FORMED_TIMEOUT = 120.0
 
@@ -34,6 +34,7 @@ class Cluster:
         self.prefix = prefix
         self.cookie = secrets.token_hex(16).upper()
         self.nodes = [self._new_node() for _ in range(size)]
+        self.frozen = set()  # nodes stopped with SIGSTOP: rabbitmqctl would wait for them in vain
 
     def _new_node(self):
         return PrivateBroker(
@@ -77,10 +78,14 @@ class Cluster:
             raise
         return self
 
+    def answering(self, node):
+        """The node's VM runs and is not frozen."""
+        return node.process is not None and node.process.poll() is None and node not in self.frozen
+
     def running_nodes(self, via=None):
-        """The node names ``via`` (default: the first running node) sees running, or an empty set."""
+        """The node names ``via`` (default: the first answering node) sees running, or an empty set."""
         for node in [via] if via else self.nodes:
-            if node.process is None or node.process.poll() is not None:
+            if not self.answering(node):
                 continue
             with contextlib.suppress(RuntimeError):
                 output = node.ctl("eval", "rabbit_nodes:all_running().", timeout=15)
@@ -107,7 +112,7 @@ class Cluster:
         by_port = {str(node.port): node for node in self.nodes}
         marker = f'{{"connection_name","{connection_name_prefix}'
         for node in self.nodes:
-            if node.process is None or node.process.poll() is not None:
+            if not self.answering(node):
                 continue
             with contextlib.suppress(RuntimeError):
                 output = node.ctl("list_connections", "port", "client_properties", "--no-table-headers", "-q")
@@ -124,14 +129,14 @@ class Cluster:
         node.start()
         self.wait_until_formed()
 
-    @staticmethod
-    def freeze(node):
+    def freeze(self, node):
         """SIGSTOP the node's Erlang VM: its sockets stay open, nothing answers."""
         os.kill(node.pid, signal.SIGSTOP)
+        self.frozen.add(node)
 
-    @staticmethod
-    def thaw(node):
+    def thaw(self, node):
         os.kill(node.pid, signal.SIGCONT)
+        self.frozen.discard(node)
 
     def stop(self):
         for node in self.nodes:
