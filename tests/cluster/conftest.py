@@ -57,10 +57,15 @@ def cluster(request):
 
 @pytest.fixture
 def gateway(request, cluster):
-    """A gateway on the cluster; its log is printed when the test failed."""
+    """A gateway on the cluster; its log is printed when the test failed.
+
+    2 processes x 10 threads, as in production; a test parametrizes it
+    indirectly with ``(processes, threads)`` for another shape.
+    """
+    processes, threads = getattr(request, "param", (2, 10))
     cluster.wait_until_formed()
     ini = write_ini(cluster.amqp_urls)
-    server = GatewayServer(ini, processes=2, threads=10)
+    server = GatewayServer(ini, processes=processes, threads=threads)
     failures = request.session.testsfailed
     try:
         server.start()
