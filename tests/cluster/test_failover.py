@@ -231,10 +231,27 @@ def test_every_node_killed_and_restarted_in_turn_loses_nothing(cluster, gateway)
                 cluster.restart(node)
     stored = drain_message_ids(cluster.nodes[0].amqp_url, queue)
     result = tally("b: each node SIGKILLed and restarted in turn", outcomes, stored, faults[0])
+    moves = reconnections(gateway.logs(tail=10**7))
+    windows = list(zip(faults, [*faults[1:], float("inf")], strict=True))
+    per_kill = [
+        round(
+            max(
+                [
+                    o.started + o.duration - start
+                    for o in outcomes
+                    if not o.ok and start <= o.started + o.duration < end
+                ],
+                default=0.0,
+            ),
+            2,
+        )
+        for start, end in windows
+    ]
     print(
         result.line(
             summary(outcomes),
-            f" (of the first kill; {len(faults)} kills over {restarted_at - faults[0]:.1f} s)",
+            f" (of the first kill; {len(faults)} kills over {restarted_at - faults[0]:.1f} s); last failure "
+            f"after each kill {per_kill} s; reconnected to another node after {moves} s",
         )
     )
 
