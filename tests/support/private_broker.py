@@ -12,6 +12,7 @@ wrappers would ``su rabbitmq`` and lose this environment).  Every
 import contextlib
 import os
 import pathlib
+import random
 import secrets
 import shutil
 import signal
@@ -27,13 +28,35 @@ CTL_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 
 
+def ephemeral_ports():
+    """The kernel's range for the source ports of outgoing connections."""
+    try:
+        low, high = pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_ports(count):
-    """``count`` distinct ports that were free a moment ago on 127.0.0.1."""
+    """``count`` distinct ports that were free a moment ago on 127.0.0.1.
+
+    Picked below the kernel's ephemeral range: a node restarted on its ports
+    (after a crash) must not find one taken meanwhile as the source port of
+    some outgoing connection, which on a busy machine happens.
+    """
+    low = ephemeral_ports()[0]
+    candidates = random.sample(range(10000, low), min(200, low - 10000)) if low > 10200 else []
     sockets = []
     try:
-        for _ in range(count):
+        for port in [*candidates, *[0] * count]:  # port 0: the kernel's pick, if all else fails
+            if len(sockets) == count:
+                break
             sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                sock.close()
+                continue
             sockets.append(sock)
         return [sock.getsockname()[1] for sock in sockets]
     finally:
