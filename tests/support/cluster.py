@@ -34,7 +34,7 @@ class Cluster:
         self.prefix = prefix
         self.cookie = secrets.token_hex(16).upper()
         self.nodes = [self._new_node() for _ in range(size)]
-        self.frozen = set()  # nodes stopped with SIGSTOP: rabbitmqctl would wait for them in vain
+        self.frozen_nodes = set()  # nodes stopped with SIGSTOP: rabbitmqctl would wait for them in vain
 
     def _new_node(self):
         return PrivateBroker(
@@ -80,7 +80,7 @@ class Cluster:
 
     def answering(self, node):
         """The node's VM runs and is not frozen."""
-        return node.process is not None and node.process.poll() is None and node not in self.frozen
+        return node.process is not None and node.process.poll() is None and node not in self.frozen_nodes
 
     def running_nodes(self, via=None):
         """The node names ``via`` (default: the first answering node) sees running, or an empty set."""
@@ -132,11 +132,20 @@ class Cluster:
     def freeze(self, node):
         """SIGSTOP the node's Erlang VM: its sockets stay open, nothing answers."""
         os.kill(node.pid, signal.SIGSTOP)
-        self.frozen.add(node)
+        self.frozen_nodes.add(node)
 
     def thaw(self, node):
         os.kill(node.pid, signal.SIGCONT)
-        self.frozen.discard(node)
+        self.frozen_nodes.discard(node)
+
+    @contextlib.contextmanager
+    def frozen(self, node):
+        """The node frozen until exit, whatever happens."""
+        self.freeze(node)
+        try:
+            yield node
+        finally:
+            self.thaw(node)
 
     def stop(self):
         for node in self.nodes:
