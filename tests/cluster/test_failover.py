@@ -14,7 +14,8 @@ holds afterwards can be counted against what the gateway confirmed:
     may get a 503, never another call's reply; all work on the new node, and
     an open event stream goes on with the broadcasts made after it;
 (d) a node frozen with SIGSTOP (its sockets stay open, nothing answers):
-    the gateway's heartbeat notices, and it moves to another node.
+    the gateway's heartbeat notices, and it moves to another node; nothing
+    confirmed is lost.
 
 Each test prints a ``cluster scenario`` line (sent / 2xx / 503 / lost /
 duplicated, and the failover time) for the table in BENCHMARKS.md.
@@ -60,10 +61,12 @@ PUBLISH_TIMEOUT = 5.0  # cluster.ini
 HEARTBEAT = 2  # cluster.ini
 # (d): pika closes a silent connection within 2 x (heartbeat + 5) s (plus a margin for a loaded machine)
 HEARTBEAT_GIVES_UP = 2 * (HEARTBEAT + 5) + 3.0
-# (d): the other nodes declare the frozen one down after net_ticktime (10 s here; tests.support.cluster)
-# and elect new quorum queue leaders; until then publishes routed to a leader on the frozen node wait
-# for a confirm until publish_timeout.  Measured: the last 503 came 9-29 s after the freeze.
-CLUSTER_RECOVERS = 40.0
+# (d): once the gateway has left the frozen node, publishes succeed again when the cluster has
+# declared the node down (net_ticktime: 10 s here; tests.support.cluster) and a quorum queue whose
+# leader was there has elected another.  That is the cluster's time, not the gateway's: measured
+# 5-47 s, and once not within 120 s (the others never reported the frozen node down).  The test
+# reports it, waiting this long at most, and asserts what the gateway does.
+CLUSTER_RECOVERS = 45.0
 NO_HANG = PUBLISH_TIMEOUT + 2.0 + 2.0  # the broker client's GRACE, plus a margin
 GATEWAY_CONNECTIONS = "hutch pid"  # the gateway's connection_name
 STREAMS = 4  # (c): event streams open across the failover
@@ -142,6 +145,24 @@ def tally(scenario, outcomes, stored, fault_at):
         duplicated=sum(count - 1 for count in in_queue.values()),
         failover=max(failed_after, default=0.0),
     )
+
+
+def serving_again(load, since, timeout, window=NO_HANG):
+    """The moment from which every request succeeded for ``window`` seconds and on: the start of the
+    last failed request after ``since`` (or ``since``); None if there is none within ``timeout``.
+
+    Only requests started ``NO_HANG`` seconds ago are sure to be answered, so a request still waiting
+    on the frozen node cannot hide behind quicker successes through another process.
+    """
+    while time.monotonic() < since + timeout:
+        time.sleep(0.5)
+        answered_before = time.monotonic() - NO_HANG
+        outcomes = [outcome for outcome in list(load.outcomes) if outcome.started > since]
+        last_failure = max((outcome.started for outcome in outcomes if not outcome.ok), default=since)
+        successes = [outcome for outcome in outcomes if outcome.started > last_failure]
+        if answered_before - last_failure >= window and len(successes) >= CLIENT_THREADS:
+            return last_failure
+    return None
 
 
 def assert_clean_failures(outcomes, allowed):
@@ -335,24 +356,33 @@ def test_a_frozen_node_is_noticed_by_the_heartbeat_and_left(cluster, gateway):
         victim = gateway_node(cluster)
         frozen_at, frozen_wall = time.monotonic(), time.time()
         with cluster.frozen(victim):
-            time.sleep(CLUSTER_RECOVERS + AFTER)
+            serving_at = serving_again(load, frozen_at, CLUSTER_RECOVERS)
+            time.sleep(AFTER)
             moved_to = gateway_node(cluster)  # the frozen node does not answer: asked of the others
             outcomes = load.stop()
-            # drained before the node wakes up: the cluster then heals (autoheal restarts the nodes of
-            # one side), which would cut the drain's connection
-            stored = drain_message_ids(survivor(cluster, victim).amqp_url, queue)
+            # drained before the node wakes up, when the others serve the queue: the cluster then
+            # heals (autoheal restarts the nodes of one side), which would cut the drain's connection
+            stored = (
+                None if serving_at is None else drain_message_ids(survivor(cluster, victim).amqp_url, queue)
+            )
     finally:
         outcomes = load.stop()
+    cluster.wait_until_formed()  # the frozen node rejoins (autoheal) before the next test
+    if stored is None:
+        stored = drain_message_ids(survivor(cluster, victim).amqp_url, queue)
     log = gateway.logs(tail=10**7)
     result = tally("d: SIGSTOP the gateway's node", outcomes, stored, frozen_at)
     noticed, moves = losses_after(log, frozen_wall), reconnections(log)
+    recovered = (
+        f"(not within {CLUSTER_RECOVERS:g} s)" if serving_at is None else f"{serving_at - frozen_at:.2f} s"
+    )
     print(
         result.line(
             summary(outcomes),
-            f"; the heartbeat gave up after {noticed} s, reconnected to another node after {moves} s",
+            f"; the heartbeat gave up after {noticed} s, reconnected to another node after {moves} s; "
+            f"every request started {recovered} after the freeze and later succeeded",
         )
     )
-    cluster.wait_until_formed()  # the frozen node rejoins (autoheal) before the next test
 
     assert result.lost == 0, "confirmed messages are missing from the quorum queue"
     assert_clean_failures(outcomes, {202, 503})
@@ -360,7 +390,8 @@ def test_a_frozen_node_is_noticed_by_the_heartbeat_and_left(cluster, gateway):
     assert noticed and max(noticed) <= HEARTBEAT_GIVES_UP, noticed
     assert moves and max(moves) <= FAILOVER, moves
     assert moved_to is not victim
-    assert_serving_after(outcomes, frozen_at + CLUSTER_RECOVERS)
+    if serving_at is not None:
+        assert_serving_after(outcomes, serving_at)
 
 
 class StreamReader(threading.Thread):
