@@ -1,7 +1,7 @@
 """Notify: persistent publishes confirmed by the broker, and consumer queues.
 
 POST /notify/{exchange}                    -> 202 once confirmed, 409 if unroutable
-PUT  /notify/{exchange}/queues/{consumer}  -> 201 created, 200 existed
+PUT  /notify/{exchange}/queues/{consumer}  -> 201 created, 200 existed (whatever its type)
 """
 
 from hutch.messages import message_from_environ
@@ -21,8 +21,11 @@ def publish(request, gateway, exchange):
 
 def register(request, gateway, exchange, consumer):
     queue = f"{exchange}.{consumer}"
-    created = gateway.broker.ensure_consumer_queue(exchange, queue)
-    return json_response(201 if created else 200, {"exchange": exchange, "queue": queue, "created": created})
+    created, queue_type = gateway.broker.ensure_consumer_queue(
+        exchange, queue, gateway.settings.notify_queue_type
+    )
+    body = {"exchange": exchange, "queue": queue, "created": created, "queue_type": queue_type}
+    return json_response(201 if created else 200, body)
 
 
 application = Routes(

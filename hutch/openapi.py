@@ -92,7 +92,8 @@ CODE_MEANINGS = {
     "request_timeout": "Answered by the web server: the headers or the body did not arrive in time "
     "(slow-client protection).",
     "uri_too_long": "Answered by the web server: the request line is over 8190 bytes.",
-    "broker_unavailable": "The broker cannot be reached, blocked publishing, or did not answer in time.",
+    "broker_unavailable": "The broker cannot be reached, blocked publishing, or did not answer in time, "
+    "or the connection to its node was lost with the request in flight (not confirmed: retry).",
     "nacked": "The broker refused to take responsibility for the message (publisher nack).",
     "unroutable": "No queue is bound to the notify exchange; nothing was stored.",
     "precondition_failed": "The exchange or queue exists with another type or durability.",
@@ -371,16 +372,22 @@ SCHEMAS = {
     },
     "ConsumerQueue": {
         "type": "object",
-        "required": ["exchange", "queue", "created"],
+        "required": ["exchange", "queue", "created", "queue_type"],
         "properties": {
             "exchange": {"type": "string"},
             "queue": {"type": "string", "description": "`{exchange}.{consumer}`"},
             "created": {"type": "boolean", "description": "True when this request declared the queue."},
+            "queue_type": {
+                "type": "string",
+                "description": "The queue's RabbitMQ type: the gateway's `notify_queue_type` for a queue it "
+                "declared; an existing queue keeps its own type (`classic`, `quorum`, or `stream`).",
+            },
         },
         "example": {
             "exchange": "notify.patient.add",
             "queue": "notify.patient.add.scheduling",
             "created": True,
+            "queue_type": "quorum",
         },
     },
     "HealthOk": {
@@ -617,12 +624,15 @@ REGISTER = _operation(
     "notify",
     "Register a consumer system's durable queue",
     "Declare the durable queue `{exchange}.{consumer}` (durable=True, exclusive=False, "
-    "auto_delete=False) bound to the notify exchange, declaring the exchange as notify does. "
-    "Idempotent. From then on the queue keeps every notify message for the consumer, even while it "
-    "is not running. The request body, if any, is ignored.",
+    "auto_delete=False, `x-queue-type` from the gateway's `notify_queue_type`: `quorum`, replicated "
+    "over a cluster's nodes, or `classic`) bound to the notify exchange, declaring the exchange as "
+    "notify does. Idempotent. From then on the queue keeps every notify message for the consumer, even "
+    "while it is not running. A queue that exists with another type is kept as it is, bound, and "
+    "answered 200 with its `queue_type`; one that exists with other arguments or durability is a 409. "
+    "The request body, if any, is ignored.",
     {
         "201": _json("The queue was created and bound.", "ConsumerQueue"),
-        "200": _json("The queue existed; it is (still) bound.", "ConsumerQueue"),
+        "200": _json("The queue existed (of whatever type); it is (still) bound.", "ConsumerQueue"),
         **error_responses(
             *NAME_ERRORS, *AUTH_ERRORS, MethodNotAllowed, PreconditionFailed, BrokerUnavailable
         ),

@@ -31,6 +31,26 @@ def positive_float(value):
     return number
 
 
+def amqp_urls(value):
+    """One or more whitespace-separated AMQP URLs (the nodes of one cluster), in the ini's order."""
+    urls = tuple(value.split())
+    if not urls:
+        raise ValueError("name at least one amqp:// or amqps:// URL")
+    for url in urls:
+        if not url.startswith(("amqp://", "amqps://")):
+            raise ValueError(f"{url.split('@')[-1]!r} is not an amqp:// or amqps:// URL")
+    return urls
+
+
+def one_of(*choices):
+    def convert(value):
+        if value not in choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    return convert
+
+
 def positive_int(value):
     number = int(value)
     if number <= 0:
@@ -48,7 +68,7 @@ def redis_url(value):
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    amqp_url: str = dataclasses.field(default="amqp://guest:guest@localhost:5672/%2F", repr=False)
+    amqp_url: tuple = dataclasses.field(default=("amqp://guest:guest@localhost:5672/%2F",), repr=False)
     development: bool = False
     max_body_bytes: int = 1024 * 1024
     rpc_timeout: float = 5.0
@@ -58,6 +78,7 @@ class Settings:
     heartbeat: int = 30
     reconnect_max_delay: float = 10.0
     retry_after: int = 5
+    notify_queue_type: str = "classic"
     apps_directory: str = ""
     templates_directory: str = ""
     events_buffer: int = 200
@@ -77,7 +98,7 @@ class Settings:
 
 
 CONVERTERS = {
-    "amqp_url": str,
+    "amqp_url": amqp_urls,
     "development": asbool,
     "max_body_bytes": positive_int,
     "rpc_timeout": positive_float,
@@ -87,6 +108,7 @@ CONVERTERS = {
     "heartbeat": int,
     "reconnect_max_delay": positive_float,
     "retry_after": positive_int,
+    "notify_queue_type": one_of("quorum", "classic"),
     "apps_directory": str,
     "templates_directory": str,
     "events_buffer": positive_int,

@@ -5,7 +5,11 @@ they queue work for the I/O thread, wake it with ``add_callback_threadsafe``
 (the one thread-safe pika call) only when no wake-up is pending already, and
 wait on a ``Waiter`` (a bare lock).  The thread starts lazily in the
 process that serves, so a mod_wsgi fork never inherits a live socket; it
-keeps heartbeats flowing, and reconnects with backoff.  Modelled on pika's
+keeps heartbeats flowing, and reconnects with backoff, to the next node when
+``amqp_url`` names a cluster (``nodes``).  Whatever was in flight on a lost
+connection fails with ``BrokerUnavailable`` (503): a publish not confirmed is
+never reported as done, and a call's reply-to dies with its connection, so
+it can never be handed another call's reply.  Modelled on pika's
 ``examples/long_running_publisher.py``.
 """
 
@@ -15,11 +19,10 @@ import os
 import threading
 import time
 
-import pika
-
 from .. import metrics
 from ..errors import BrokerUnavailable, Unroutable
 from .connection import BatchingConnection
+from .nodes import Nodes
 from .outcomes import quiet_answered_closes
 from .publisher import ConfirmPublisher
 from .rpc import Call, RpcPool
@@ -44,10 +47,8 @@ class Broker:
         retry_after=5,
         history=None,
     ):
-        self.parameters = pika.URLParameters(amqp_url)
-        self.parameters.heartbeat = heartbeat
-        self.parameters.connection_attempts = 1
-        self.parameters.socket_timeout = connect_timeout
+        self.amqp_urls = (amqp_url,) if isinstance(amqp_url, str) else tuple(amqp_url)
+        self.heartbeat = heartbeat
         self.publish_timeout = publish_timeout
         self.connect_timeout = connect_timeout
         self.reconnect_max_delay = reconnect_max_delay
@@ -57,8 +58,17 @@ class Broker:
         self._lock = threading.Lock()
         self._reset()
 
+    def _configure(self, parameters):
+        parameters.heartbeat = self.heartbeat
+        parameters.connection_attempts = 1
+        parameters.socket_timeout = self.connect_timeout
+        parameters.stack_timeout = self.connect_timeout  # TCP and AMQP handshake: a frozen node accepts TCP
+        parameters.client_properties = {"connection_name": f"hutch pid {os.getpid()}"}
+
     def _reset(self):
         self._pid = os.getpid()
+        # shuffled in each process, so the processes spread over the cluster's nodes
+        self._nodes = Nodes(self.amqp_urls, self._configure, self.reconnect_max_delay)
         self._thread = None
         self._stopping = threading.Event()
         self._ready = threading.Event()
@@ -108,12 +118,12 @@ class Broker:
             self._connection.ioloop.stop()
 
     def _run(self):
-        delay = 0.5
-        self.parameters.client_properties = {"connection_name": f"hutch pid {os.getpid()}"}
+        nodes = self._nodes
         while not self._stopping.is_set():
+            self._opened = False
             opened_at = time.monotonic()
             connection = BatchingConnection(
-                self.parameters,
+                nodes.current,
                 on_open_callback=self._on_open,
                 on_open_error_callback=self._on_open_error,
                 on_close_callback=self._on_close,
@@ -125,11 +135,9 @@ class Broker:
             self._end_loop(connection)
             if self._stopping.is_set():
                 break
-            if time.monotonic() - opened_at > 30:
-                delay = 0.5  # it was up for a while: retry quickly
-            log.info("reconnecting to the broker in %.1f s", delay)
-            self._stopping.wait(delay)
-            delay = min(delay * 2, self.reconnect_max_delay)
+            pause = nodes.next_pause(self._opened, time.monotonic() - opened_at)
+            log.info("connecting to the broker at %s in %.1f s", nodes.describe(nodes.current), pause)
+            self._stopping.wait(pause)
 
     def _end_loop(self, connection):
         """Fail the work handed to a loop that stopped before running it; release the loop."""
@@ -141,7 +149,8 @@ class Broker:
         connection.ioloop.close()
 
     def _on_open(self, connection):
-        log.info("connected to the broker at %s", self.parameters.host)
+        self._opened = True
+        log.info("connected to the broker at %s", self._nodes.describe(self._nodes.current))
         metrics.broker_connected(reconnect=self._opened_before)
         self._opened_before = True
         self._blocked = False
@@ -167,7 +176,8 @@ class Broker:
         connection.ioloop.call_later(SWEEP_INTERVAL, self._sweep)
 
     def _on_open_error(self, connection, error):
-        log.warning("cannot connect to the broker: %s", error)
+        where = self._nodes.describe(self._nodes.current)
+        log.warning("cannot connect to the broker at %s: %s", where, error)
         metrics.broker_connect_failed()
         connection.ioloop.stop()
 
@@ -282,11 +292,14 @@ class Broker:
 
         self._submit(work, self.publish_timeout)
 
-    def ensure_consumer_queue(self, exchange, queue):
-        """Declare durable ``queue`` bound to notify ``exchange``; True if it is new."""
+    def ensure_consumer_queue(self, exchange, queue, queue_type):
+        """Declare durable ``queue`` (``quorum`` or ``classic``) bound to notify ``exchange``.
+
+        Returns ``(created, actual_type)``: an existing queue keeps its type.
+        """
 
         def work(state, resolve):
-            state.topology.ensure_consumer_queue(exchange, queue, resolve)
+            state.topology.ensure_consumer_queue(exchange, queue, queue_type, resolve)
 
         return self._submit(work, self.publish_timeout)
 

@@ -10,6 +10,12 @@ ACCESS_REFUSED = 403
 RESOURCE_LOCKED = 405
 PRECONDITION_FAILED = 406
 MISSING_EXCHANGE = re.compile(r"no exchange '(.*)' in vhost")
+# "... inequivalent arg 'x-queue-type' for queue 'q' in vhost '/': received 'quorum' but current is
+# 'classic'" (or "current is the value 'quorum' of type 'longstr'"; "none": a classic queue without it)
+QUEUE_TYPE_CLASH = re.compile(
+    r"inequivalent arg 'x-queue-type' .* but current is (?:none|(?:the value )?'([a-z]+)')"
+)
+
 # Channel closes the gateway expects and answers itself (a queue probed before it exists, an RPC to
 # a missing exchange, an auto-delete exchange gone, a declaration clashing with what exists).
 ANSWERED_CLOSES = (NOT_FOUND, RESOURCE_LOCKED, PRECONDITION_FAILED)
@@ -27,6 +33,16 @@ def missing_exchange(reason):
         return None
     match = MISSING_EXCHANGE.search(getattr(reason, "reply_text", "") or "")
     return match.group(1) if match else None
+
+
+def existing_queue_type(reason):
+    """The type of the existing queue a 406 on a typed declare names, or None for another 406."""
+    if reply_code(reason) != PRECONDITION_FAILED:
+        return None
+    match = QUEUE_TYPE_CLASH.search(getattr(reason, "reply_text", "") or "")
+    if match is None:
+        return None
+    return match.group(1) or "classic"
 
 
 def error_for_close(reason):

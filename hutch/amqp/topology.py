@@ -13,7 +13,7 @@ are kept from the first broadcast on, whether or not anyone watches.
 import logging
 
 from ..history import HistoryPolicy
-from .outcomes import NOT_FOUND, PRECONDITION_FAILED, error_for_close, reply_code
+from .outcomes import NOT_FOUND, PRECONDITION_FAILED, error_for_close, existing_queue_type, reply_code
 
 log = logging.getLogger(__name__)
 
@@ -146,10 +146,14 @@ class Topology:
 
         self._run([declare, bind], bound)
 
-    def ensure_consumer_queue(self, exchange, queue, callback):
-        """Declare durable ``queue`` bound to notify ``exchange``.
+    def ensure_consumer_queue(self, exchange, queue, queue_type, callback):
+        """Declare durable ``queue`` of ``queue_type`` bound to notify ``exchange``.
 
-        ``callback(created, error)``; ``created`` tells whether the queue is new.
+        ``callback((created, actual_type), error)``: ``created`` tells whether
+        the queue is new; a queue that exists with another type is kept (and
+        bound) as it is, and ``actual_type`` names that type.  The passive
+        probe tells new from existing; the typed declare, on a channel of its
+        own, either matches or names the existing type in its 406.
         """
 
         def after_exchange(error):
@@ -160,29 +164,47 @@ class Topology:
             def probe(channel, proceed):
                 channel.queue_declare(queue, passive=True, callback=proceed)
 
-            self._run([probe], lambda _ok, reason: declare_and_bind(reason))
+            self._run([probe], lambda _ok, reason: declare(reason))
 
-        def declare_and_bind(probe_reason):
-            if probe_reason is not None and getattr(probe_reason, "reply_code", None) != NOT_FOUND:
+        def declare(probe_reason):
+            if probe_reason is not None and reply_code(probe_reason) != NOT_FOUND:
                 callback(None, error_for_close(probe_reason))
                 return
             created = probe_reason is not None
 
-            def declare(channel, proceed):
+            def typed_declare(channel, proceed):
                 channel.queue_declare(
-                    queue, durable=True, exclusive=False, auto_delete=False, callback=proceed
+                    queue,
+                    durable=True,
+                    exclusive=False,
+                    auto_delete=False,
+                    arguments={"x-queue-type": queue_type},
+                    callback=proceed,
                 )
 
-            def bind(channel, proceed):
+            def declared(_result, reason):
+                if reason is None:
+                    bind(created, queue_type)
+                    return
+                existing = existing_queue_type(reason)
+                if existing is None:
+                    callback(None, error_for_close(reason))
+                else:
+                    bind(False, existing)
+
+            self._run([typed_declare], declared)
+
+        def bind(created, actual_type):
+            def queue_bind(channel, proceed):
                 channel.queue_bind(queue, exchange, callback=proceed)
 
             def done(_result, reason):
                 if reason is None:
-                    callback(created, None)
+                    callback((created, actual_type), None)
                 else:
                     callback(None, error_for_close(reason))
 
-            self._run([declare, bind], done)
+            self._run([queue_bind], done)
 
         self.ensure_exchange(exchange, NOTIFY, after_exchange)
 

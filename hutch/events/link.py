@@ -21,17 +21,6 @@ log = logging.getLogger(__name__)
 MIN_DELAY = 0.5
 
 
-def parse_urls(text):
-    """The whitespace-separated AMQP URLs of ``amqp_url``; raise ValueError on a bad one."""
-    urls = text.split()
-    if not urls:
-        raise ValueError("amqp_url names no broker")
-    for url in urls:
-        if yarl.URL(url).scheme not in ("amqp", "amqps"):
-            raise ValueError(f"{url!r} is not an amqp:// or amqps:// URL")
-    return urls
-
-
 def safe(url):
     """The URL without its password, for the log."""
     return str(yarl.URL(url).with_password(None))

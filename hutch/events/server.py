@@ -37,7 +37,7 @@ from ..names import checked_name
 from ..tickets import signing_key, verify
 from . import sse
 from .feeds import Client, Feed
-from .link import BrokerLink, parse_urls
+from .link import BrokerLink
 from .resume import MAX_ID_LENGTH, gap_event, live_id, plan_history, plan_live, split_replay
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class EventTier:
     def __init__(self, settings):
         self.settings = settings
         self.link = BrokerLink(
-            parse_urls(settings.amqp_url),
+            list(settings.amqp_url),  # the cluster's nodes, parsed by the settings
             heartbeat=settings.heartbeat,
             connect_timeout=settings.connect_timeout,
             reconnect_max_delay=settings.reconnect_max_delay,

@@ -49,9 +49,19 @@ def test_register_is_201_then_200_and_declares_durable_things(api, exchange):
     again = api.put(f"/notify/{name}/queues/billing")
 
     assert first.status_code == 201, first.text
-    assert first.json() == {"exchange": name, "queue": f"{name}.billing", "created": True}
+    assert first.json() == {
+        "exchange": name,
+        "queue": f"{name}.billing",
+        "created": True,
+        "queue_type": "classic",
+    }
     assert again.status_code == 200, again.text
-    assert again.json() == {"exchange": name, "queue": f"{name}.billing", "created": False}
+    assert again.json() == {
+        "exchange": name,
+        "queue": f"{name}.billing",
+        "created": False,
+        "queue_type": "classic",
+    }
     assert declared_as(lambda ch: ch.exchange_declare, exchange=name, **amqp.NOTIFY)
     assert declared_as(
         lambda ch: ch.queue_declare, queue=f"{name}.billing", durable=True, exclusive=False, auto_delete=False

@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from hutch.events.link import BrokerLink, parse_urls
+from hutch.events.link import BrokerLink
 from tests.support.amqp import AMQP_URL as SHARED_URL
 
 pytestmark = [pytest.mark.broker]
@@ -39,13 +39,6 @@ def closed_port():
 
 def port_of(link):
     return link.connection.transport.connection.url.port
-
-
-def test_several_urls_are_parsed_and_bad_ones_refused():
-    assert parse_urls(" amqp://a:5672/%2F\n  amqps://b/ ") == ["amqp://a:5672/%2F", "amqps://b/"]
-    for bad in ("", "   ", "http://a/", "amqp://a/ redis://b/"):
-        with pytest.raises(ValueError):
-            parse_urls(bad)
 
 
 def test_a_refusing_node_is_skipped():

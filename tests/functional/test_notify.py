@@ -24,9 +24,9 @@ def test_unroutable_is_409_and_nothing_is_stored(client, amqp, exchange):
 
 def test_register_is_201_then_200(client, amqp, exchange):
     queue, response = register(client, amqp, exchange, status=201)
-    assert response.json == {"exchange": exchange, "queue": queue, "created": True}
+    assert response.json == {"exchange": exchange, "queue": queue, "created": True, "queue_type": "classic"}
     _, again = register(client, amqp, exchange, status=200)
-    assert again.json == {"exchange": exchange, "queue": queue, "created": False}
+    assert again.json == {"exchange": exchange, "queue": queue, "created": False, "queue_type": "classic"}
     # durable, not exclusive, not auto-delete: a matching declare passes, another one fails.
     amqp.declare_queue(queue, durable=True)
 

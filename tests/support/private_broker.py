@@ -12,6 +12,7 @@ wrappers would ``su rabbitmq`` and lose this environment).  Every
 import contextlib
 import os
 import pathlib
+import random
 import secrets
 import shutil
 import signal
@@ -27,13 +28,35 @@ CTL_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 
 
+def ephemeral_ports():
+    """The kernel's range for the source ports of outgoing connections."""
+    try:
+        low, high = pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_ports(count):
-    """``count`` distinct ports that were free a moment ago on 127.0.0.1."""
+    """``count`` distinct ports that were free a moment ago on 127.0.0.1.
+
+    Picked below the kernel's ephemeral range: a node restarted on its ports
+    (after a crash) must not find one taken meanwhile as the source port of
+    some outgoing connection, which on a busy machine happens.
+    """
+    low = ephemeral_ports()[0]
+    candidates = random.sample(range(10000, low), min(200, low - 10000)) if low > 10200 else []
     sockets = []
     try:
-        for _ in range(count):
+        for port in [*candidates, *[0] * count]:  # port 0: the kernel's pick, if all else fails
+            if len(sockets) == count:
+                break
             sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                sock.close()
+                continue
             sockets.append(sock)
         return [sock.getsockname()[1] for sock in sockets]
     finally:
@@ -48,8 +71,13 @@ class BrokerStartError(RuntimeError):
 class PrivateBroker:
     """One RabbitMQ node in a temporary directory, listening on 127.0.0.1 only."""
 
-    def __init__(self, prefix="hutch-faults"):
+    def __init__(self, prefix="hutch-faults", cookie=None, config="", advanced_config="[].\n"):
+        """``cookie``: the Erlang cookie (nodes of one cluster share one; default: a new one).
+        ``config`` and ``advanced_config``: the node's rabbitmq.conf and advanced.config."""
         self.node = f"{prefix}-{uuid.uuid4().hex[:8]}@localhost"
+        self.cookie = cookie or secrets.token_hex(16).upper()
+        self.config = config
+        self.advanced_config = advanced_config
         self.port, self.dist_port = free_ports(2)
         self.root = pathlib.Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
         self.home = self.root / "home"
@@ -68,11 +96,11 @@ class PrivateBroker:
         for name in ("home", "mnesia", "log"):
             (self.root / name).mkdir(mode=0o700)
         cookie = self.home / ".erlang.cookie"
-        cookie.write_text(secrets.token_hex(16).upper())
+        cookie.write_text(self.cookie)
         cookie.chmod(0o400)
         (self.root / "enabled_plugins").write_text("[].\n")
-        (self.root / "rabbitmq.conf").write_text("")
-        (self.root / "advanced.config").write_text("[].\n")
+        (self.root / "rabbitmq.conf").write_text(self.config)
+        (self.root / "advanced.config").write_text(self.advanced_config)
         (self.root / "rabbitmq-env.conf").write_text("")  # not /etc/rabbitmq/rabbitmq-env.conf
 
     def _cli_env(self):
@@ -154,10 +182,14 @@ class PrivateBroker:
             self._console.close()
             self._console = None
 
+    @property
+    def pid(self):
+        """The node's Erlang VM (the node writes it at start)."""
+        return int((self.root / "node.pid").read_text().strip())
+
     def crash(self):
         """Kill the node's Erlang VM with SIGKILL: nothing it holds in memory reaches the disk."""
-        pid = int((self.root / "node.pid").read_text().strip())
-        os.kill(pid, signal.SIGKILL)
+        os.kill(self.pid, signal.SIGKILL)
         self._wait_or_kill()
         self._console.close()
         self._console = None

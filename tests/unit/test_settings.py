@@ -19,7 +19,8 @@ def parse(**raw):
 
 def test_defaults():
     settings = parse()
-    assert settings.amqp_url == "amqp://guest:guest@localhost:5672/%2F"
+    assert settings.amqp_url == ("amqp://guest:guest@localhost:5672/%2F",)
+    assert settings.notify_queue_type == "classic"
     assert settings.development is False
     assert settings.max_body_bytes == 1024 * 1024
     assert settings.rpc_timeout == 5.0
@@ -74,11 +75,37 @@ def test_unknown_key_is_rejected(key):
         ("heartbeat", "often"),
         ("development", "maybe"),
         ("events_buffer", "0"),
+        ("amqp_url", ""),
+        ("amqp_url", "   "),
+        ("amqp_url", "amqp://a:5672/%2F http://b:5672/"),
+        ("amqp_url", "localhost"),
+        ("notify_queue_type", "stream"),
+        ("notify_queue_type", "Quorum"),
     ],
 )
 def test_bad_value_is_rejected_naming_the_key(key, value):
     with pytest.raises(ConfigurationError, match=key):
         parse(**{key: value})
+
+
+def test_amqp_url_names_one_or_more_nodes_in_order():
+    urls = "amqp://u:p@node1:5672/%2F\n    amqp://u:p@node2:5673/%2F  amqps://u:p@node3/%2F"
+    assert parse(amqp_url=urls).amqp_url == (
+        "amqp://u:p@node1:5672/%2F",
+        "amqp://u:p@node2:5673/%2F",
+        "amqps://u:p@node3/%2F",
+    )
+
+
+def test_a_bad_amqp_url_is_named_without_its_password():
+    with pytest.raises(ConfigurationError, match="amqp_url") as refused:
+        parse(amqp_url="amqp://u:p@node1/%2F ftp://user:s3cret@node2/")
+    assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("queue_type", ["quorum", "classic"])
+def test_notify_queue_type(queue_type):
+    assert parse(notify_queue_type=queue_type).notify_queue_type == queue_type
 
 
 def test_rpc_timeout_may_not_exceed_its_cap():
