@@ -20,7 +20,7 @@ def test_the_remote_broker_ini_is_a_valid_gateway_ini(tmp_path):
     settings = parse_settings(raw, here=str(ROOT))
     assert settings.session["session.secure"] in (True, "true")
     assert settings.access_log is True
-    parameters = pika.URLParameters(settings.amqp_url.split()[0])
+    parameters = pika.URLParameters(settings.amqp_url[0])
     assert (parameters.host, parameters.port, parameters.virtual_host) == (
         "rabbit.example.org",
         5671,
