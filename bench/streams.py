@@ -75,7 +75,7 @@ WARMUP_FIRST = 1_000_000  # warm-up messages are numbered from here, apart from 
 DELIVERY_TIMEOUT = 10.0
 OPEN_ATTEMPTS = 5  # a 503 (that process is full) is tried again, as a browser would
 PROCESSES = 2
-MAX_THREADS = 3000  # per process, for a thread-per-stream gateway sized by "auto"
+MAX_THREADS = 4000  # per process, for a thread-per-stream gateway sized by "auto"
 
 
 # --- the server processes ---------------------------------------------------
@@ -155,7 +155,7 @@ def threads_for(setting, count, processes):
     if setting == "serve":
         return None
     if setting == "auto":
-        return min(MAX_THREADS, math.ceil(1.5 * count / processes) + 10)
+        return min(MAX_THREADS, math.ceil(1.1 * count / (0.8 * processes)) + 10)
     return int(setting)
 
 
