@@ -81,18 +81,25 @@ MAX_THREADS = 4000  # per process, for a thread-per-stream gateway sized by "aut
 # --- the server processes ---------------------------------------------------
 
 
-def session_pids(session):
-    """Every process in session ``session`` (the gateway is started in a session of its own)."""
-    pids = []
+def server_pids(leader):
+    """``leader`` and every process in its session or below it: the whole gateway, however
+    ``hutch serve`` starts its parts (Apache, mod_wsgi daemons, event servers)."""
+    parents, sessions = {}, {}
     for entry in pathlib.Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[3]) == session:
-                pids.append(int(entry.name))
-    return pids
+            parents[int(entry.name)] = int(fields[1])
+            sessions[int(entry.name)] = int(fields[3])
+    found = {pid for pid, session in sessions.items() if session == leader} | {leader}
+    grew = True
+    while grew:
+        below = {pid for pid, parent in parents.items() if parent in found} - found
+        found |= below
+        grew = bool(below)
+    return sorted(pid for pid in found if pid in parents)
 
 
 def rss_kib(pids):
@@ -140,7 +147,7 @@ class CheckoutGateway(GatewayServer):
         return command
 
     def pids(self):
-        return session_pids(self.process.pid)
+        return server_pids(self.process.pid)
 
 
 def write_ini(directory, root):
