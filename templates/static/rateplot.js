@@ -1,10 +1,12 @@
 /* Hutch dashboard: the exchange's message rate over the last minute, drawn as an SVG bar chart.
  *
  * dashboard.js tells this file of every message it shows with a "hutch:message" event on the
- * message list; nothing here opens a connection.  A message counts at the time the gateway received
- * it (its "received" field), moved onto this browser's clock by the smallest delay seen so far, so
- * history replayed on open lands where it happened instead of as one spike now.  The figures are
- * also kept as data- attributes and text (rate now, peak, messages in the window, the series), for
+ * message list; nothing here opens a stream.  A message counts at the time the gateway received it
+ * (its "received" field), so history replayed on open, or missed messages resent after a
+ * reconnect, land where they happened instead of as one spike now; never later than it arrived
+ * here.  When this browser's clock is off by more than a few seconds (read from the Date header of
+ * one HEAD request for this script), the gateway's times are moved onto it.  The figures are also
+ * kept as data- attributes and text (rate now, peak, messages in the window, the series), for
  * screen readers and tests.  Plain JavaScript, no library, no inline style: the strict CSP holds.
  */
 (function () {
@@ -23,8 +25,10 @@
   var FOOT = 18; // room for the x labels below
   var REDRAW_MS = 1000;
 
-  var times = []; // when each message in the window arrived, this browser's clock (ms)
-  var offset = null; // this browser's clock minus the gateway's, plus the smallest delivery delay
+  var SKEW_TOLERANCE = 3000; // ms: closer clocks are taken as equal (Date has 1 s resolution)
+
+  var entries = []; // {sent: the gateway's "received" (ms, or NaN), arrived: this browser's clock}
+  var skew = 0; // this browser's clock minus the gateway's, when they differ by more than the tolerance
   var nowBox = figure.querySelector(".rate-now");
   var summaryBox = figure.querySelector(".rate-summary");
   var svg = document.createElementNS(SVG, "svg");
@@ -39,17 +43,29 @@
   });
 
   function record(message) {
-    var arrived = Date.now();
-    var sent = Date.parse(message.received);
-    if (!isNaN(sent)) {
-      var delay = arrived - sent;
-      if (offset === null || delay < offset) {
-        offset = delay; // a live message: the closest the two clocks have been seen
-      }
-      arrived = Math.min(arrived, sent + offset);
-    }
-    times.push(arrived);
+    entries.push({ sent: Date.parse(message.received), arrived: Date.now() });
     schedule();
+  }
+
+  function moment(entry) {
+    return isNaN(entry.sent) ? entry.arrived : Math.min(entry.arrived, entry.sent + skew);
+  }
+
+  function learnSkew(scriptUrl) {
+    if (!window.fetch || !scriptUrl) {
+      return;
+    }
+    var asked = Date.now();
+    fetch(scriptUrl, { method: "HEAD", cache: "no-store", credentials: "same-origin" })
+      .then(function (response) {
+        var server = Date.parse(response.headers.get("Date"));
+        var here = (asked + Date.now()) / 2;
+        if (!isNaN(server) && Math.abs(here - server) > SKEW_TOLERANCE) {
+          skew = here - server;
+          draw();
+        }
+      })
+      .catch(function () {}); // no answer: the clocks are taken as equal
   }
 
   var pending = null;
@@ -69,11 +85,11 @@
       counts.push(0);
     }
     var start = now - WINDOW * 1000;
-    times = times.filter(function (moment) {
-      return moment > start; // older than the window: forgotten
+    entries = entries.filter(function (entry) {
+      return moment(entry) > start; // older than the window: forgotten
     });
-    times.forEach(function (moment) {
-      var slot = Math.floor((moment - start) / 1000);
+    entries.forEach(function (entry) {
+      var slot = Math.floor((moment(entry) - start) / 1000);
       counts[Math.max(0, Math.min(WINDOW - 1, slot))] += 1;
     });
     return counts;
@@ -82,7 +98,7 @@
   function draw() {
     var now = Date.now();
     var counts = series(now);
-    var total = times.length;
+    var total = entries.length;
     var recent = counts.slice(WINDOW - RECENT).reduce(function (a, b) { return a + b; }, 0);
     var rate = recent / RECENT;
     var peak = Math.max.apply(null, counts);
@@ -162,6 +178,7 @@
     return node;
   }
 
+  learnSkew(document.currentScript && document.currentScript.src);
   draw();
   setInterval(draw, REDRAW_MS);
 })();
