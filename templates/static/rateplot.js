@@ -41,6 +41,7 @@
   list.addEventListener("hutch:message", function (event) {
     record(event.detail || {});
   });
+  window.addEventListener("resize", schedule); // the chart is drawn for its width in pixels
 
   function record(message) {
     entries.push({ sent: Date.parse(message.received), arrived: Date.now() });

@@ -36,6 +36,10 @@ return {
   label: plot.querySelector("svg").getAttribute("aria-label"),
 };
 """
+CHART_WIDTHS = """
+const svg = document.querySelector("#rate-plot svg");
+return [svg.viewBox.baseVal.width, svg.clientWidth];
+"""
 
 
 def nice_top(peak):
@@ -87,3 +91,7 @@ def test_the_rate_plot_shows_a_burst_of_broadcasts(server, browser, exchange):  
     assert drawn["labels"][-3:] == ["-60 s", "-30 s", "now"]
     assert f"{BURST} in the last 60 seconds" in drawn["label"]
     screenshot(browser, "dashboard-rate.png")
+    browser.set_window_size(390, 900)
+    wait_until(browser, lambda: len(set(browser.execute_script(CHART_WIDTHS))) == 1, "the plot never fit")
+    assert plot(browser)["total"] == str(BURST)
+    screenshot(browser, "dashboard-rate-phone.png")
