@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.cpu import broker_pids, cpu_seconds  # noqa: E402
 from bench.sse_clients import ClientPool, raise_open_files_limit, token  # noqa: E402
+from tests.dashboard import broker  # noqa: E402 - the repository's own helpers
 from tests.support import amqp  # noqa: E402
 from tests.support.server import GatewayServer  # noqa: E402
 
@@ -253,7 +254,7 @@ def measure_streams(url, authorization, count, messages, interval, clients, serv
             cpu_after = (cpu_total(servers), cpu_total(broker), cpu_total(pool.pids))
             report = pool.report(range(messages))
     finally:
-        amqp.delete(exchanges=[exchange])
+        delete_exchange(exchange)
     arrivals = report.pop("arrivals")
     accepted = report["accepted"]
     deliveries, reached_all, reached_first = [], [], []
@@ -294,6 +295,14 @@ def measure_streams(url, authorization, count, messages, interval, clients, serv
         "broker_cpu_ms_per_message": round(broker_cpu * 1000 / messages, 2),
         "client_cpu_ms_per_delivery": round(client_cpu * 1000 / max(delivered, 1), 4),
     }
+
+
+def delete_exchange(exchange):
+    """The exchange, and the durable queues bound to it (an event tier's history stream); the
+    servers' own exclusive queues go with their connections."""
+    bound = broker.bound_queues(exchange)
+    kept = [name for name, facts in broker.queue_facts(bound).items() if not facts["exclusive"]]
+    amqp.delete(exchanges=[exchange], queues=kept)
 
 
 def measure(url, authorization, streams=6, messages=40, interval=0.25, server_pids=None):
