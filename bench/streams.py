@@ -328,7 +328,8 @@ def run_scenario(label, root, count, args, directory):
     load = wait_for_quiet(args.quiet_load, args.settle)
     print(f"[{time.strftime('%H:%M:%S')}] {label} ({root}) {count} streams, threads {threads or 'default'}, "
           f"load {load}", file=sys.stderr, flush=True)  # fmt: skip
-    server = CheckoutGateway(root, write_ini(directory, root), args.processes, threads, args.express)
+    extra = (args.serve_args if label == "this" else args.compare_serve_args).format(streams=count).split()
+    server = CheckoutGateway(root, write_ini(directory, root), args.processes, threads, extra)
     server.start(timeout=120)
     try:
         result = measure_streams(
@@ -349,6 +350,7 @@ def run_scenario(label, root, count, args, directory):
             "root": str(root),
             "commit": git_commit(root),
             "threads": threads or "hutch serve default",
+            "serve_args": extra,
             "processes": args.processes,
             "load_average_before": load,
         }
@@ -406,7 +408,10 @@ def main(argv=None):
     parser.add_argument("--settle", type=float, default=60, help="but at most this many seconds")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "streams.json"))
     parser.add_argument("--url", help="measure a gateway that is already up (one scenario, --counts' first)")
-    parser.add_argument("express", nargs="*", help="more hutch serve / mod_wsgi-express flags, after --")
+    parser.add_argument(
+        "--serve-args", default="", help='more "hutch serve" flags for this checkout; {streams}: the count'
+    )
+    parser.add_argument("--compare-serve-args", default="", help="the same for the compare root")
     args = parser.parse_args(argv)
     counts = [int(count) for count in args.counts.split(",")]
     limit = raise_open_files_limit()  # inherited by the gateways started below
