@@ -128,6 +128,29 @@ def pss_kib(pids):
     return total
 
 
+def kind_of(pid):
+    """apache, mod_wsgi (a daemon), events (an event server), or other: where memory and CPU go."""
+    try:
+        command = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "gone"
+    if command.startswith(b"(wsgi:"):
+        return "mod_wsgi"
+    if b"hutch.events" in command or b"hutch\0events" in command:
+        return "events"
+    if b"apache2" in command or b"httpd" in command:
+        return "apache"
+    return "other"
+
+
+def by_kind(pids, measure):
+    """``measure(pids)`` of each kind of server process: {kind: (processes, value)}."""
+    kinds = {}
+    for pid in pids:
+        kinds.setdefault(kind_of(pid), []).append(pid)
+    return {kind: (len(members), measure(members)) for kind, members in sorted(kinds.items())}
+
+
 def cpu_total(pids):
     return sum(cpu_seconds(pid) for pid in pids)
 
@@ -241,6 +264,8 @@ def measure_streams(url, authorization, count, messages, interval, clients, serv
             warm_ups = warm_up(pool, publisher)
             rss_streams, pss_streams = rss_kib(pids()), pss_kib(pids())
             servers, broker = pids(), broker_pids()
+            rss_kinds = by_kind(servers, rss_kib)
+            cpu_kinds_before = by_kind(servers, cpu_total)
             cpu_before = (cpu_total(servers), cpu_total(broker), cpu_total(pool.pids))
             published = {}
             for number in range(messages):
@@ -252,6 +277,7 @@ def measure_streams(url, authorization, count, messages, interval, clients, serv
             while pool.missing(range(messages)) and time.monotonic() < deadline:
                 time.sleep(0.25)
             cpu_after = (cpu_total(servers), cpu_total(broker), cpu_total(pool.pids))
+            cpu_kinds_after = by_kind(servers, cpu_total)
             report = pool.report(range(messages))
     finally:
         delete_exchange(exchange)
@@ -287,6 +313,14 @@ def measure_streams(url, authorization, count, messages, interval, clients, serv
         "publish_post": summary_ms(publisher.round_trips[warm_ups:]),
         "server_processes": len(servers),
         "server_rss_mib": {"idle": round(rss_idle / 1024, 1), "with_streams": round(rss_streams / 1024, 1)},
+        "server_rss_mib_by_kind": {
+            kind: {"processes": count, "mib": round(kib / 1024, 1)}
+            for kind, (count, kib) in rss_kinds.items()
+        },
+        "server_cpu_s_by_kind": {
+            kind: round(seconds - cpu_kinds_before.get(kind, (0, 0.0))[1], 2)
+            for kind, (_, seconds) in cpu_kinds_after.items()
+        },
         "rss_mib_per_1000_streams": round((rss_streams - rss_idle) / 1024 / accepted * 1000, 1),
         "server_pss_mib": {"idle": round(pss_idle / 1024, 1), "with_streams": round(pss_streams / 1024, 1)},
         "pss_mib_per_1000_streams": round((pss_streams - pss_idle) / 1024 / accepted * 1000, 1),
@@ -401,6 +435,7 @@ def main(argv=None):
     parser.add_argument(
         "--compare-threads", default="auto", help="the compare root's: serve, auto or a number"
     )
+    parser.add_argument("--roots", default="this,compare", help="which of the two to measure")
     parser.add_argument("--clients", type=int, default=4, help="client processes reading the streams")
     parser.add_argument("--messages", type=int, default=40)
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between broadcasts")
@@ -419,8 +454,8 @@ def main(argv=None):
         print(json.dumps(measure_streams(args.url, f"Bearer {API_KEY}", counts[0], args.messages,
                                          args.interval, args.clients), indent=2))  # fmt: skip
         return
-    roots = [("this", ROOT)]
-    if args.compare_root:
+    roots = [("this", ROOT)] if "this" in args.roots else []
+    if args.compare_root and "compare" in args.roots:
         roots.append(("compare", pathlib.Path(args.compare_root).resolve()))
     directory = tempfile.mkdtemp(prefix="hutch-bench-streams-")
     os.chmod(directory, 0o755)  # the daemon user reads the ini
