@@ -7,8 +7,9 @@ POST /dashboard/              action = login (api_key) | logout | follow | unfol
 GET  /dashboard/{exchange}    the live page, fed by EventSource on /events/{exchange}
 POST /dashboard/{exchange}    broadcast the form's message -> 303 back to the page, or 202 JSON when
                               the page's script sends it (Accept: application/json)
+GET  /dashboard/{exchange}/ticket  a short-lived signed ticket for the page's EventSource (JSON)
 
-Only these routes (and /events, to read who logged in) use the Beaker
+Only these routes use the Beaker
 session: followed exchanges, a one-time flash message, the CSRF token every
 form carries, and the name of the API key the browser logged in with.  A
 page needs ``watch`` on its exchange; broadcasting from it needs
@@ -28,9 +29,10 @@ from webob import Response
 
 from hutch.csrf import FIELD, authorize_browser, check_csrf, csrf_token, log_in, log_out, viewer
 from hutch.errors import BadRequest, Forbidden, HutchError, InvalidMessage, PayloadTooLarge, Unauthorized
+from hutch.events.sse import parse_content_type
 from hutch.messages import Message
 from hutch.names import NAME, checked_name
-from hutch.sse import parse_content_type
+from hutch.tickets import issue, signing_key
 from hutch.web import Route, Routes, error_response, json_response, read_body
 
 MAX_FOLLOWED = 16  # the session lives in a cookie (4 KB): 16 names of up to 127 characters fit
@@ -73,6 +75,9 @@ class Links:
 
     def events(self, exchange):
         return f"{self.root}/events/{exchange}"
+
+    def ticket(self, exchange):
+        return f"{self.root}/dashboard/{exchange}/ticket"
 
     def static(self, name):
         return f"{self.root}/static/{name}"
@@ -313,7 +318,25 @@ def checked_message(content_type, text, limit):
     return body
 
 
+def ticket(request, gateway, exchange):
+    """The event server cannot read this session: the page shows it this signed ticket instead.
+
+    It names the logged-in key and the exchange and expires after
+    ``events_ticket_ttl`` seconds; the page fetches one before each
+    (re)connection.  401/403 exactly as for the page.
+    """
+    settings = gateway.settings
+    key_name = authorize_browser(request.environ, settings.auth, "watch", exchange) or ""
+    key = signing_key(settings.session["session.secret"])
+    body = {
+        "ticket": issue(key, key_name, exchange, settings.events_ticket_ttl),
+        "expires_in": settings.events_ticket_ttl,
+    }
+    return json_response(200, body, headers=[("Cache-Control", "no-store")])
+
+
 application = Routes(
     Route("", GET=index, POST=act),
     Route("{exchange}", GET=page, POST=publish),
+    Route("{exchange}/ticket", GET=ticket),
 )

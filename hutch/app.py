@@ -77,6 +77,7 @@ def make_broker(settings):
         heartbeat=settings.heartbeat,
         reconnect_max_delay=settings.reconnect_max_delay,
         retry_after=settings.retry_after,
+        history=settings.history,
     )
 
 

@@ -1,4 +1,4 @@
-"""``hutch serve``: run the gateway under mod_wsgi-express (daemon mode).
+"""``hutch serve``: run the gateway under mod_wsgi-express (daemon mode), with its event servers.
 
 The flags mirror ``apache/hutch.conf`` so that what runs on a laptop is
 what runs in production: processes x threads, request and queue timeouts,
@@ -7,6 +7,11 @@ started as root.  The limits that depend on the gateway's own settings
 (body size, how long a request may legitimately run) are derived from the
 ini by ``server_limits``; ``tests/unit/test_cli.py`` checks that
 ``apache/hutch.conf`` carries the same numbers for ``production.ini``.
+
+``GET /events/...`` is not served by mod_wsgi: ``hutch serve`` starts the
+asyncio event servers (``hutch events``, ``--events-processes`` of them on
+one local port) and has Apache proxy the ``{mount}/events/`` sub-URL to
+them, so everything is served on one port; it stops them when Apache stops.
 """
 
 import argparse
@@ -16,8 +21,11 @@ import os
 import pathlib
 import pwd
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 
 from .settings import ConfigurationError, parse_settings
 
@@ -25,7 +33,10 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PRODUCTION_INI = ROOT / "production.ini"
 DEFAULT_USER = "www-data"
 DEFAULT_PROCESSES = 2
-DEFAULT_THREADS = 250  # each event stream holds one; see apache/README.md (sizing)
+DEFAULT_THREADS = 20  # request/response only (event streams are the event servers'); see apache/README.md
+DEFAULT_EVENT_PROCESSES = 2
+DEFAULT_PROXY_STREAMS = 1000  # event streams Apache proxies at once: each holds one Apache worker thread
+EVENTS_START_WAIT = 30  # seconds the event servers may take to listen
 
 BODY_SLACK = 64 * 1024  # Apache's hard limit sits this far above max_body_bytes
 TIMEOUT_SLACK = 30  # seconds beyond the longest legitimate wait
@@ -59,13 +70,14 @@ def server_limits(settings):
 
     - ``limit_request_body``: a little above ``max_body_bytes``, so the
       gateway answers its JSON 413 and Apache only stops absurd bodies.
-    - ``request_timeout``: above the longest a request may legitimately run,
-      an SSE stream's ``events_max_lifetime`` (or an RPC's maximum).
-    - ``socket_timeout``: how long Apache waits for the daemon's next bytes;
-      above the longest silence: an RPC waiting for its reply, a publish
-      waiting for its confirm, an idle SSE stream between heartbeats.
+    - ``request_timeout``: above the longest a request may legitimately run
+      in mod_wsgi: an RPC's maximum (event streams run in the event servers).
+    - ``socket_timeout``: how long Apache waits for the daemon's (or a
+      proxied event server's) next bytes; above the longest silence: an RPC
+      waiting for its reply, a publish waiting for its confirm, an idle
+      event stream between heartbeats.
     """
-    longest_request = max(settings.events_max_lifetime, settings.rpc_max_timeout)
+    longest_request = max(settings.rpc_max_timeout, settings.publish_timeout)
     longest_silence = max(
         settings.rpc_max_timeout,
         settings.publish_timeout,
@@ -79,7 +91,12 @@ def server_limits(settings):
     )
 
 
-def serve_arguments(args, limits, as_root=False):
+def events_mount(mount_point):
+    """The sub-URL Apache proxies to the event servers: ``/events`` under the mount point."""
+    return mount_point.rstrip("/") + "/events"
+
+
+def serve_arguments(args, limits, as_root=False, events_port=None):
     """The mod_wsgi-express command line for ``args`` (pure, for tests)."""
     command = [
         "start-server",
@@ -101,11 +118,31 @@ def serve_arguments(args, limits, as_root=False):
         "--log-to-terminal",
         "--working-directory", str(ROOT),
     ]  # fmt: skip
+    if events_port is not None:
+        command += [
+            "--proxy-mount-point", events_mount(args.mount_point), f"http://127.0.0.1:{events_port}/events",
+            "--max-clients", str(args.proxy_streams + args.processes * args.threads),
+        ]  # fmt: skip
     if args.server_root:
         command += ["--server-root", args.server_root]
     if as_root:
         command += ["--user", args.user, "--group", args.group or args.user]
     return command + list(args.extra)
+
+
+def events_arguments(ini, port):
+    """The command line of one event server (pure, for tests)."""
+    return [
+        sys.executable,
+        "-m",
+        "hutch.events.main",
+        "--ini",
+        ini,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
 
 
 def parse(argv):
@@ -128,9 +165,26 @@ def parse(argv):
     serve.add_argument("--socket-timeout", type=int, default=None, help="default: from the ini")
     serve.add_argument("--queue-timeout", type=int, default=None, help=f"default: {QUEUE_TIMEOUT}")
     serve.add_argument("--limit-request-body", type=int, default=None, help="default: from the ini")
+    serve.add_argument(
+        "--events-processes",
+        type=int,
+        default=DEFAULT_EVENT_PROCESSES,
+        help="asyncio event-server processes (0: none; /events is then not served)",
+    )
+    serve.add_argument("--events-port", type=int, default=0, help="their local port (default: a free one)")
+    serve.add_argument(
+        "--proxy-streams",
+        type=int,
+        default=DEFAULT_PROXY_STREAMS,
+        help="event streams Apache proxies at once (one Apache worker thread each)",
+    )
     serve.add_argument("--server-root", default=None)
     serve.add_argument("--user", default=DEFAULT_USER, help="daemon user when run as root")
     serve.add_argument("--group", default=None)
+    events = commands.add_parser(
+        "events", help="run one event server (hutch serve starts them)", add_help=False
+    )
+    events.add_argument("rest", nargs=argparse.REMAINDER)
     args, extra = parser.parse_known_args(argv)
     args.extra = [word for word in extra if word != "--"]
     return args
@@ -244,8 +298,8 @@ def resolve_ini(args):
     return os.path.abspath(os.environ.get("HUTCH_INI") or PRODUCTION_INI)
 
 
-def prepare(args, as_root):
-    """Validate everything before Apache starts; return mod_wsgi-express's arguments."""
+def prepare(args, as_root, events_port=None):
+    """Validate everything before Apache starts; return mod_wsgi-express's arguments and the ini."""
     ini = resolve_ini(args)
     raw, here = read_ini(ini)
     if as_root:
@@ -262,14 +316,98 @@ def prepare(args, as_root):
         kept = [pathlib.Path(path) for path in startup_files(raw)]
         paths = daemon_paths(ini, settings) + [path for path in kept if path.exists()]
         check_daemon_access(args.user, paths)
-    return serve_arguments(args, server_limits(settings), as_root)
+    return serve_arguments(args, server_limits(settings), as_root, events_port), ini
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_listening(port, processes, timeout=EVENTS_START_WAIT):
+    """Wait until the event servers accept connections; stop early if one of them died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(process.poll() is not None for process in processes):
+            raise ServeError("an event server exited at start; its log is above")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise ServeError(f"the event servers did not listen on port {port} within {timeout} s")
+
+
+class Supervisor:
+    """Apache (mod_wsgi-express) and the event servers as one service.
+
+    SIGTERM, SIGINT and SIGHUP go to all of them; when Apache exits (Ctrl-C,
+    ``apachectl stop``) the event servers are stopped too (each ends its
+    streams with ``closing``), and an event server that dies is restarted.
+    """
+
+    def __init__(self, express_command, events_command, processes, user=None):
+        self.express_command = express_command
+        self.events_command = events_command
+        self.user = user
+        self.events = [self.start_events() for _ in range(processes)]
+        self.express = None
+
+    def start_events(self):
+        extra = {}
+        if self.user is not None:
+            entry = pwd.getpwnam(self.user)
+            extra = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        return subprocess.Popen(self.events_command, cwd=ROOT, **extra)  # noqa: S603 - our own command
+
+    def forward(self, signum, _frame):
+        for process in [self.express, *self.events]:
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM if process is not self.express else signum)
+
+    def run(self):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self.forward)
+        self.express = subprocess.Popen(self.express_command)  # noqa: S603 - our own command
+        try:
+            while self.express.poll() is None:
+                time.sleep(0.5)
+                for index, process in enumerate(self.events):
+                    if process.poll() is not None and self.express.poll() is None:
+                        print(
+                            f"hutch serve: an event server exited ({process.returncode}); restarting it",
+                            file=sys.stderr,
+                        )
+                        self.events[index] = self.start_events()
+        finally:
+            self.stop_events()
+        return self.express.returncode
+
+    def stop_events(self, timeout=15):
+        for process in self.events:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self.events:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def main(argv=None):
-    args = parse(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["events"]:
+        from .events.main import main as events_main
+
+        return events_main(argv[1:])
+    args = parse(argv)
     as_root = os.geteuid() == 0
+    events_port = (args.events_port or free_port()) if args.events_processes > 0 else None
     try:
-        command = prepare(args, as_root)
+        command, ini = prepare(args, as_root, events_port)
     except ServeError as error:
         sys.exit(f"hutch serve: {error}")
     express = shutil.which("mod_wsgi-express", path=os.path.dirname(sys.executable)) or shutil.which(
@@ -277,7 +415,20 @@ def main(argv=None):
     )
     if express is None:
         sys.exit("hutch serve: mod_wsgi-express is not installed: pip install mod_wsgi (needs apache2-dev)")
-    os.execv(express, [express, *command])  # noqa: S606 - replace this process, no shell
+    if events_port is None:
+        os.execv(express, [express, *command])  # noqa: S606 - replace this process, no shell
+    supervisor = Supervisor(
+        [express, *command],
+        events_arguments(ini, events_port),
+        args.events_processes,
+        user=args.user if as_root else None,
+    )
+    try:
+        wait_listening(events_port, supervisor.events)
+    except ServeError as error:
+        supervisor.stop_events()
+        sys.exit(f"hutch serve: {error}")
+    sys.exit(supervisor.run())
 
 
 if __name__ == "__main__":

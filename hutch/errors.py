@@ -84,7 +84,7 @@ class MethodNotAllowed(HutchError):
 
 
 class TooManyStreams(HutchError):
-    """This process holds ``events_max_streams`` event streams, or is stopping; the browser retries."""
+    """An event server holds ``events_max_streams`` streams, or is stopping; the browser retries."""
 
     status = 503
     code = "too_many_streams"

@@ -240,9 +240,18 @@ PARAMETERS = {
     "LastEventId": _header(
         "Last-Event-ID",
         "The `id` of the last event the client saw (EventSource sends it when it reconnects): the stream "
-        "starts with the newer messages this process still holds (the last `events_buffer` per "
-        "exchange), after a `gap` event when it cannot prove it holds all of them.",
+        "starts with exactly the messages after it (from the exchange's history stream, on any process), "
+        "after a `gap` event when retention dropped some of them.",
     ),
+    "ticket": {
+        "name": "ticket",
+        "in": "query",
+        "required": False,
+        "description": "A short-lived signed ticket from `GET /dashboard/{exchange}/ticket`, standing for "
+        "the logged-in browser's API key (EventSource cannot send `Authorization`); the key must still "
+        "have `watch` on the exchange. Expired, forged or for another exchange: 401.",
+        "schema": {"type": "string", "maxLength": 1024},
+    },
     "last_event_id": {
         "name": "last_event_id",
         "in": "query",
@@ -281,7 +290,11 @@ SCHEMAS = {
                 "description": "`Idempotency-Key`, or the UUID the gateway made.",
             },
             "exchange": {"type": "string"},
-            "routed": {"type": "boolean", "description": "At least one queue got the message."},
+            "routed": {
+                "type": "boolean",
+                "description": "At least one queue got the message; always true for an exchange that keeps "
+                "history (`events_history`), whose stream queue is bound to it.",
+            },
         },
         "example": {
             "message_id": "0b6e3c6f4c0a4f4c9f1d7d1e5a2b3c4d",
@@ -385,23 +398,25 @@ SCHEMAS = {
     },
     "EventReady": {
         "type": "object",
-        "description": "The `data` of the `ready` event: the stream is live.",
+        "description": "The `data` of the `ready` event: the replay is over and the stream is live. Its `id` "
+        "(absent while the exchange has no message yet) is the position the stream has reached.",
         "properties": {
             "exchange": {"type": "string"},
-            "resent": {"type": "integer", "description": "Buffered messages sent before it."},
-            "buffered": {"type": "integer"},
-            "complete_from": {"type": "string", "format": "date-time"},
+            "history": {"type": "boolean", "description": "The exchange keeps history (`events_history`)."},
+            "replayed": {"type": "integer", "description": "Messages sent before it."},
+            "process": {"type": "integer", "description": "The event-server process serving the stream."},
         },
     },
     "EventGap": {
         "type": "object",
-        "description": "The `data` of a `gap` event: messages after the client's id may be missing.",
+        "description": "The `data` of a `gap` event: messages after the client's id are missing. "
+        "`retention`: the history stream dropped them (it resumes at `resumed_at`, the oldest it holds); "
+        "`reconnected`: a live-only exchange lost its broker connection meanwhile; `unknown_id`: "
+        "`Last-Event-ID` names no position of this exchange (the history is replayed instead).",
         "properties": {
-            "reason": {"type": "string", "enum": ["unknown_id", "overflow", "not_buffered"]},
+            "reason": {"type": "string", "enum": ["retention", "reconnected", "unknown_id"]},
             "last_event_id": {"type": "string", "nullable": True},
-            "missed": {"type": "integer", "nullable": True, "description": "How many, when known."},
-            "resent": {"type": "integer"},
-            "complete_from": {"type": "string", "format": "date-time"},
+            "resumed_at": {"type": "string", "nullable": True},
         },
     },
     "EventClosing": {
@@ -411,11 +426,6 @@ SCHEMAS = {
             "reason": {"type": "string", "enum": ["max_lifetime", "shutdown"]},
             "retry_ms": {"type": "integer"},
         },
-    },
-    "EventUnavailable": {
-        "type": "object",
-        "description": "The `data` of an `unavailable` event: the stream cannot go on.",
-        "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
     },
 }
 
@@ -598,20 +608,29 @@ RPC = _operation(
 
 EVENTS_DESCRIPTION = """\
 The messages published to the broadcast exchange `{exchange}` (declared as for broadcast) as
-Server-Sent Events. One gateway process consumes each watched exchange once and fans it out.
+Server-Sent Events, served by the gateway's asyncio event servers on the same port and mount
+point. Each event-server process consumes a watched exchange once and fans it out.
 
-A stream sends, in order: `retry: 2000`; when resuming across a hole, a `gap` event
-(`EventGap`); the buffered messages newer than `Last-Event-ID`; a `ready` event (`EventReady`)
-whose `id` is the stream's position (`~...`, itself usable as `Last-Event-ID`); then each new
-message as one unnamed event (`message` to EventSource) whose `data` is `EventMessage` JSON and
-whose `id` is the message's `message_id` when that is a printable token, else a digest of the
-message: the same id in every gateway process, so a client may resume on any of them (and should
-drop ids it has seen). A `: heartbeat` comment follows every `events_heartbeat` seconds of silence.
+Event ids are positions. On an exchange matching `events_history` they are the offsets of the
+exchange's RabbitMQ stream (`"1234"`), the same on every process and host: a stream opened
+without `Last-Event-ID` first replays up to `events_history_count` retained messages, oldest
+first; with `Last-Event-ID: n` it sends exactly the messages after `n`, whichever process serves
+it, and an `EventGap` (`retention`) only when the stream's retention dropped some of them. Such
+an exchange's stream queue is bound as soon as the exchange is declared, by a broadcast or by the
+first viewer: a broadcast to it is always `routed`, and the auto-delete exchange is never deleted.
+Other exchanges are live-only: ids are `~{feed}.{seq}` of one process, and a stream replays
+nothing.
+
+A stream sends, in order: `retry: 2000`; a `gap` event when needed; the replayed messages; a
+`ready` event (`EventReady`); then each new message as one unnamed event (`message` to
+EventSource) whose `data` is `EventMessage` JSON. A `: heartbeat` comment follows every
+`events_heartbeat` seconds of silence. A client that falls `events_max_pending` bytes behind is
+cut off (it reconnects with its last id and loses nothing). If the broker connection drops, the
+stream stays open and continues where it was once the event server has reconnected.
 
 The stream ends with a `closing` event (`EventClosing`: after about `events_max_lifetime` seconds,
-or at shutdown; reconnect with the last id) or an `unavailable` event (`EventUnavailable`: the
-broker is gone, or the exchange cannot be consumed, e.g. `precondition_failed` when it exists as
-another type).\
+or at shutdown; reconnect with the last id). A browser, which cannot send `Authorization` from
+EventSource, passes the `ticket` the dashboard's `GET /dashboard/{exchange}/ticket` gives it.\
 """
 
 EVENTS = _operation(
@@ -624,9 +643,21 @@ EVENTS = _operation(
             "description": "The event stream (`Cache-Control: no-cache`).",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
-        **error_responses(*NAME_ERRORS, *AUTH_ERRORS, MethodNotAllowed, BrokerUnavailable, TooManyStreams),
+        **error_responses(
+            *NAME_ERRORS,
+            *AUTH_ERRORS,
+            MethodNotAllowed,
+            PreconditionFailed,
+            BrokerUnavailable,
+            TooManyStreams,
+        ),
     },
-    [_ref("parameters", "exchange"), _ref("parameters", "LastEventId"), _ref("parameters", "last_event_id")],
+    [
+        _ref("parameters", "exchange"),
+        _ref("parameters", "LastEventId"),
+        _ref("parameters", "last_event_id"),
+        _ref("parameters", "ticket"),
+    ],
     permission="watch:{exchange}",
     security=[{"bearerAuth": []}, {"basicAuth": []}, {"dashboardSession": []}],
 )
@@ -651,6 +682,34 @@ DASHBOARD = _operation(
         "200": {"description": "The page.", "content": HTML_PAGE},
         "303": SEE_OTHER,
         **error_responses(*NAME_ERRORS, *AUTH_ERRORS, MethodNotAllowed, html=True),
+    },
+    [_ref("parameters", "exchange")],
+    permission="watch:{exchange}",
+    security=BROWSER_SECURITY,
+)
+
+DASHBOARD_TICKET = _operation(
+    "dashboardTicket",
+    "dashboard UI",
+    "A short-lived ticket that opens the exchange's event stream",
+    BROWSER_ONLY + "The page's EventSource cannot send `Authorization`, and the event servers do not read "
+    "the session: the page gets this ticket (signed with the session secret, naming the logged-in key "
+    "and the exchange, valid `events_ticket_ttl` seconds) before each connection and passes it as "
+    "`/events/{exchange}?ticket=...`.",
+    {
+        "200": {
+            "description": "The ticket (`Cache-Control: no-store`).",
+            "content": {
+                JSON: {
+                    "schema": {
+                        "type": "object",
+                        "required": ["ticket", "expires_in"],
+                        "properties": {"ticket": {"type": "string"}, "expires_in": {"type": "number"}},
+                    }
+                }
+            },
+        },
+        **error_responses(*NAME_ERRORS, *AUTH_ERRORS, MethodNotAllowed),
     },
     [_ref("parameters", "exchange")],
     permission="watch:{exchange}",
@@ -805,6 +864,7 @@ PATHS = {
     "/rpc/{exchange}/{routing_key}": {"post": RPC},
     "/events/{exchange}": {"get": EVENTS},
     "/dashboard/{exchange}": {"get": DASHBOARD, "post": DASHBOARD_PUBLISH},
+    "/dashboard/{exchange}/ticket": {"get": DASHBOARD_TICKET},
     "/health": {"get": HEALTH},
     "/openapi.json": {"get": OPENAPI},
     "/dashboard/": {"get": DASHBOARD_INDEX, "post": DASHBOARD_ACT},

@@ -16,6 +16,7 @@ import secrets
 from paste.deploy.converters import asbool
 
 from .auth import AuthPolicy, parse_auth
+from .history import HistoryPolicy, compile_patterns, max_age
 
 
 class ConfigurationError(ValueError):
@@ -56,6 +57,9 @@ class Settings:
     events_linger: float = 5.0
     events_max_body: int = 16 * 1024
     events_max_streams: int = 0
+    events_max_pending: int = 256 * 1024
+    events_ticket_ttl: float = 60.0
+    history: HistoryPolicy = dataclasses.field(default_factory=HistoryPolicy)  # the events_history* keys
     session: dict = dataclasses.field(default_factory=dict, repr=False)  # holds the secrets
     auth: AuthPolicy = dataclasses.field(default_factory=AuthPolicy)  # no key: protected routes answer 401
 
@@ -79,6 +83,16 @@ CONVERTERS = {
     "events_linger": positive_float,
     "events_max_body": positive_int,
     "events_max_streams": int,
+    "events_max_pending": positive_int,
+    "events_ticket_ttl": positive_float,
+}
+# events_history* become one HistoryPolicy (hutch.history).
+HISTORY_CONVERTERS = {
+    "events_history": ("patterns", compile_patterns),
+    "events_history_count": ("count", int),
+    "events_history_max_age": ("max_age", max_age),
+    "events_history_max_bytes": ("max_bytes", positive_int),
+    "events_history_segment_bytes": ("segment_bytes", positive_int),
 }
 
 # Beaker options the gateway insists on; the ini may override the others.
@@ -103,6 +117,7 @@ def parse_settings(raw, here="."):
     session = dict(SESSION_DEFAULTS)
     secret_file = None
     auth = {}
+    history = {}
     for key, text in raw.items():
         if key.startswith("session."):
             session[key] = text
@@ -110,13 +125,19 @@ def parse_settings(raw, here="."):
             auth[key] = text
         elif key == "session_secret_file":
             secret_file = text
-        elif key in CONVERTERS:
+        elif key in CONVERTERS or key in HISTORY_CONVERTERS:
+            field, convert = HISTORY_CONVERTERS.get(key, (None, CONVERTERS.get(key)))
             try:
-                values[key] = CONVERTERS[key](text)
+                value = convert(text)
             except (TypeError, ValueError) as exc:
                 raise ConfigurationError(f"setting {key}: {exc}") from None
+            if field is None:
+                values[key] = value
+            else:
+                history[field] = value
         else:
-            known = ", ".join(sorted([*CONVERTERS, "session_secret_file", "session.*", "auth", "auth.*"]))
+            known = [*CONVERTERS, *HISTORY_CONVERTERS, "session_secret_file", "session.*", "auth", "auth.*"]
+            known = ", ".join(sorted(known))
             raise ConfigurationError(f"unknown setting {key!r}; known: {known}")
     values.setdefault("apps_directory", os.path.join(here, "apps"))
     values.setdefault("templates_directory", os.path.join(here, "templates"))
@@ -126,6 +147,9 @@ def parse_settings(raw, here="."):
         raise ConfigurationError("session.type file/dbm would use session ids as paths; keep cookie")
     values["session"] = session
     values["auth"] = _auth_policy(auth)
+    if history.get("count", 0) < 0:
+        raise ConfigurationError("setting events_history_count: must be >= 0")
+    values["history"] = HistoryPolicy(**history)
     settings = Settings(**values)
     if settings.rpc_timeout > settings.rpc_max_timeout:
         raise ConfigurationError("rpc_timeout must not exceed rpc_max_timeout")

@@ -58,6 +58,7 @@ The stream itself is <a href="${links.events(exchange)}">${links.events(exchange
 <p id="empty" class="empty">Waiting for messages. Broadcast one with the form above, or
 <code>POST ${links.root}/broadcast/${exchange}</code>.</p>
 <ol id="messages" class="messages" data-events-url="${links.events(exchange)}"
+    data-ticket-url="${links.ticket(exchange)}"
     data-exchange="${exchange}" data-max-items="500"></ol>
 <script src="${links.static('dashboard.js')}" defer></script>
 <script src="${links.static('rateplot.js')}" defer></script>

@@ -41,6 +41,7 @@ class Broker:
         heartbeat=30,
         reconnect_max_delay=10.0,
         retry_after=5,
+        history=None,
     ):
         self.parameters = pika.URLParameters(amqp_url)
         self.parameters.heartbeat = heartbeat
@@ -50,6 +51,7 @@ class Broker:
         self.connect_timeout = connect_timeout
         self.reconnect_max_delay = reconnect_max_delay
         self.retry_after = retry_after
+        self.history = history  # HistoryPolicy: broadcast exchanges that get a stream queue
         self._lock = threading.Lock()
         self._listeners = {}  # exchange -> set of listeners; survives reconnects
         self._reset()
@@ -141,7 +143,7 @@ class Broker:
         self._blocked = False
         connection.add_on_connection_blocked_callback(self._on_blocked)
         connection.add_on_connection_unblocked_callback(self._on_unblocked)
-        topology = Topology(connection)
+        topology = Topology(connection, self.history)
         state = ConnectionState(
             topology=topology,
             broadcast=ConfirmPublisher(connection, topology, BROADCAST, self.publish_timeout, True),

@@ -4,11 +4,16 @@ A declare that clashes with what exists closes its channel (406); running
 every declare on a channel of its own keeps that failure away from the
 channels that carry traffic.  Results are cached per connection, so the hot
 path never declares; ``forget`` drops an exchange the broker says is gone.
+
+A broadcast exchange that keeps history (``hutch.history``) gets its stream
+queue declared and bound right after the exchange itself, so its messages
+are kept from the first broadcast on, whether or not anyone watches.
 """
 
 import logging
 
-from .outcomes import NOT_FOUND, error_for_close
+from ..history import HistoryPolicy
+from .outcomes import NOT_FOUND, PRECONDITION_FAILED, error_for_close, reply_code
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +67,9 @@ class ChannelTask:
 class Topology:
     """Cached declarations for one connection; lives on the I/O thread."""
 
-    def __init__(self, connection):
+    def __init__(self, connection, history=None):
         self.connection = connection
+        self.history = history or HistoryPolicy()
         self.declared = set()
         self.waiting = {}
         self.tasks = set()
@@ -97,7 +103,45 @@ class Topology:
             for waiter in self.waiting.pop(key, []):
                 waiter(error)
 
-        self._run([declare], done)
+        if kind is BROADCAST and self.history.keeps(exchange):
+            self._run([declare], lambda _result, reason: self._keep_history(exchange, reason, done))
+        else:
+            self._run([declare], done)
+
+    def _keep_history(self, exchange, reason, done):
+        """Bind the exchange's stream queue, then report the exchange usable.
+
+        A stream declared earlier with other retention arguments answers 406:
+        it is then bound as it is.  A stream that cannot be bound at all costs
+        the exchange its history, never its broadcasts (logged).
+        """
+        if reason is not None:
+            done(None, reason)
+            return
+        queue = self.history.queue(exchange)
+
+        def declare(channel, proceed):
+            channel.queue_declare(queue, durable=True, arguments=self.history.arguments(), callback=proceed)
+
+        def declare_passive(channel, proceed):
+            channel.queue_declare(queue, passive=True, callback=proceed)
+
+        def bind(channel, proceed):
+            channel.queue_bind(queue, exchange, callback=proceed)
+
+        def bound(_result, stream_reason):
+            if stream_reason is not None and reply_code(stream_reason) == PRECONDITION_FAILED:
+                log.warning("history stream %r exists with other arguments; binding it as it is", queue)
+                self._run([declare_passive, bind], bound_as_is)
+                return
+            bound_as_is(None, stream_reason)
+
+        def bound_as_is(_result, stream_reason):
+            if stream_reason is not None:
+                log.warning("cannot keep the history of %r: %s", exchange, stream_reason)
+            done(None, None)
+
+        self._run([declare, bind], bound)
 
     def ensure_consumer_queue(self, exchange, queue, callback):
         """Declare durable ``queue`` bound to notify ``exchange``.

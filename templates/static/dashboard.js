@@ -3,7 +3,11 @@
  * Plain JavaScript, no framework, no build step.  Everything a message carries is put in the page
  * with textContent, never as HTML.  The page reconnects on its own with back-off and resumes after
  * the last event id it saw (kept in sessionStorage, so a reload resumes too); the server says
- * "gap" when it cannot prove nothing was missed, and the page shows where.
+ * "gap" when it cannot prove nothing was missed, and the page shows where.  A stream opened without
+ * an id first replays the exchange's history (when it keeps one), so the page is not empty.
+ *
+ * The event server does not see the session cookie's login: before each connection the page asks
+ * the gateway for a short-lived ticket (same origin, with the cookie) and puts it in the URL.
  */
 (function () {
   "use strict";
@@ -19,6 +23,7 @@
   var pauseButton = document.getElementById("pause");
   var clearButton = document.getElementById("clear");
   var streamUrl = list.getAttribute("data-events-url");
+  var ticketUrl = list.getAttribute("data-ticket-url");
   var exchange = list.getAttribute("data-exchange");
   var maxItems = parseInt(list.getAttribute("data-max-items"), 10) || 500;
   var storageKey = "hutch.lastEventId." + exchange;
@@ -48,8 +53,25 @@
     retryTimer = null;
     if (source) {
       source.close();
+      source = null;
     }
-    var url = streamUrl + (lastId ? "?last_event_id=" + encodeURIComponent(lastId) : "");
+    fetch(ticketUrl, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        return response.json().then(function (data) {
+          if (!response.ok) {
+            throw { code: data.error || String(response.status), detail: data.detail || "" };
+          }
+          return data.ticket;
+        });
+      })
+      .then(open, function (error) {
+        retryLater(error.code || "", error.detail || "The gateway did not answer.");
+      });
+  }
+
+  function open(ticket) {
+    var url = streamUrl + "?ticket=" + encodeURIComponent(ticket) +
+      (lastId ? "&last_event_id=" + encodeURIComponent(lastId) : "");
     var es = new EventSource(url);
     source = es;
     es.onmessage = function (event) {
@@ -224,15 +246,14 @@
     }
   }
 
+  var GAP_WORDS = {
+    retention: "Messages are missing here: the exchange's history no longer holds what came while this page was away.",
+    reconnected: "Messages may be missing here: the gateway lost its broker connection meanwhile.",
+    unknown_id: "Messages may be missing here: the gateway could not place this page's last message.",
+  };
+
   function showGap(gap) {
-    var words;
-    if (gap.missed === null || gap.missed === undefined) {
-      words = "Messages may be missing here: after reconnecting, the gateway could only vouch for messages" +
-        " since " + clock(gap.complete_from) + ".";
-    } else {
-      words = gap.missed + (gap.missed === 1 ? " message was" : " messages were") +
-        " missed here: this page fell behind the stream.";
-    }
+    var words = GAP_WORDS[gap.reason] || "Messages may be missing here.";
     var item = element("li", "gap", words);
     item.setAttribute("role", "note");
     if (paused) {

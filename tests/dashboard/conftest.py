@@ -9,6 +9,7 @@ import pytest
 import webtest
 
 from hutch.app import make_app
+from hutch.history import HistoryPolicy
 from hutch.settings import parse_settings
 from tests.support import amqp
 from tests.support.server import GatewayServer
@@ -88,36 +89,50 @@ def client(stack):
     return browser_client(stack)
 
 
+def delete_with_history(names):
+    """Delete the exchanges and their history streams (an exchange that keeps one never auto-deletes)."""
+    amqp.delete(exchanges=names, queues=[HistoryPolicy.queue(name) for name in names])
+
+
 @pytest.fixture
 def exchange():
-    """A fresh exchange name; the exchange is deleted after the test whoever declared it."""
+    """A fresh live-only exchange name; the exchange is deleted after the test whoever declared it."""
     name = f"t.dash.{uuid.uuid4().hex[:8]}"
     yield name
-    amqp.delete(exchanges=[name])
+    delete_with_history([name])
+
+
+@pytest.fixture
+def history_exchange():
+    """A fresh exchange name that keeps history (``events_history = t.dash.h.*``); deleted after."""
+    name = f"t.dash.h.{uuid.uuid4().hex[:8]}"
+    yield name
+    delete_with_history([name])
 
 
 @pytest.fixture
 def exchanges():
-    """A factory of fresh exchange names, all deleted after the test."""
+    """A factory of fresh exchange names (``history=True``: one that keeps history), all deleted after."""
     names = []
 
-    def make():
-        names.append(f"t.dash.{uuid.uuid4().hex[:8]}")
+    def make(history=False):
+        names.append(f"t.dash.{'h.' if history else ''}{uuid.uuid4().hex[:8]}")
         return names[-1]
 
     yield make
-    amqp.delete(exchanges=names)
+    delete_with_history(names)
 
 
-def start_server(ini, processes=1, threads=12):
-    server = GatewayServer(HERE / ini, prefix=PREFIX, processes=processes, threads=threads)
+def start_server(ini, processes=1, threads=6, event_processes=2):
+    extra = ["--events-processes", str(event_processes)]
+    server = GatewayServer(HERE / ini, prefix=PREFIX, processes=processes, threads=threads, extra_args=extra)
     return server.start()
 
 
 @pytest.fixture(scope="module")
 def stream_server():
-    """One gateway process (so a reconnect lands where the buffer is) for the stream tests."""
-    server = start_server("stream.ini", processes=1, threads=12)
+    """``hutch serve``: one mod_wsgi process and two event servers on one port, for the stream tests."""
+    server = start_server("stream.ini")
     yield server
     server.stop()
     server.cleanup()

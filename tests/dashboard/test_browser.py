@@ -1,9 +1,12 @@
-"""The dashboard in a real browser: headless Chromium against the gateway under mod_wsgi-express.
+"""The dashboard in a real browser: headless Chromium against ``hutch serve`` (mod_wsgi and the event
+servers behind one port).
 
-A viewer logs in, broadcasts from outside appear in the DOM newest first (JSON pretty-printed,
-text as text, binary summarised), a message sent with the page's own form appears too, and after
-the stream is cut (the gateway stops) the indicator shows "reconnecting", then "live" again once
-the gateway is back, with the gap marked.  Screenshots go to artifacts/.
+A viewer logs in and sees the exchange's history at once (the last ``events_history_count``
+messages, newest first); broadcasts from outside appear live in the DOM (JSON pretty-printed, text
+as text, binary summarised); a message sent with the page's own form appears too.  After the stream
+is cut (the whole gateway stops) the indicator shows "reconnecting"; a message that reaches the
+exchange meanwhile is kept by its history stream, and once the gateway is back the page is "live"
+again and shows it, with no gap.  Screenshots go to artifacts/.
 """
 
 import json
@@ -11,6 +14,7 @@ import pathlib
 import shutil
 import tempfile
 
+import pika
 import pytest
 import requests
 from selenium import webdriver
@@ -18,9 +22,9 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.support import amqp
 from tests.support.server import GatewayServer
 
-from . import broker
 from .conftest import HERE, KEYS, PREFIX, bearer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -33,7 +37,7 @@ WAIT = 20
 
 @pytest.fixture
 def server():
-    gateway = GatewayServer(HERE / "stream.ini", prefix=PREFIX, processes=2, threads=12).start()
+    gateway = GatewayServer(HERE / "stream.ini", prefix=PREFIX, processes=1, threads=6).start()
     yield gateway
     gateway.stop()
     gateway.cleanup()
@@ -76,8 +80,8 @@ def follow_label(driver):
     return driver.find_element(By.CSS_SELECTOR, "#follow-toggle button").text
 
 
-def newest(driver):
-    return messages(driver)[0].get_attribute("data-id")
+def shown_bodies(driver):
+    return [item.find_element(By.CSS_SELECTOR, "pre").text for item in messages(driver)]
 
 
 def broadcast(server, exchange, body, content_type, **headers):
@@ -94,14 +98,22 @@ def screenshot(driver, name):
     return path
 
 
-def test_the_dashboard_shows_broadcasts_live_and_recovers_after_the_stream_is_cut(server, browser, exchange):
+def test_the_dashboard_shows_history_then_live_broadcasts_and_resumes_after_a_cut(
+    server, browser, history_exchange
+):
+    exchange = history_exchange
+    for n in range(5):  # before anyone watches: kept by the exchange's history stream
+        broadcast(server, exchange, f"earlier {n}", "text/plain")
     browser.get(f"{server.url}/dashboard/{exchange}")
     screenshot(browser, "dashboard-login.png")
     browser.find_element(By.ID, "api-key").send_keys(KEYS["viewer"][0])
     browser.find_element(By.CSS_SELECTOR, "#login button[value=login]").click()
     wait_until(browser, lambda: state(browser) == "live", "the indicator never showed live")
     assert browser.current_url.endswith(f"{PREFIX}/dashboard/{exchange}")
-    broker.wait_for_bindings(exchange, lambda queues: len(queues) >= 1)
+    # history on open: the last events_history_count (3), newest first
+    wait_until(browser, lambda: len(messages(browser)) == 3, "the history never appeared")
+    assert shown_bodies(browser) == ["earlier 4", "earlier 3", "earlier 2"]
+    screenshot(browser, "dashboard-history.png")
 
     score = {"team": "home", "score": [1, 0]}
     source = {"X-Amqp-Header-Source": "e2e"}
@@ -109,11 +121,16 @@ def test_the_dashboard_shows_broadcasts_live_and_recovers_after_the_stream_is_cu
     hostile = "<script>document.title='owned'</script> goal!"
     second = broadcast(server, exchange, hostile, "text/plain")
     third = broadcast(server, exchange, bytes(range(200)), "application/octet-stream")
-    wait_until(browser, lambda: len(messages(browser)) == 3, "three messages never appeared")
+    wait_until(browser, lambda: len(messages(browser)) == 6, "three live messages never appeared")
 
-    newest_first = [item.get_attribute("data-id") for item in messages(browser)]
-    assert newest_first == [third, second, first]
-    binary, text, structured = messages(browser)
+    binary, text, structured = messages(browser)[:3]
+    assert [item.find_element(By.CSS_SELECTOR, ".mid").text for item in (binary, text, structured)] == [
+        f"id {third}",
+        f"id {second}",
+        f"id {first}",
+    ]
+    ids = [int(item.get_attribute("data-id")) for item in messages(browser)]
+    assert ids == sorted(ids, reverse=True)  # event ids are the stream's offsets
     assert structured.find_element(By.CSS_SELECTOR, "pre").text == json.dumps(score, indent=2)
     assert structured.find_element(By.CSS_SELECTOR, ".type").text == "application/json"
     headers = structured.find_elements(By.CSS_SELECTOR, "dl.headers dt, dl.headers dd")
@@ -131,27 +148,35 @@ def test_the_dashboard_shows_broadcasts_live_and_recovers_after_the_stream_is_cu
     content_type.send_keys("text/plain; charset=utf-8")
     browser.find_element(By.ID, "message-body").send_keys("sent from the page")
     browser.find_element(By.CSS_SELECTOR, "#publish button[type=submit]").click()
-    wait_until(browser, lambda: len(messages(browser)) == 4, "the page's own broadcast never appeared")
+    wait_until(browser, lambda: len(messages(browser)) == 7, "the page's own broadcast never appeared")
     assert browser.find_element(By.ID, "publish-status").text.startswith("sent ")
     assert messages(browser)[0].find_element(By.CSS_SELECTOR, "pre").text == "sent from the page"
     assert "app_id hutch-dashboard" in messages(browser)[0].find_element(By.CSS_SELECTOR, ".meta").text
     screenshot(browser, "dashboard-live.png")
 
-    # cut the stream: the gateway goes away, then comes back on the same port
+    # cut the stream: the gateway goes away; a message reaches the exchange meanwhile
     port = server.port
     server.stop()
     wait_until(browser, lambda: state(browser) == "reconnecting", "the indicator never showed reconnecting")
     screenshot(browser, "dashboard-reconnecting.png")
-    again = GatewayServer(HERE / "stream.ini", prefix=PREFIX, processes=2, threads=12)
+    with amqp.channel() as channel:
+        text_plain = pika.BasicProperties(content_type="text/plain")
+        channel.basic_publish(exchange, "", b"while the gateway was down", properties=text_plain)
+    again = GatewayServer(HERE / "stream.ini", prefix=PREFIX, processes=1, threads=6)
     again.port = port
     try:
         again.start()
         wait_until(browser, lambda: state(browser) == "live", "the indicator never recovered", timeout=60)
-        broker.wait_for_bindings(exchange, lambda queues: len(queues) >= 1)
+        wait_until(
+            browser, lambda: len(messages(browser)) == 8, "the missed message never appeared", timeout=30
+        )
+        assert shown_bodies(browser)[0] == "while the gateway was down"
         after = broadcast(again, exchange, b'{"after": "the cut"}', "application/json")
-        wait_until(browser, lambda: newest(browser) == after, "no message after the cut")
-        # the restarted gateway cannot vouch for what happened while it was down, and says so
-        assert browser.find_elements(By.CSS_SELECTOR, "#messages li.gap")
+        wait_until(browser, lambda: len(messages(browser)) == 9, "no message after the cut")
+        assert messages(browser)[0].find_element(By.CSS_SELECTOR, ".mid").text == f"id {after}"
+        # resumed exactly from the last event id: nothing lost, nothing twice, so no gap
+        assert browser.find_elements(By.CSS_SELECTOR, "#messages li.gap") == []
+        assert len(set(shown_bodies(browser))) == 9
         screenshot(browser, "dashboard-recovered.png")
         browser.set_window_size(390, 900)
         screenshot(browser, "dashboard-phone.png")

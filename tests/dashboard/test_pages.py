@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from hutch import tickets
 from tests.support import amqp
 
 from .conftest import KEYS, PREFIX, browser_client
@@ -137,6 +138,7 @@ def test_the_page_is_wired_to_the_stream_under_the_mount_point(client, exchange)
     page = client.get(f"/dashboard/{exchange}")
     assert page.content_type == "text/html"
     assert f'data-events-url="{PREFIX}/events/{exchange}"' in page.text
+    assert f'data-ticket-url="{PREFIX}/dashboard/{exchange}/ticket"' in page.text
     assert f'src="{PREFIX}/static/dashboard.js"' in page.text
     assert f'src="{PREFIX}/static/rateplot.js"' in page.text
     assert 'id="rate-plot"' in page.text  # the message-rate plot, drawn by rateplot.js
@@ -275,3 +277,15 @@ def test_the_pages_script_follows_without_a_redirect(client, exchange):
     answer = client.post("/dashboard/", form, headers=JSON, status=200)
     assert answer.json == {"exchange": exchange, "following": True}
     assert followed(client) == [exchange]
+
+
+def test_the_ticket_stands_for_the_logged_in_key_on_one_exchange(stack, exchange):
+    url = f"/dashboard/{exchange}/ticket"
+    assert browser_client(stack, key=None).get(url, status=401).json["error"] == "unauthorized"
+    assert browser_client(stack, key="publisher").get(url, status=403).json["error"] == "forbidden"
+    answer = browser_client(stack).get(url, status=200)
+    assert answer.headers["Cache-Control"] == "no-store"
+    key = tickets.signing_key(stack.gateway.settings.session["session.secret"])
+    assert tickets.verify(key, answer.json["ticket"], exchange) == "viewer"
+    assert tickets.verify(key, answer.json["ticket"], exchange + "x") is None
+    assert answer.json["expires_in"] == stack.gateway.settings.events_ticket_ttl

@@ -15,7 +15,7 @@ from hutch.settings import Settings, parse_settings
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HUTCH_CONF = ROOT / "apache" / "hutch.conf"
 VENV_BIN = pathlib.Path(sys.executable).parent
-DEFAULT_LIMITS = cli.ServerLimits(limit_request_body=1114112, request_timeout=330, socket_timeout=60)
+DEFAULT_LIMITS = cli.ServerLimits(limit_request_body=1114112, request_timeout=60, socket_timeout=60)
 
 
 def flag(command, name):
@@ -35,8 +35,8 @@ def test_defaults_run_the_gateway_script_in_daemon_mode():
     assert flag(command, "--port") == "8080"
     assert flag(command, "--mount-point") == "/"
     assert flag(command, "--processes") == "2"
-    assert flag(command, "--threads") == "250"
-    assert flag(command, "--request-timeout") == "330"
+    assert flag(command, "--threads") == "20"
+    assert flag(command, "--request-timeout") == "60"
     assert flag(command, "--socket-timeout") == "60"
     assert flag(command, "--queue-timeout") == "30"
     assert flag(command, "--limit-request-body") == "1114112"
@@ -99,6 +99,35 @@ def test_explicit_flags_win_and_unknown_flags_go_to_mod_wsgi_express():
     assert command[-3:] == ["--log-level", "info", "--access-log"]
 
 
+def test_event_servers_are_proxied_under_the_mount_point():
+    args = cli.parse(["serve", "--mount-point", "/gateway", "--processes", "2", "--threads", "5"])
+    command = cli.serve_arguments(args, DEFAULT_LIMITS, events_port=9123)
+    at = command.index("--proxy-mount-point")
+    assert command[at + 1 : at + 3] == ["/gateway/events", "http://127.0.0.1:9123/events"]
+    assert flag(command, "--max-clients") == str(cli.DEFAULT_PROXY_STREAMS + 2 * 5)
+
+    root = cli.serve_arguments(cli.parse(["serve", "--proxy-streams", "5000"]), DEFAULT_LIMITS, events_port=1)
+    assert root[root.index("--proxy-mount-point") + 1] == "/events"
+    assert flag(root, "--max-clients") == str(5000 + 2 * 20)
+    assert "--proxy-mount-point" not in cli.serve_arguments(cli.parse(["serve"]), DEFAULT_LIMITS)
+
+
+def test_event_server_command_names_the_ini_and_the_local_port():
+    command = cli.events_arguments("/srv/hutch/production.ini", 9123)
+    assert command[:3] == [sys.executable, "-m", "hutch.events.main"]
+    assert flag(command, "--ini") == "/srv/hutch/production.ini"
+    assert (flag(command, "--host"), flag(command, "--port")) == ("127.0.0.1", "9123")
+
+
+def test_hutch_conf_proxies_events_to_the_event_servers_without_buffering():
+    text = HUTCH_CONF.read_text()
+    proxy = directive(text, "ProxyPass").split()
+    assert proxy[:2] == ["/gateway/events/", "http://127.0.0.1:8081/events/"]
+    assert "flushpackets=on" in proxy
+    unit = (ROOT / "apache" / "hutch-events@.service").read_text()
+    assert "--port 8081" in unit and "User=www-data" in unit
+
+
 def test_no_ini_given_means_production_ini_and_no_environment(monkeypatch):
     monkeypatch.delenv("HUTCH_INI", raising=False)
     args = cli.parse(["serve"])
@@ -122,7 +151,7 @@ def test_limits_follow_the_settings():
     settings = Settings(max_body_bytes=10_000_000, rpc_max_timeout=100.0, events_max_lifetime=600.5)
     limits = cli.server_limits(settings)
     assert limits.limit_request_body == 10_000_000 + 64 * 1024
-    assert limits.request_timeout == 601 + 30  # an SSE stream may run events_max_lifetime
+    assert limits.request_timeout == 100 + 30  # the longest request in mod_wsgi: an RPC
     assert limits.socket_timeout == 130  # an RPC may be silent for rpc_max_timeout
 
 
@@ -217,6 +246,8 @@ def wrapper_config(tmp_path, conf):
         "LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so\n"
         "LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so\n"
         "LoadModule reqtimeout_module /usr/lib/apache2/modules/mod_reqtimeout.so\n"
+        "LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so\n"
+        "LoadModule proxy_http_module /usr/lib/apache2/modules/mod_proxy_http.so\n"
         f"{module_config}\n"
         f"Define HUTCH_HOME {ROOT}\n"
         f"Include {conf}\n"

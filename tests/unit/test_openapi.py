@@ -47,6 +47,7 @@ BROWSER_ROUTES = {
     ("get", "/dashboard/"),
     ("post", "/dashboard/"),
     ("post", "/dashboard/{exchange}"),
+    ("get", "/dashboard/{exchange}/ticket"),
     ("get", "/static/{name}"),
 }
 PUBLISHING_ROUTES = [
@@ -294,7 +295,7 @@ def test_every_route_but_health_and_openapi_needs_a_key(doc, method, path, _stat
 
 def test_error_classes_were_read_from_the_sources():
     assert ERROR_CODES["timeout"] == 504 and ERROR_CODES["unroutable"] == 409
-    assert ERROR_CODES["too_many_streams"] == 503  # hutch/streams.py
+    assert ERROR_CODES["too_many_streams"] == 503  # hutch/events/server.py
     assert ERROR_CODES["invalid_message"] == 400  # apps/dashboard.py, a BadRequest
     assert len(ERROR_CODES) >= 17
 
@@ -361,9 +362,6 @@ def test_served_document_under_a_deeper_prefix(app):
         ("post", "/rpc/t.openapi/r", 401, "/rpc/{exchange}/{routing_key}", "post"),
         ("post", "/broadcast/other", 403, "/broadcast/{exchange}", "post"),
         ("post", "/notify/t.openapi", 403, "/notify/{exchange}", "post"),
-        ("get", "/events/t.openapi", 401, "/events/{exchange}", "get"),
-        ("get", "/events/t.openapi", 403, "/events/{exchange}", "get"),
-        ("post", "/events/t.openapi", 405, "/events/{exchange}", "get"),
         ("get", "/dashboard/t.openapi", 401, "/dashboard/{exchange}", "get"),  # a script: JSON
         ("get", "/dashboard/amq.x", 403, "/dashboard/{exchange}", "get"),
         ("get", "/static/nothing.js", 404, "/static/{name}", "get"),

@@ -1,24 +1,19 @@
-"""Server-Sent Events: the wire format, and an AMQP message as one event.
+"""Server-Sent Events: the wire format, and an AMQP message as one event's data.
 
-A message's event id is its ``message_id`` when that is a safe token, else a
-digest of the message, so every gateway process gives the same message the
-same id and a browser that reconnects to another process can still resume.
-Ids starting with ``~`` are the gateway's own stream positions (see
-``hutch.streams``), never message ids.
+Each event's ``id`` is its position (``hutch.events.resume``), given by the
+caller; the data is JSON with the message's properties, headers and body
+(text, or a hex preview of a binary body).
 """
 
 import base64
 import codecs
 import datetime
 import decimal
-import hashlib
 import json
 import math
 import re
 
 RETRY_MS = 2000
-CURSOR_PREFIX = "~"
-SAFE_ID = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces: fits the Last-Event-ID header
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 TEXT_TYPES = ("text/",)
 TEXT_SUBTYPES = ("json", "xml", "javascript", "x-www-form-urlencoded", "csv", "yaml")
@@ -56,36 +51,23 @@ def retry(milliseconds=RETRY_MS):
 # --- a message as an event ---------------------------------------------------
 
 
-def event_id(properties, body):
-    """``message_id`` if it is a safe token; else a digest that every process computes alike."""
-    message_id = properties.message_id
-    if message_id and SAFE_ID.fullmatch(message_id) and not message_id.startswith(CURSOR_PREFIX):
-        return message_id
-    digest = hashlib.sha256()
-    described = {name: getattr(properties, name) for name in PROPERTIES}
-    described["timestamp"] = properties.timestamp
-    described["headers"] = json_safe(properties.headers or {})
-    digest.update(json.dumps(described, sort_keys=True, default=str).encode())
-    digest.update(b"\0")
-    digest.update(body)
-    return "sha256-" + digest.hexdigest()[:32]
-
-
-def describe(exchange, properties, body, received, max_body):
+def describe(exchange, event_id, message, received, max_body):
     """The event's JSON: properties, headers and the body as text, or a binary summary.
 
-    At most ``max_body`` bytes of the body are kept (``truncated`` says so);
-    ``size`` is always the whole body's.
+    ``message`` is an aio-pika message.  At most ``max_body`` bytes of the
+    body are kept (``truncated`` says so); ``size`` is always the whole body's.
     """
-    payload = {"id": event_id(properties, body), "exchange": exchange, "received": iso_time(received)}
+    body = message.body
+    payload = {"id": event_id, "exchange": exchange, "received": iso_time(received)}
     for name in PROPERTIES:
-        value = getattr(properties, name)
+        value = getattr(message, name)
         if value is not None:
             payload[name] = value
-    payload["timestamp"] = amqp_time(properties.timestamp)
-    payload["headers"] = json_safe(properties.headers or {})
+    payload["timestamp"] = amqp_time(message.timestamp)
+    headers = {key: value for key, value in (message.headers or {}).items() if not key.startswith("x-stream")}
+    payload["headers"] = json_safe(headers)
     payload["size"] = len(body)
-    payload.update(body_view(properties.content_type, properties.content_encoding, body, max_body))
+    payload.update(body_view(message.content_type, message.content_encoding, body, max_body))
     return payload
 
 
@@ -161,8 +143,10 @@ def iso_time(seconds):
 
 
 def amqp_time(timestamp):
-    """The AMQP ``timestamp`` property (seconds) as ISO 8601, or None if absent or absurd."""
+    """The AMQP ``timestamp`` property (a datetime or seconds) as ISO 8601, or None if absent or absurd."""
     try:
+        if isinstance(timestamp, datetime.datetime):
+            timestamp = timestamp.timestamp()
         return iso_time(timestamp) if timestamp else None
     except (OverflowError, OSError, ValueError, TypeError):
         return None

@@ -1,0 +1,326 @@
+"""The event server: ``GET /events/{exchange}`` as Server-Sent Events, on asyncio (aiohttp).
+
+An idle stream costs a socket and a few objects here, not a server thread,
+so one process holds thousands.  ``hutch serve`` starts these processes
+beside mod_wsgi (all on one port, ``SO_REUSEPORT``) and Apache proxies the
+``/events/`` sub-URL to them; a system Apache does the same with
+``apache/hutch.conf``.  They read the gateway's own ini: the same broker,
+API keys and session secret.
+
+Authorization is the gateway's: an API key with ``watch`` on the exchange
+in ``Authorization``, or (for the dashboard's EventSource, which cannot
+send headers) a ticket the gateway signed for the logged-in browser
+(``hutch.tickets``).  Errors are the gateway's JSON errors, mapped here in
+one place.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+
+from aiohttp import web
+
+from ..auth import CHALLENGE, authorize
+from ..errors import (
+    BrokerUnavailable,
+    Forbidden,
+    HutchError,
+    MethodNotAllowed,
+    NotFound,
+    TooManyStreams,
+    Unauthorized,
+)
+from ..names import checked_name
+from ..tickets import signing_key, verify
+from . import sse
+from .feeds import Client, Feed
+from .link import BrokerLink, parse_urls
+from .resume import MAX_ID_LENGTH, gap_event, live_id, plan_history, plan_live, split_replay
+
+log = logging.getLogger(__name__)
+
+LIFETIME_JITTER = 0.15  # streams end between 85% and 100% of events_max_lifetime, so reconnects spread out
+START_WAIT = 30.0  # seconds a stream waits for its exchange's feed to start
+WRITE_BATCH = 200  # events per write while replaying
+STREAM_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # nginx and friends: do not buffer the stream
+}
+TIER = web.AppKey("tier", object)
+
+
+class EventTier:
+    """This process's feeds, its broker link, and the flag that ends every stream at shutdown."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.link = BrokerLink(
+            parse_urls(settings.amqp_url),
+            heartbeat=settings.heartbeat,
+            connect_timeout=settings.connect_timeout,
+            reconnect_max_delay=settings.reconnect_max_delay,
+        )
+        self.ticket_key = signing_key(settings.session["session.secret"])
+        self.feeds = {}
+        self.streams = 0
+        self.deliveries = 0
+        self.stopping = False
+
+    async def feed(self, exchange):
+        """The running feed of ``exchange``, started (declared, primed) on first use."""
+        feed = self.feeds.get(exchange)
+        if feed is None:
+            feed = self.feeds[exchange] = Feed(self, exchange)
+            self.link.listeners.add(feed)
+            feed.starting = asyncio.create_task(self._start(feed))
+        try:
+            await asyncio.wait_for(asyncio.shield(feed.starting), START_WAIT)
+        except TimeoutError:
+            raise BrokerUnavailable("The broker did not serve the exchange in time.") from None
+        return feed
+
+    async def _start(self, feed):
+        try:
+            await feed.declare()
+        except HutchError:
+            self._forget(feed)
+            raise
+        except Exception as error:  # the connection went away under the declaration
+            self._forget(feed)
+            raise BrokerUnavailable(f"The broker cannot serve this exchange now: {error}") from None
+        except BaseException:
+            self._forget(feed)
+            raise
+        feed.start()
+        await feed.ready.wait()
+
+    def _forget(self, feed):
+        if self.feeds.get(feed.exchange) is feed:
+            del self.feeds[feed.exchange]
+        self.link.listeners.discard(feed)
+
+    def retire(self, feed):
+        """The feed's last stream left ``events_linger`` ago: stop consuming its exchange."""
+        if feed.clients or feed.closed:
+            return
+        self._forget(feed)
+        asyncio.get_running_loop().create_task(feed.close())
+
+    async def stop(self):
+        """End every stream with ``closing`` (they reconnect elsewhere), then the feeds and the link."""
+        self.stopping = True
+        for feed in list(self.feeds.values()):
+            for client in feed.clients:
+                client.wake.set()
+
+    async def close(self):
+        for feed in list(self.feeds.values()):
+            await feed.close()
+        await self.link.close()
+
+
+# --- authorization and errors -------------------------------------------------
+
+
+def authorize_stream(request, tier, exchange):
+    """401/403 exactly as the gateway answers them: an API key, or the dashboard's ticket."""
+    policy = tier.settings.auth
+    if not policy.enabled:
+        return None
+    header = request.headers.get("Authorization")
+    if header:
+        return authorize({"HTTP_AUTHORIZATION": header}, policy, "watch", exchange)
+    ticket = request.query.get("ticket")
+    if not ticket:
+        raise Unauthorized("Log in to the dashboard, or send an API key.", headers=[CHALLENGE])
+    name = verify(tier.ticket_key, ticket, exchange)
+    key = next((key for key in policy.keys if key.name == name), None) if name else None
+    if key is None:
+        raise Unauthorized(
+            "The dashboard's ticket is invalid or expired; reload the page.", headers=[CHALLENGE]
+        )
+    if not key.allows("watch", exchange):
+        raise Forbidden(f"The API key {key.name!r} may not watch {exchange!r}.")
+    return key.name
+
+
+def json_response(status, data, headers=()):
+    """JSON exactly as the gateway writes it (``hutch.web.json_response``)."""
+    body = json.dumps(data, separators=(",", ":")).encode() + b"\n"
+    return web.Response(body=body, status=status, headers=[("Content-Type", "application/json"), *headers])
+
+
+def error_response(error):
+    """The gateway's JSON error for any ``HutchError``: the one mapping of the event server."""
+    return json_response(error.status, {"error": error.code, "detail": error.detail}, error.headers)
+
+
+@web.middleware
+async def json_errors(request, handler):
+    try:
+        return await handler(request)
+    except HutchError as error:
+        return error_response(error)
+    except web.HTTPMethodNotAllowed as error:
+        return error_response(MethodNotAllowed(error.allowed_methods | {"HEAD"}))
+    except web.HTTPNotFound:
+        return error_response(NotFound())
+
+
+# --- the stream -------------------------------------------------------------------
+
+
+def last_event_id(request):
+    """``Last-Event-ID``, or ``last_event_id`` in the query (a page that opens a new EventSource)."""
+    text = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or ""
+    return text.strip()[:MAX_ID_LENGTH]
+
+
+async def stream(request):
+    tier = request.app[TIER]
+    settings = tier.settings
+    exchange = checked_name(request.match_info["exchange"], "exchange")
+    authorize_stream(request, tier, exchange)
+    if tier.stopping:
+        raise TooManyStreams("This event server is shutting down; retry shortly.", settings.retry_after)
+    if 0 < settings.events_max_streams <= tier.streams:
+        detail = f"This event server already serves {settings.events_max_streams} streams."
+        raise TooManyStreams(detail, settings.retry_after)
+    if not tier.link.up.is_set():
+        raise BrokerUnavailable("The message broker is unreachable.", settings.retry_after)
+    tier.streams += 1  # counted from here, so a crowd arriving at once meets the limit
+    try:
+        feed = await tier.feed(exchange)
+        if request.method == "HEAD":
+            return web.Response(headers=STREAM_HEADERS)
+        return await serve_stream(request, tier, feed, last_event_id(request))
+    finally:
+        tier.streams -= 1
+
+
+async def serve_stream(request, tier, feed, resume_from):
+    settings = tier.settings
+    # Everything from planning to attaching runs without an await: no event slips between them.
+    if feed.history:
+        plan = plan_history(resume_from, settings.history.count, feed.tail)
+    else:
+        plan = plan_live(resume_from, feed.feed_id, feed.tail or 0)
+    read, from_buffer = (None, None)
+    if plan.start is not None:
+        last = feed.tail if feed.tail is not None else -1
+        read, from_buffer = split_replay(plan.start, feed.buffer_first, last)
+    buffered = feed.buffered_from(from_buffer) if from_buffer is not None else []
+    seen = feed.tail if feed.tail is not None else -1
+    client = Client(max(plan.after, seen), settings.events_max_pending)
+    feed.attach(client)
+    lifetime = settings.events_max_lifetime * (1 - random.uniform(0, LIFETIME_JITTER))  # noqa: S311
+    response = web.StreamResponse(headers=STREAM_HEADERS)
+    try:
+        await response.prepare(request)
+        await response.write(sse.retry())
+        if plan.unknown is not None:
+            reason = "unknown_id"
+            await response.write(sse.json_frame(gap_event(reason, plan.unknown, None), "gap"))
+        replayed = 0
+        if read is not None:
+            events, dropped = await feed.read_range(*read)
+            if dropped:
+                resumed_at = str(events[0].position) if events else str(from_buffer)
+                await response.write(sse.json_frame(gap_event("retention", resume_from, resumed_at), "gap"))
+            replayed += await write_events(response, events)
+        replayed += await write_events(response, buffered)
+        ready = {
+            "exchange": feed.exchange,
+            "history": feed.history,
+            "replayed": replayed,
+            "process": os.getpid(),
+        }
+        position = max(plan.after, seen)  # everything up to here was sent or skipped
+        if feed.history:
+            ready_id = str(position) if position >= 0 else None
+        else:
+            ready_id = live_id(feed.feed_id, max(position, 0))
+        await response.write(sse.json_frame(ready, "ready", ready_id))
+        await pump(response, tier, client, lifetime)
+    except (ConnectionResetError, ConnectionError):
+        pass  # the client went away
+    finally:
+        feed.detach(client)
+    return response
+
+
+async def write_events(response, events):
+    for index in range(0, len(events), WRITE_BATCH):
+        await response.write(b"".join(event.frame for event in events[index : index + WRITE_BATCH]))
+    return len(events)
+
+
+async def pump(response, tier, client, lifetime):
+    """Write what the feed hands the client until the lifetime ends, the client lags, or the server stops."""
+    loop = asyncio.get_running_loop()
+    heartbeat = tier.settings.events_heartbeat
+    deadline = loop.time() + lifetime
+    last_write = loop.time()
+    while True:
+        if client.cut:
+            log.info("cut off a stream that fell %d bytes behind", client.max_pending)
+            return
+        if client.pending:
+            await response.write(client.take())
+            last_write = loop.time()
+        if tier.stopping:
+            await response.write(closing("shutdown"))
+            return
+        now = loop.time()
+        if now >= deadline:
+            await response.write(closing("max_lifetime"))
+            return
+        if now - last_write >= heartbeat:
+            await response.write(sse.comment("heartbeat"))
+            last_write = now
+        if client.pending or client.cut:
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(client.wake.wait(), min(deadline, last_write + heartbeat) - now)
+
+
+def closing(reason):
+    """The stream ends on purpose; reconnect (with the last id) at once."""
+    return sse.json_frame({"reason": reason, "retry_ms": sse.RETRY_MS}, "closing")
+
+
+async def health(request):
+    tier = request.app[TIER]
+    if tier.link.up.is_set():
+        return json_response(200, {"broker": "ok"})
+    error = BrokerUnavailable("The message broker is unreachable.", tier.settings.retry_after)
+    return json_response(503, {"broker": "unavailable"}, error.headers)
+
+
+# --- the application ------------------------------------------------------------
+
+
+def make_app(settings):
+    tier = EventTier(settings)
+    app = web.Application(middlewares=[json_errors])
+    app[TIER] = tier
+    app.router.add_get("/events/{exchange}", stream)
+    app.router.add_get("/health", health)
+
+    async def start_link(_app):
+        tier.link.start()
+
+    async def stop_streams(_app):
+        await tier.stop()
+
+    async def close_tier(_app):
+        await tier.close()
+
+    app.on_startup.append(start_link)
+    app.on_shutdown.append(stop_streams)
+    app.on_cleanup.append(close_tier)
+    return app
