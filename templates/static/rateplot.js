@@ -1,11 +1,13 @@
 /* Hutch dashboard: the exchange's message rate over the last minute, drawn as an SVG bar chart.
  *
  * dashboard.js tells this file of every message it shows with a "hutch:message" event on the
- * message list; nothing here opens a stream.  A message counts at the time the gateway received it
- * (its "received" field), so history replayed on open, or missed messages resent after a
- * reconnect, land where they happened instead of as one spike now; never later than it arrived
- * here.  When this browser's clock is off by more than a few seconds (read from the Date header of
- * one HEAD request for this script), the gateway's times are moved onto it.  The figures are also
+ * message list; nothing here opens a stream.  A live message counts when the gateway received it
+ * (its "received" field).  A replayed one (history on open, or what a reconnect resends: whatever
+ * comes before the stream's "ready", while the status is not yet "live") counts when it was
+ * published (its AMQP "timestamp", which the gateway sets), so history lands where it happened
+ * instead of as one spike now.  Never later than it arrived here.  When this browser's clock is
+ * off by more than a few seconds (read from the Date header of one HEAD request for this script),
+ * the gateway's times are moved onto it.  The figures are also
  * kept as data- attributes and text (rate now, peak, messages in the window, the series), for
  * screen readers and tests.  Plain JavaScript, no library, no inline style: the strict CSP holds.
  */
@@ -27,7 +29,8 @@
 
   var SKEW_TOLERANCE = 3000; // ms: closer clocks are taken as equal (Date has 1 s resolution)
 
-  var entries = []; // {sent: the gateway's "received" (ms, or NaN), arrived: this browser's clock}
+  var statusBox = document.getElementById("status");
+  var entries = []; // {sent: when it happened, the gateway's clock (ms, or NaN), arrived: this browser's}
   var skew = 0; // this browser's clock minus the gateway's, when they differ by more than the tolerance
   var nowBox = figure.querySelector(".rate-now");
   var summaryBox = figure.querySelector(".rate-summary");
@@ -44,7 +47,13 @@
   window.addEventListener("resize", schedule); // the chart is drawn for its width in pixels
 
   function record(message) {
-    entries.push({ sent: Date.parse(message.received), arrived: Date.now() });
+    var sent = Date.parse(message.received);
+    var published = Date.parse(message.timestamp) + 500; // whole seconds: the middle of that second
+    var replayed = statusBox && statusBox.getAttribute("data-state") !== "live";
+    if (replayed && !isNaN(published) && !(published > sent)) {
+      sent = published;
+    }
+    entries.push({ sent: sent, arrived: Date.now() });
     schedule();
   }
 

@@ -1,13 +1,15 @@
 """The dashboard's message-rate plot in a real browser: headless Chromium against the gateway under
-mod_wsgi-express.
+``hutch serve`` (mod_wsgi and the event servers).
 
 A burst of broadcasts must show in the plot's figures (messages in the window, the per-second
 series, the rate now, the peak) and as bars whose count matches the series; the figures are read
-from the plot's data- attributes and its text in one go, so they describe the same drawing.  A
-screenshot goes to artifacts/.
+from the plot's data- attributes and its text in one go, so they describe the same drawing.  History
+replayed on open must land in the seconds it was published, not as a spike now.  Screenshots go to
+artifacts/.
 """
 
 import json
+import time
 
 import pytest
 import requests
@@ -54,11 +56,27 @@ def plot(driver):
     return driver.execute_script(READ_PLOT)
 
 
+def series(driver):
+    return [int(count) for count in plot(driver)["series"].split(",")]
+
+
+def log_in(driver, url):
+    driver.get(url)
+    driver.find_element(By.ID, "api-key").send_keys(KEYS["viewer"][0])
+    driver.find_element(By.CSS_SELECTOR, "#login button[value=login]").click()
+    wait_until(driver, lambda: state(driver) == "live", "the indicator never showed live")
+
+
+def broadcast(gateway, exchange, number):
+    headers = {"Authorization": bearer("viewer"), "Content-Type": "application/json"}
+    answer = requests.post(
+        f"{gateway.url}/broadcast/{exchange}", data=json.dumps({"n": number}), headers=headers, timeout=10
+    )
+    assert answer.status_code == 202, answer.text
+
+
 def test_the_rate_plot_shows_a_burst_of_broadcasts(server, browser, exchange):  # noqa: F811 - fixtures
-    browser.get(f"{server.url}/dashboard/{exchange}")
-    browser.find_element(By.ID, "api-key").send_keys(KEYS["viewer"][0])
-    browser.find_element(By.CSS_SELECTOR, "#login button[value=login]").click()
-    wait_until(browser, lambda: state(browser) == "live", "the indicator never showed live")
+    log_in(browser, f"{server.url}/dashboard/{exchange}")
     broker.wait_for_bindings(exchange, lambda queues: len(queues) >= 1)
 
     quiet = plot(browser)
@@ -95,3 +113,26 @@ def test_the_rate_plot_shows_a_burst_of_broadcasts(server, browser, exchange):  
     wait_until(browser, lambda: len(set(browser.execute_script(CHART_WIDTHS))) == 1, "the plot never fit")
     assert plot(browser)["total"] == str(BURST)
     screenshot(browser, "dashboard-rate-phone.png")
+
+
+def test_history_replayed_on_open_lands_when_it_was_published(server, browser, history_exchange):  # noqa: F811
+    earlier = 3  # the history the page replays (events_history_count in stream.ini)
+    for number in range(earlier):
+        broadcast(server, history_exchange, number)
+    published = time.monotonic()
+    time.sleep(4)  # so "now" and "when it was published" are whole seconds apart
+    log_in(browser, f"{server.url}/dashboard/{history_exchange}")
+    wait_until(browser, lambda: plot(browser)["total"] == str(earlier), "the plot never counted the history")
+    replayed = series(browser)
+    assert sum(replayed) == earlier
+    seconds_ago = time.monotonic() - published
+    assert sum(replayed[-2:]) == 0, (
+        f"history plotted as new ({replayed[-6:]}, published {seconds_ago:.1f} s ago)"
+    )
+
+    for number in range(earlier, earlier + 2):
+        broadcast(server, history_exchange, number)
+    wait_until(
+        browser, lambda: plot(browser)["total"] == str(earlier + 2), "the live messages were not counted"
+    )
+    assert sum(series(browser)[-RECENT_SECONDS:]) >= 2  # live: counted when they arrived
