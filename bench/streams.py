@@ -34,6 +34,7 @@ that is already up (bench/runner.py calls it with its own gateway).
 """
 
 import argparse
+import configparser
 import json
 import math
 import os
@@ -57,7 +58,7 @@ from tests.support import amqp  # noqa: E402
 from tests.support.server import GatewayServer  # noqa: E402
 
 API_KEY = "bench-streams-api-key-0123456789abcdef"
-INI = """# Written by bench/streams.py: production.ini's event settings, one API key.
+INI = """# Written by bench/streams.py: that checkout's production.ini event settings, one API key.
 [app:main]
 use = egg:hutch
 amqp_url = amqp://guest:guest@127.0.0.1:5672/%%2F
@@ -67,9 +68,9 @@ session.secret = bench-streams-secret-0123456789abcdef-0123
 auth = keys
 auth.key.bench = {key}
 auth.permissions.bench = *
-# no planned reconnect during a scenario
-events_max_lifetime = 900
+{events}
 """
+LIFETIME = "900"  # events_max_lifetime: no planned reconnect during a scenario
 DEFAULT_COUNTS = (1000, 5000, 10000)
 WARMUP_TIMEOUT = 90.0
 WARMUP_FIRST = 1_000_000  # warm-up messages are numbered from here, apart from the measured ones
@@ -174,9 +175,20 @@ class CheckoutGateway(GatewayServer):
         return server_pids(self.process.pid)
 
 
+def event_settings(root):
+    """The ``events_*`` settings of ``root``'s production.ini (history, as in production), the
+    lifetime raised above a scenario's length."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(pathlib.Path(root) / "production.ini")
+    settings = {key: value for key, value in parser["app:main"].items() if key.startswith("events_")}
+    settings["events_max_lifetime"] = LIFETIME
+    return settings
+
+
 def write_ini(directory, root):
     ini = pathlib.Path(directory) / f"streams-{uuid.uuid4().hex[:6]}.ini"
-    ini.write_text(INI.format(root=pathlib.Path(root).resolve(), key=API_KEY))
+    events = "\n".join(f"{key} = {value}" for key, value in event_settings(root).items())
+    ini.write_text(INI.format(root=pathlib.Path(root).resolve(), key=API_KEY, events=events))
     ini.chmod(0o644)
     return ini
 
