@@ -2,8 +2,10 @@
 
     .venv/bin/python -m bench.streams [--counts 1000,5000,10000] [--compare-root PATH]
 
-For each count, and for this checkout and (``--compare-root``) another one,
-it starts that checkout's gateway with its own ``hutch serve`` (own venv,
+For each count, and for this checkout, (``--compare-root``) another one, and
+(``--roots ...,direct``) this checkout with its streams opened on the event
+servers' own port (the event tier without Apache's proxy in between), it
+starts that checkout's gateway with its own ``hutch serve`` (own venv,
 own apps and templates, a fresh server root, RLIMIT_NOFILE raised for the
 server too), opens the streams from a few client processes
 (``bench/sse_clients.py``: asyncio + aiohttp, one loopback source address
@@ -13,8 +15,9 @@ each), broadcasts warm-up messages until every accepted stream receives one
 ``--interval`` seconds, and stops the gateway.  Reported per scenario:
 
 - accepted: streams answered 200 (a 503 is tried again, up to 5 times, as a browser would);
-- lost: deliveries (accepted streams x messages) that never arrived within
-  ``DELIVERY_TIMEOUT`` of the last publish, and streams the server closed;
+- lost: deliveries (accepted streams x messages) that had not arrived 30 s
+  (``DELIVERY_TIMEOUT``) after the last publish; streams the server closed
+  are counted apart;
 - reach-all p50/p99: per message, the time from just before its POST is sent
   to the moment the last stream has it (the HTTP publish, RabbitMQ, the
   fan-out, the proxy, the client's read); per delivery too;
@@ -55,7 +58,7 @@ from bench.cpu import broker_pids, cpu_seconds  # noqa: E402
 from bench.sse_clients import ClientPool, raise_open_files_limit, token  # noqa: E402
 from tests.dashboard import broker  # noqa: E402 - the repository's own helpers
 from tests.support import amqp  # noqa: E402
-from tests.support.server import GatewayServer  # noqa: E402
+from tests.support.server import GatewayServer, free_port  # noqa: E402
 
 API_KEY = "bench-streams-api-key-0123456789abcdef"
 INI = """# Written by bench/streams.py: that checkout's production.ini event settings, one API key.
@@ -74,7 +77,7 @@ LIFETIME = "900"  # events_max_lifetime: no planned reconnect during a scenario
 DEFAULT_COUNTS = (1000, 5000, 10000)
 WARMUP_TIMEOUT = 90.0
 WARMUP_FIRST = 1_000_000  # warm-up messages are numbered from here, apart from the measured ones
-DELIVERY_TIMEOUT = 10.0
+DELIVERY_TIMEOUT = 30.0  # seconds after the last broadcast a late delivery still counts
 OPEN_ATTEMPTS = 5  # a 503 (that process is full) is tried again, as a browser would
 PROCESSES = 2
 MAX_THREADS = 4000  # per process, for a thread-per-stream gateway sized by "auto"
@@ -256,8 +259,11 @@ def warm_up(pool, publisher):
     raise RuntimeError(f"after {WARMUP_TIMEOUT} s of warm-up broadcasts not every stream receives them")
 
 
-def measure_streams(url, authorization, count, messages, interval, clients, server_pids=None):
-    """Open ``count`` streams on ``url``'s gateway, broadcast ``messages``: the figures (a dict)."""
+def measure_streams(
+    url, authorization, count, messages, interval, clients, server_pids=None, events_url=None
+):
+    """Open ``count`` streams on ``url``'s gateway (or straight on ``events_url``, an event server's
+    own address), broadcast ``messages`` through ``url``: the figures (a dict)."""
     run = uuid.uuid4().hex[:8]
     exchange = f"bench.streams.{run}"
     pids = server_pids or list
@@ -267,7 +273,7 @@ def measure_streams(url, authorization, count, messages, interval, clients, serv
     rss_idle, pss_idle = rss_kib(pids()), pss_kib(pids())
     started = time.monotonic()
     try:
-        with ClientPool(f"{url}/events/{exchange}", authorization, run, size=clients) as pool:
+        with ClientPool(f"{events_url or url}/events/{exchange}", authorization, run, size=clients) as pool:
             accepted = pool.open(count, attempts=OPEN_ATTEMPTS)
             open_seconds = time.monotonic() - started
             if not accepted:
@@ -370,16 +376,30 @@ def wait_for_quiet(threshold, longest):
 
 
 def run_scenario(label, root, count, args, directory):
-    threads = threads_for(args.threads if label == "this" else args.compare_threads, count, args.processes)
+    """One gateway, one count: ``this``, ``compare`` (the other checkout) or ``direct`` (this
+    checkout, its streams opened on the event servers' own port: the same tier without Apache)."""
+    threads = threads_for(args.compare_threads if label == "compare" else args.threads, count, args.processes)
     load = wait_for_quiet(args.quiet_load, args.settle)
     print(f"[{time.strftime('%H:%M:%S')}] {label} ({root}) {count} streams, threads {threads or 'default'}, "
           f"load {load}", file=sys.stderr, flush=True)  # fmt: skip
-    extra = (args.serve_args if label == "this" else args.compare_serve_args).format(streams=count).split()
+    extra = (args.compare_serve_args if label == "compare" else args.serve_args).format(streams=count).split()
+    events_url = None
+    if label == "direct":
+        port = free_port()
+        extra += ["--events-port", str(port)]
+        events_url = f"http://127.0.0.1:{port}"
     server = CheckoutGateway(root, write_ini(directory, root), args.processes, threads, extra)
     server.start(timeout=120)
     try:
         result = measure_streams(
-            server.url, f"Bearer {API_KEY}", count, args.messages, args.interval, args.clients, server.pids
+            server.url,
+            f"Bearer {API_KEY}",
+            count,
+            args.messages,
+            args.interval,
+            args.clients,
+            server.pids,
+            events_url,
         )
         ok = ", ".join(f"{key} {result.get(key)}" for key in ("accepted", "lost_deliveries", "reached_all"))
         print(f"    {ok}", file=sys.stderr, flush=True)
@@ -447,7 +467,11 @@ def main(argv=None):
     parser.add_argument(
         "--compare-threads", default="auto", help="the compare root's: serve, auto or a number"
     )
-    parser.add_argument("--roots", default="this,compare", help="which of the two to measure")
+    parser.add_argument(
+        "--roots",
+        default="this,compare",
+        help="this, compare (the other checkout), direct (this one's event servers without Apache)",
+    )
     parser.add_argument("--clients", type=int, default=4, help="client processes reading the streams")
     parser.add_argument("--messages", type=int, default=40)
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between broadcasts")
@@ -467,6 +491,8 @@ def main(argv=None):
                                          args.interval, args.clients), indent=2))  # fmt: skip
         return
     roots = [("this", ROOT)] if "this" in args.roots else []
+    if "direct" in args.roots:
+        roots.append(("direct", ROOT))
     if args.compare_root and "compare" in args.roots:
         roots.append(("compare", pathlib.Path(args.compare_root).resolve()))
     directory = tempfile.mkdtemp(prefix="hutch-bench-streams-")
