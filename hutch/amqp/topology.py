@@ -112,8 +112,11 @@ class Topology:
         """Bind the exchange's stream queue, then report the exchange usable.
 
         A stream declared earlier with other retention arguments answers 406:
-        it is then bound as it is.  A stream that cannot be bound at all costs
-        the exchange its history, never its broadcasts (logged).
+        it is then bound as it is.  A stream that cannot be bound (e.g. not
+        yet available right after a broker restart) fails the declaration,
+        uncached: the event streams read only the stream, so a message it
+        would miss reaches no viewer; the client retries (503) and the next
+        declaration tries again.
         """
         if reason is not None:
             done(None, reason)
@@ -139,7 +142,7 @@ class Topology:
         def bound_as_is(_result, stream_reason):
             if stream_reason is not None:
                 log.warning("cannot keep the history of %r: %s", exchange, stream_reason)
-            done(None, None)
+            done(None, stream_reason)
 
         self._run([declare, bind], bound)
 

@@ -202,6 +202,8 @@ class Feed:
         while not self.closed:
             await self.tier.link.up.wait()
             try:
+                if self.connected_once:
+                    await self.declare()  # a broker restart forgets the transient exchange and its bindings
                 if self.history:
                     await self._consume_stream()
                 else:
