@@ -11,8 +11,10 @@ server too), opens the streams from a few client processes
 (``bench/sse_clients.py``: asyncio + aiohttp, one loopback source address
 each), broadcasts warm-up messages until every accepted stream receives one
 (so every server process consumes the exchange), then broadcasts
-``--messages`` messages through ``POST /broadcast/{exchange}``, one every
-``--interval`` seconds, and stops the gateway.  Reported per scenario:
+``--messages`` messages through ``POST /broadcast/{exchange}``, each once the
+one before has reached every stream and at least ``--interval`` seconds after
+it (``--overlap``: every ``--interval`` seconds regardless, a steady rate),
+and stops the gateway.  Reported per scenario:
 
 - accepted: streams answered 200 (a 503 is tried again, up to 5 times, as a browser would);
 - lost: deliveries (accepted streams x messages) that had not arrived 30 s
@@ -259,11 +261,21 @@ def warm_up(pool, publisher):
     raise RuntimeError(f"after {WARMUP_TIMEOUT} s of warm-up broadcasts not every stream receives them")
 
 
+def wait_for_everyone(pool, number, deadline):
+    """Until every open stream has message ``number`` (the arrival times are the clients' own)."""
+    while time.monotonic() < deadline:
+        has, still_open = pool.have(number)
+        if has >= still_open:
+            return
+        time.sleep(0.02)
+
+
 def measure_streams(
-    url, authorization, count, messages, interval, clients, server_pids=None, events_url=None
+    url, authorization, count, messages, interval, clients, server_pids=None, events_url=None, overlap=False
 ):
     """Open ``count`` streams on ``url``'s gateway (or straight on ``events_url``, an event server's
-    own address), broadcast ``messages`` through ``url``: the figures (a dict)."""
+    own address), broadcast ``messages`` through ``url``: the figures (a dict).  Each broadcast
+    waits until the one before reached every stream, unless ``overlap`` (a steady rate instead)."""
     run = uuid.uuid4().hex[:8]
     exchange = f"bench.streams.{run}"
     pids = server_pids or list
@@ -288,6 +300,8 @@ def measure_streams(
             published = {}
             for number in range(messages):
                 published[number] = publisher.send(number)
+                if not overlap:  # the next broadcast only once every stream has this one
+                    wait_for_everyone(pool, number, published[number] + DELIVERY_TIMEOUT)
                 pause = published[number] + interval - time.monotonic()
                 if pause > 0:
                     time.sleep(pause)
@@ -323,6 +337,7 @@ def measure_streams(
         "warm_up_broadcasts": warm_ups,
         "messages": messages,
         "interval_s": interval,
+        "overlap": overlap,
         "lost_deliveries": accepted * messages - delivered,
         "messages_reaching_all": len(reached_all),
         "reached_all": summary_ms(reached_all),
@@ -400,6 +415,7 @@ def run_scenario(label, root, count, args, directory):
             args.clients,
             server.pids,
             events_url,
+            args.overlap,
         )
         ok = ", ".join(f"{key} {result.get(key)}" for key in ("accepted", "lost_deliveries", "reached_all"))
         print(f"    {ok}", file=sys.stderr, flush=True)
@@ -474,7 +490,12 @@ def main(argv=None):
     )
     parser.add_argument("--clients", type=int, default=4, help="client processes reading the streams")
     parser.add_argument("--messages", type=int, default=40)
-    parser.add_argument("--interval", type=float, default=0.5, help="seconds between broadcasts")
+    parser.add_argument("--interval", type=float, default=0.5, help="seconds between broadcasts (at least)")
+    parser.add_argument(
+        "--overlap",
+        action="store_true",
+        help="broadcast every --interval even while the last one is still on its way (a steady rate)",
+    )
     parser.add_argument("--quiet-load", type=float, default=2.0, help="wait for a 1-minute load under this")
     parser.add_argument("--settle", type=float, default=60, help="but at most this many seconds")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "streams.json"))
