@@ -21,8 +21,8 @@ setup(
         "WebOb>=1.8.7",
         "Mako>=1.3.0",
         "mod_wsgi>=5.0.0",
-        "aiohttp>=3.9.5",
-        "aio-pika>=9.4.1",
+        "aiohttp>=3.14",
+        "aio-pika>=10.2",
     ],
     extras_require={
         "test": [

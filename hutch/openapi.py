@@ -423,7 +423,11 @@ SCHEMAS = {
         "type": "object",
         "description": "The `data` of a `closing` event: the gateway ends the stream on purpose.",
         "properties": {
-            "reason": {"type": "string", "enum": ["max_lifetime", "shutdown"]},
+            "reason": {
+                "type": "string",
+                "enum": ["max_lifetime", "shutdown", "reset"],
+                "description": "`reset`: the history stream was deleted; reconnecting starts anew.",
+            },
             "retry_ms": {"type": "integer"},
         },
     },

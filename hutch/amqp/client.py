@@ -21,7 +21,6 @@ from ..errors import BrokerUnavailable, Unroutable
 from .connection import BatchingConnection
 from .publisher import ConfirmPublisher
 from .rpc import Call, RpcPool
-from .subscriptions import Subscriptions
 from .topology import BROADCAST, NOTIFY, Topology
 
 log = logging.getLogger(__name__)
@@ -53,7 +52,6 @@ class Broker:
         self.retry_after = retry_after
         self.history = history  # HistoryPolicy: broadcast exchanges that get a stream queue
         self._lock = threading.Lock()
-        self._listeners = {}  # exchange -> set of listeners; survives reconnects
         self._reset()
 
     def _reset(self):
@@ -156,7 +154,6 @@ class Broker:
         def one_ready():
             opened.append(True)
             if len(opened) == 2:
-                state.subscriptions = Subscriptions(topology, self._listeners_snapshot())
                 self._ready.set()
 
         state.broadcast.open(one_ready)
@@ -295,44 +292,6 @@ class Broker:
         self.start()
         return self._ready.wait(min(self.connect_timeout, 2.0)) and not self._blocked
 
-    # -- event subscriptions -------------------------------------------------
-
-    def _listeners_snapshot(self):
-        with self._lock:
-            return {exchange: set(listeners) for exchange, listeners in self._listeners.items()}
-
-    def subscribe(self, exchange, listener):
-        """Deliver the exchange's messages to ``listener.on_message`` (on the I/O thread)."""
-        with self._lock:
-            self._listeners.setdefault(exchange, set()).add(listener)
-        self._on_io_thread(lambda state: state.subscriptions and state.subscriptions.add(exchange, listener))
-
-    def unsubscribe(self, exchange, listener):
-        with self._lock:
-            listeners = self._listeners.get(exchange, set())
-            listeners.discard(listener)
-            if not listeners:
-                self._listeners.pop(exchange, None)
-        self._on_io_thread(
-            lambda state: state.subscriptions and state.subscriptions.remove(exchange, listener)
-        )
-
-    def _on_io_thread(self, work):
-        """Fire-and-forget work for the I/O thread; a reconnect redoes subscriptions anyway."""
-        self.start()
-        connection = self._connection
-        if connection is None:
-            return
-
-        def run():
-            if self._state is not None:
-                work(self._state)
-
-        try:
-            connection.ioloop.add_callback_threadsafe(run)
-        except Exception:
-            log.debug("I/O loop unavailable; the next connection will subscribe", exc_info=True)
-
 
 class Waiter:
     """A request thread's answer from the I/O thread.
@@ -368,7 +327,6 @@ class ConnectionState:
         self.broadcast = broadcast
         self.notify = notify
         self.rpc = rpc
-        self.subscriptions = None
 
     def abort(self, error, reason):
         self.broadcast.closing = self.notify.closing = True

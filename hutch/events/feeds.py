@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 PREFETCH = 500  # stream consumers must set one; deliveries are acked as they are fanned out
 FIRST_DELIVERY_WAIT = 1.0  # seconds an empty stream takes to prove it is empty
 READ_IDLE = 5.0  # a range read that gets nothing for this long has reached the end of the stream
+DIRECT_WRITE_LIMIT = 16 * 1024  # bytes waiting in a transport above which events queue for its writer
 NOT_FOUND, ACCESS_REFUSED, PRECONDITION_FAILED = 404, 403, 406
 AMQP_ERRORS = (aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError, ConnectionError, OSError)
 
@@ -45,6 +46,20 @@ AMQP_ERRORS = (aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError, Conne
 class Event:
     position: int
     frame: bytes
+    chunk: bytes = b""  # the frame as one HTTP/1.1 chunk, made once for every stream
+
+    def __post_init__(self):
+        if not self.chunk:
+            object.__setattr__(self, "chunk", as_chunk(self.frame))
+
+
+def as_chunk(data):
+    """``data`` in chunked transfer encoding, as aiohttp frames what a handler writes."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+class ConsumerCancelled(ConnectionError):
+    """The broker ended a consumer on a live connection: its queue was deleted, or its stream member moved."""
 
 
 class Consumer:
@@ -65,24 +80,35 @@ class Consumer:
 
     async def __aenter__(self):
         self.closed = asyncio.ensure_future(self.channel.closed())  # one watcher for every wait
+        self.cancelled = asyncio.get_running_loop().create_future()
+        underlay = await self.channel.get_underlay_channel()
+        underlay.on_consumer_cancel_callbacks.add(self._cancelled_by_broker)
         await self.queue.consume(self._deliver, arguments=self.arguments, no_ack=self.no_ack)
         return self
+
+    def _cancelled_by_broker(self, _frame):
+        """The broker ended the consumer (its queue was deleted, or its stream member moved)."""
+        if not self.cancelled.done():
+            self.cancelled.set_result(None)
 
     async def _deliver(self, message):
         self.messages.put_nowait(message)
 
     async def next(self, timeout=None):
-        """The next delivery; TimeoutError after ``timeout`` s; ConnectionError once the channel closed."""
+        """The next delivery; TimeoutError after ``timeout`` s; ConnectionError once the channel
+        closed or the broker cancelled the consumer (the feed then consumes again after its tail)."""
         if self.messages.empty():
-            closed = self.closed
+            closed, cancelled = self.closed, self.cancelled
             waiter = asyncio.ensure_future(self.messages.get())
             done, _ = await asyncio.wait(
-                {waiter, closed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                {waiter, closed, cancelled}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
             if waiter not in done:
                 waiter.cancel()
                 if closed in done:
                     raise ConnectionError("the channel closed")
+                if cancelled in done:
+                    raise ConsumerCancelled("the broker cancelled the consumer")
                 raise TimeoutError
             return waiter.result()
         return self.messages.get_nowait()
@@ -91,6 +117,7 @@ class Consumer:
         with contextlib.suppress(*AMQP_ERRORS, RuntimeError):
             await self.channel.close()
         self.closed.cancel()
+        self.cancelled.cancel()
 
 
 def offset_of(message):
@@ -115,39 +142,99 @@ def close_code(error):
 
 
 class Client:
-    """One open stream as the feed sees it: frames waiting to be written, and a wake-up."""
+    """One open stream as the feed sees it: frames waiting to be written, and its writer's wake-up.
 
-    __slots__ = ("after", "cut", "max_pending", "pending", "pending_bytes", "wake")
+    While the stream's writer is idle and the socket's buffer nearly empty,
+    ``push`` writes the event to the transport itself: one ``send`` per
+    stream and broadcast, no task switch.  Otherwise it queues the frame and
+    wakes the writer, which awaits the transport's drain (back-pressure);
+    more than ``max_pending`` queued bytes cut the stream off.  The writer
+    waits on a bare future: no timer per stream (heartbeats and lifetimes
+    are the tier's ticker's job).
+    """
 
-    def __init__(self, after, max_pending):
+    __slots__ = (
+        "after",
+        "chunked",
+        "cut",
+        "deadline",
+        "ending",
+        "last_write",
+        "max_pending",
+        "pending",
+        "pending_bytes",
+        "transport",
+        "waiter",
+    )
+
+    def __init__(self, after, max_pending, deadline):
         self.after = after  # positions at or below this one were sent (or are not wanted)
         self.max_pending = max_pending
+        self.deadline = deadline  # loop time at which the stream ends with ``closing``
         self.pending = []
         self.pending_bytes = 0
         self.cut = False
-        self.wake = asyncio.Event()
+        self.ending = None  # why the stream is to end (``max_lifetime``, ``shutdown``)
+        self.last_write = 0.0
+        self.waiter = None
+        self.transport = None  # set once the replay is written: from then on ``push`` may write
+        self.chunked = True
+
+    def _write_now(self, frame, chunk):
+        """Write at once if nothing is queued, the writer idles and the socket takes it; else False."""
+        transport, waiter = self.transport, self.waiter
+        if transport is None or self.pending or waiter is None or waiter.done():
+            return False
+        if transport.is_closing() or transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT:
+            return False
+        transport.write(chunk if self.chunked else frame)
+        self.last_write = time.monotonic()  # the event loop's clock
+        return True
+
+    def _wake(self):
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def push(self, event):
         if event.position <= self.after or self.cut:
             return
         self.after = event.position
+        if self._write_now(event.frame, event.chunk):
+            return
         self.pending.append(event.frame)
         self.pending_bytes += len(event.frame)
         if self.pending_bytes > self.max_pending:
             self.cut = True  # too slow: its writer ends the stream; the browser resumes from its last id
             self.pending.clear()
-        self.wake.set()
+        self._wake()
 
     def say(self, frame):
-        """A frame outside the positions (a ``gap``): always queued."""
+        """A frame outside the positions (a ``gap``, a heartbeat)."""
+        if self._write_now(frame, as_chunk(frame)):
+            return
         self.pending.append(frame)
         self.pending_bytes += len(frame)
-        self.wake.set()
+        self._wake()
+
+    def end(self, reason):
+        if self.ending is None:
+            self.ending = reason
+        self._wake()
 
     def take(self):
         frames, self.pending, self.pending_bytes = self.pending, [], 0
-        self.wake.clear()
         return b"".join(frames)
+
+    async def wait(self):
+        """Until there is something to write, or a reason to end."""
+        if self.pending or self.cut or self.ending:
+            return
+        self.waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self.waiter
+        finally:
+            self.waiter = None
 
 
 class Feed:
@@ -199,10 +286,11 @@ class Feed:
 
     async def consume(self):
         """Consume until the feed closes, again after every reconnection."""
+        redeclare = False
         while not self.closed:
             await self.tier.link.up.wait()
             try:
-                if self.connected_once:
+                if redeclare:
                     await self.declare()  # a broker restart forgets the transient exchange and its bindings
                 if self.history:
                     await self._consume_stream()
@@ -210,7 +298,17 @@ class Feed:
                     await self._consume_live()
             except asyncio.CancelledError:
                 raise
+            except ConsumerCancelled:
+                redeclare = False  # same connection: the stream is checked, never made again, here
+                await asyncio.sleep(0.2)
+            except aio_pika.exceptions.ChannelNotFoundEntity:
+                log.warning("the history stream of %r is gone; its streams end", self.exchange)
+                for client in list(self.clients):
+                    client.end("reset")
+                self.tier.retire(self, force=True)
+                return
             except AMQP_ERRORS as error:
+                redeclare = True
                 if self.closed:
                     return
                 log.warning("feed of %r interrupted: %s", self.exchange, error)

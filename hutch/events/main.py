@@ -10,6 +10,7 @@ import configparser
 import logging
 import logging.config
 import os
+import resource
 import sys
 
 from aiohttp import web
@@ -36,6 +37,13 @@ def configure_logging(ini):
         logging.config.fileConfig(ini, defaults, disable_existing_loggers=False)
 
 
+def raise_open_files_limit():
+    """One descriptor per stream: take the hard limit, not the default soft 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def load_settings(ini):
     from ..cli import read_ini
 
@@ -53,6 +61,7 @@ def main(argv=None):
     except (ConfigurationError, OSError, ServeError) as error:
         sys.exit(f"hutch events: {ini}: {error}")
     configure_logging(ini)
+    raise_open_files_limit()
     logging.getLogger(__name__).info("event server pid %d on %s:%d", os.getpid(), args.host, args.port)
     web.run_app(
         make_app(settings),

@@ -15,7 +15,6 @@ one place.
 """
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -44,6 +43,7 @@ log = logging.getLogger(__name__)
 
 LIFETIME_JITTER = 0.15  # streams end between 85% and 100% of events_max_lifetime, so reconnects spread out
 START_WAIT = 30.0  # seconds a stream waits for its exchange's feed to start
+TICK = 1.0  # seconds between the checks for heartbeats and lifetimes
 WRITE_BATCH = 200  # events per write while replaying
 STREAM_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -69,6 +69,7 @@ class EventTier:
         self.streams = 0
         self.deliveries = 0
         self.stopping = False
+        self.ticker = None
 
     async def feed(self, exchange):
         """The running feed of ``exchange``, started (declared, primed) on first use."""
@@ -103,21 +104,39 @@ class EventTier:
             del self.feeds[feed.exchange]
         self.link.listeners.discard(feed)
 
-    def retire(self, feed):
-        """The feed's last stream left ``events_linger`` ago: stop consuming its exchange."""
-        if feed.clients or feed.closed:
+    def retire(self, feed, force=False):
+        """The feed's last stream left ``events_linger`` ago (or its stream is gone): stop consuming."""
+        if feed.closed or (feed.clients and not force):
             return
         self._forget(feed)
         asyncio.get_running_loop().create_task(feed.close())
+
+    async def tick(self):
+        """Every second: heartbeats for streams silent ``events_heartbeat`` s, ``closing`` at deadlines."""
+        loop = asyncio.get_running_loop()
+        heartbeat = self.settings.events_heartbeat
+        beat = sse.comment("heartbeat")
+        while True:
+            await asyncio.sleep(min(TICK, heartbeat / 2))
+            now = loop.time()
+            for feed in list(self.feeds.values()):
+                for client in list(feed.clients):
+                    if now >= client.deadline:
+                        client.end("max_lifetime")
+                    elif now - client.last_write >= heartbeat and not client.pending:
+                        client.last_write = now
+                        client.say(beat)
 
     async def stop(self):
         """End every stream with ``closing`` (they reconnect elsewhere), then the feeds and the link."""
         self.stopping = True
         for feed in list(self.feeds.values()):
             for client in feed.clients:
-                client.wake.set()
+                client.end("shutdown")
 
     async def close(self):
+        if self.ticker is not None:
+            self.ticker.cancel()
         for feed in list(self.feeds.values()):
             await feed.close()
         await self.link.close()
@@ -215,9 +234,11 @@ async def serve_stream(request, tier, feed, resume_from):
         read, from_buffer = split_replay(plan.start, feed.buffer_first, last)
     buffered = feed.buffered_from(from_buffer) if from_buffer is not None else []
     seen = feed.tail if feed.tail is not None else -1
-    client = Client(max(plan.after, seen), settings.events_max_pending)
-    feed.attach(client)
     lifetime = settings.events_max_lifetime * (1 - random.uniform(0, LIFETIME_JITTER))  # noqa: S311
+    loop = asyncio.get_running_loop()
+    client = Client(max(plan.after, seen), settings.events_max_pending, loop.time() + lifetime)
+    client.last_write = loop.time()
+    feed.attach(client)
     response = web.StreamResponse(headers=STREAM_HEADERS)
     try:
         await response.prepare(request)
@@ -245,7 +266,10 @@ async def serve_stream(request, tier, feed, resume_from):
         else:
             ready_id = live_id(feed.feed_id, max(position, 0))
         await response.write(sse.json_frame(ready, "ready", ready_id))
-        await pump(response, tier, client, lifetime)
+        client.last_write = loop.time()
+        client.chunked = response.headers.get("Transfer-Encoding") == "chunked"
+        client.transport = request.transport
+        await pump(response, tier, client)
     except (ConnectionResetError, ConnectionError):
         pass  # the client went away
     finally:
@@ -259,33 +283,24 @@ async def write_events(response, events):
     return len(events)
 
 
-async def pump(response, tier, client, lifetime):
-    """Write what the feed hands the client until the lifetime ends, the client lags, or the server stops."""
+async def pump(response, tier, client):
+    """Write what the feed hands the client until it lags, its lifetime ends, or the server stops."""
     loop = asyncio.get_running_loop()
-    heartbeat = tier.settings.events_heartbeat
-    deadline = loop.time() + lifetime
-    last_write = loop.time()
     while True:
         if client.cut:
             log.info("cut off a stream that fell %d bytes behind", client.max_pending)
             return
         if client.pending:
             await response.write(client.take())
-            last_write = loop.time()
+            client.last_write = loop.time()
+            continue
         if tier.stopping:
             await response.write(closing("shutdown"))
             return
-        now = loop.time()
-        if now >= deadline:
-            await response.write(closing("max_lifetime"))
+        if client.ending:
+            await response.write(closing(client.ending))
             return
-        if now - last_write >= heartbeat:
-            await response.write(sse.comment("heartbeat"))
-            last_write = now
-        if client.pending or client.cut:
-            continue
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(client.wake.wait(), min(deadline, last_write + heartbeat) - now)
+        await client.wait()
 
 
 def closing(reason):
@@ -313,6 +328,7 @@ def make_app(settings):
 
     async def start_link(_app):
         tier.link.start()
+        tier.ticker = asyncio.create_task(tier.tick(), name="ticker")
 
     async def stop_streams(_app):
         await tier.stop()
@@ -320,6 +336,10 @@ def make_app(settings):
     async def close_tier(_app):
         await tier.close()
 
+    async def plain_server_header(_request, response):
+        response.headers["Server"] = "hutch"  # not aiohttp's name and version
+
+    app.on_response_prepare.append(plain_server_header)
     app.on_startup.append(start_link)
     app.on_shutdown.append(stop_streams)
     app.on_cleanup.append(close_tier)

@@ -9,7 +9,6 @@ import pytest
 import webtest
 
 from hutch.app import make_app
-from hutch.history import HistoryPolicy
 from hutch.settings import parse_settings
 from tests.support import amqp
 from tests.support.server import GatewayServer
@@ -91,7 +90,7 @@ def client(stack):
 
 def delete_with_history(names):
     """Delete the exchanges and their history streams (an exchange that keeps one never auto-deletes)."""
-    amqp.delete(exchanges=names, queues=[HistoryPolicy.queue(name) for name in names])
+    amqp.delete(exchanges=names)
 
 
 @pytest.fixture

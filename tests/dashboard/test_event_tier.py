@@ -21,6 +21,7 @@ from hutch import tickets
 from hutch.history import HistoryPolicy
 from tests.support import amqp
 from tests.support.server import children_of
+from tests.unit.test_openapi import error_enum
 
 from . import broker
 from .conftest import KEYS, PREFIX, basic, bearer, start_server
@@ -67,7 +68,7 @@ def event_server_pids(server):
 # --- authorization: the same 401/403 as the gateway --------------------------------------------------
 
 
-def error_of(response):
+def error_of_json(response):
     assert response.headers["Content-Type"] == "application/json"
     body = response.json()
     assert set(body) == {"error", "detail"}
@@ -76,6 +77,14 @@ def error_of(response):
 
 def test_keys_names_and_methods_are_checked_as_by_the_gateway(stream_server):
     url = f"{stream_server.url}/events"
+    doc = requests.get(f"{stream_server.url}/openapi.json", timeout=5).json()
+    documented = doc["paths"]["/events/{exchange}"]["get"]["responses"]
+
+    def error_of(response):  # the JSON error, checked against what /openapi.json documents for /events
+        status, code = error_of_json(response)
+        assert code in error_enum(doc, documented[str(status)]), (status, code)
+        return status, code
+
     missing = requests.get(f"{url}/t.dash.x", timeout=5)
     assert error_of(missing) == (401, "unauthorized")
     assert missing.headers["WWW-Authenticate"] == 'Bearer realm="hutch", Basic realm="hutch"'
@@ -92,7 +101,11 @@ def test_keys_names_and_methods_are_checked_as_by_the_gateway(stream_server):
     not_allowed = requests.post(f"{url}/t.dash.x", headers=VIEWER, timeout=5)
     assert error_of(not_allowed) == (405, "method_not_allowed")
     assert set(not_allowed.headers["Allow"].split(", ")) == {"GET", "HEAD"}
-    assert error_of(requests.get(f"{url}/t.dash.x/more", headers=VIEWER, timeout=5)) == (404, "not_found")
+    assert error_of_json(requests.get(f"{url}/t.dash.x/more", headers=VIEWER, timeout=5)) == (
+        404,
+        "not_found",
+    )
+    assert "aiohttp" not in missing.headers.get("Server", "")  # no server name and version to look up
 
 
 def test_the_dashboard_ticket_opens_the_stream_for_its_key_and_exchange_only(stream_server, exchanges):
@@ -110,15 +123,15 @@ def test_the_dashboard_ticket_opens_the_stream_for_its_key_and_exchange_only(str
         assert ready(stream).json["exchange"] == exchange
     url = f"{stream_server.url}/events"
     elsewhere = requests.get(f"{url}/{other}", params={"ticket": ticket}, timeout=5)
-    assert error_of(elsewhere) == (401, "unauthorized")
+    assert error_of_json(elsewhere) == (401, "unauthorized")
     forged = ticket[:-2] + ("AA" if not ticket.endswith("AA") else "BB")
-    assert error_of(requests.get(f"{url}/{exchange}", params={"ticket": forged}, timeout=5))[0] == 401
+    assert error_of_json(requests.get(f"{url}/{exchange}", params={"ticket": forged}, timeout=5))[0] == 401
     key = tickets.signing_key(SECRET)
     expired = tickets.issue(key, "viewer", exchange, 60, now=time.time() - 120)
-    assert error_of(requests.get(f"{url}/{exchange}", params={"ticket": expired}, timeout=5))[0] == 401
+    assert error_of_json(requests.get(f"{url}/{exchange}", params={"ticket": expired}, timeout=5))[0] == 401
     # a validly signed ticket of a key without watch: 403, as for its header
     publisher = tickets.issue(key, "publisher", exchange, 60)
-    assert error_of(requests.get(f"{url}/{exchange}", params={"ticket": publisher}, timeout=5)) == (
+    assert error_of_json(requests.get(f"{url}/{exchange}", params={"ticket": publisher}, timeout=5)) == (
         403,
         "forbidden",
     )

@@ -1,9 +1,14 @@
 """``hutch serve`` with no --ini and no HUTCH_INI: gateway.wsgi serves production.ini by itself."""
 
+import os
+import pathlib
+import signal
+import time
+
 import pytest
 import requests
 
-from tests.support.server import GatewayServer
+from tests.support.server import GatewayServer, children_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]
 
@@ -21,6 +26,36 @@ def test_serve_without_ini_serves_production_ini_at_the_root():
         refused = requests.post(server.url + "/broadcast/t.serve-check", data=b"x", timeout=10)
         assert refused.status_code == 401
         assert refused.json()["error"] == "unauthorized"
+    finally:
+        server.stop()
+        server.cleanup()
+
+
+def pids_alive(pids):
+    return [pid for pid in pids if pathlib.Path(f"/proc/{pid}").exists()]
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_serve_stops_apache_and_its_event_servers_together(how):
+    """Ctrl-C (SIGINT to the whole foreground group, as a terminal sends it) or SIGTERM to
+    ``hutch serve`` (as a service manager does) stops Apache and every event server."""
+    server = GatewayServer(None, prefix="", processes=1, threads=2)
+    try:
+        server.start()
+        # the event servers answer under the mount point, through Apache's proxy
+        events = requests.get(server.url + "/events/t.serve-check", timeout=10)
+        assert (events.status_code, events.json()["error"]) == (401, "unauthorized")
+        children = [pid for pid, _daemon in children_of(server.process.pid)]
+        assert len(children) >= 3  # Apache and two event servers
+        if how == "ctrl-c":
+            os.killpg(server.process.pid, signal.SIGINT)
+        else:
+            server.process.send_signal(signal.SIGTERM)
+        server.process.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while pids_alive(children) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert pids_alive(children) == []
     finally:
         server.stop()
         server.cleanup()

@@ -13,6 +13,8 @@ import uuid
 import pika
 import pika.exceptions
 
+from hutch.history import HistoryPolicy
+
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 BROADCAST = {"exchange_type": "fanout", "durable": False, "auto_delete": True}
 NOTIFY = {"exchange_type": "fanout", "durable": True, "auto_delete": False}
@@ -66,9 +68,13 @@ def queue_depth(name):
 
 
 def delete(exchanges=(), queues=()):
-    """Remove what a test created; a name that is already gone is fine."""
+    """Remove what a test created; a name that is already gone is fine.
+
+    An exchange's history stream (``events_history``) goes with it: bound
+    forever, it would keep the exchange and its messages on the shared node.
+    """
     with channel() as ch:
-        for queue in queues:
+        for queue in [*queues, *(HistoryPolicy.queue(exchange) for exchange in exchanges)]:
             ch.queue_delete(queue)
         for exchange in exchanges:
             ch.exchange_delete(exchange)
