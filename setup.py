@@ -34,7 +34,7 @@ setup(
             "ruff>=0.6",
             "openapi-spec-validator>=0.7.1",
         ],
-        "bench": ["py-spy>=0.4", "aiohttp>=3.9"],
+        "bench": ["py-spy>=0.4"],
     },
     entry_points={
         "paste.app_factory": ["main = hutch:main"],
