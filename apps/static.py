@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 ASSETS = {
     "dashboard.css": "text/css",
     "dashboard.js": "text/javascript",
+    "rateplot.js": "text/javascript",
 }
 
 

@@ -36,7 +36,7 @@ def express_arguments(script, port, server_root, python_path, ini):
     args = cli.parse(["serve", *(str(item) for pair in flags.items() for item in pair)])
     # Set here: ``hutch serve`` cannot take extra flags that start with "--" (see BENCHMARKS.md).
     args.extra = ["--log-level", "warn", "--python-path", str(python_path)]
-    command = cli.prepare(args, os.geteuid() == 0)
+    command, _ini = cli.prepare(args, os.geteuid() == 0)  # no event servers: these serve WSGI only
     command[command.index(str(cli.ROOT / "gateway.wsgi"))] = str(script)
     # mod_wsgi puts the working directory first on sys.path: it decides which ``hutch`` is imported.
     command[command.index("--working-directory") + 1] = str(python_path)

@@ -42,6 +42,11 @@
     </div>
   </form>
 </details>
+<figure id="rate-plot" class="rate" data-window="60" hidden>
+  <div class="rate-head"><span class="muted">rate</span> <strong class="rate-now">0 msg/s</strong>
+    <span class="muted">over the last 5 s</span></div>
+  <figcaption class="rate-summary">no messages in the last 60 s</figcaption>
+</figure>
 <div class="toolbar">
   <span id="count" class="count">no messages yet</span>
   <span class="spacer"></span>
@@ -56,3 +61,4 @@ The stream itself is <a href="${links.events(exchange)}">${links.events(exchange
     data-ticket-url="${links.ticket(exchange)}"
     data-exchange="${exchange}" data-max-items="500"></ol>
 <script src="${links.static('dashboard.js')}" defer></script>
+<script src="${links.static('rateplot.js')}" defer></script>

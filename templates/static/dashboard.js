@@ -161,6 +161,7 @@
       }
     }
     received += 1;
+    list.dispatchEvent(new CustomEvent("hutch:message", { detail: message })); // for rateplot.js
     if (paused) {
       held.push(message);
     } else {

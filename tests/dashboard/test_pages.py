@@ -140,6 +140,8 @@ def test_the_page_is_wired_to_the_stream_under_the_mount_point(client, exchange)
     assert f'data-events-url="{PREFIX}/events/{exchange}"' in page.text
     assert f'data-ticket-url="{PREFIX}/dashboard/{exchange}/ticket"' in page.text
     assert f'src="{PREFIX}/static/dashboard.js"' in page.text
+    assert f'src="{PREFIX}/static/rateplot.js"' in page.text
+    assert 'id="rate-plot"' in page.text  # the message-rate plot, drawn by rateplot.js
     policy = page.headers["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "default-src 'none'" in policy
     assert page.headers["Cache-Control"] == "no-store"
@@ -272,6 +274,8 @@ def test_only_the_whitelisted_assets_are_served_with_an_etag(client):
     assert "EventSource" in script.text
     client.get("/static/dashboard.js", headers={"If-None-Match": script.headers["ETag"]}, status=304)
     assert client.get("/static/dashboard.css").content_type == "text/css"
+    plot = client.get("/static/rateplot.js")
+    assert plot.content_type == "text/javascript" and "hutch:message" in plot.text
     for name in ("dashboard.mako", "base.mako", "exchange.mako", "missing.js", "..%2fsetup.py"):
         client.get(f"/static/{name}", status=(400, 404))
     client.get("/static/", status=404)
