@@ -395,7 +395,7 @@ def test_a_frozen_node_is_noticed_by_the_heartbeat_and_left(cluster, gateway):
 
 
 class StreamReader(threading.Thread):
-    """Reads one event stream until stopped, keeping the ids of its messages and how it ended.
+    """Reads one event stream until stopped, keeping its messages' ``message_id`` and how it ended.
 
     A read that times out leaves Python's socket file unreadable, so the reader
     waits long (the broadcasts under load keep it busy) and ``stop`` shuts
@@ -422,7 +422,8 @@ class StreamReader(threading.Thread):
                     self.endings.append("ended")
                 return
             if event.event == "message":
-                self.ids.add(event.id)
+                # the event's id is its position in the feed; the broadcast's key is its message_id
+                self.ids.add(event.json.get("message_id"))
             elif event.event in ("unavailable", "closing"):
                 self.endings.append(event.event)
 
