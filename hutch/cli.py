@@ -16,6 +16,7 @@ them, so everything is served on one port; it stops them when Apache stops.
 
 import argparse
 import dataclasses
+import fcntl
 import math
 import os
 import pathlib
@@ -23,6 +24,7 @@ import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -394,6 +396,25 @@ def wait_listening(port, processes, timeout=EVENTS_START_WAIT):
     raise ServeError(f"the event servers did not listen on port {port} within {timeout} s")
 
 
+def append_to_output_files(descriptors=(1, 2)):
+    """Put a regular file on stdout or stderr in append mode, for every process that writes to it.
+
+    Apache opens its error log (``/dev/stderr`` here) anew, in append mode;
+    the event servers write through the descriptor they inherit, at its own
+    offset.  Without ``O_APPEND`` on that descriptor (``hutch serve > file``)
+    their lines overwrite Apache's instead of following them.
+    """
+    for descriptor in descriptors:
+        try:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                continue  # a terminal, a pipe, the journal: writes never overwrite each other
+            flags = fcntl.fcntl(descriptor, fcntl.F_GETFL)
+            if not flags & os.O_APPEND:
+                fcntl.fcntl(descriptor, fcntl.F_SETFL, flags | os.O_APPEND)
+        except OSError:
+            continue
+
+
 class Supervisor:
     """Apache (mod_wsgi-express) and the event servers as one service.
 
@@ -472,6 +493,7 @@ def main(argv=None):
     )
     if express is None:
         sys.exit("hutch serve: mod_wsgi-express is not installed: pip install mod_wsgi (needs apache2-dev)")
+    append_to_output_files()
     if events_port is None:
         os.execv(express, [express, *command])  # noqa: S606 - replace this process, no shell
     supervisor = Supervisor(

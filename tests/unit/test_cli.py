@@ -1,5 +1,6 @@
 """``hutch serve``'s command line, and apache/hutch.conf: valid, and the same numbers as hutch serve."""
 
+import fcntl
 import os
 import pathlib
 import re
@@ -367,3 +368,34 @@ def test_gateway_wsgi_loads_the_ini_named_by_hutch_ini_even_without_logging_sect
     application = namespace["application"]
     assert application.gateway.settings.apps_directory == f"{ROOT}/apps"
     application.gateway.broker.close()
+
+
+# --- the console output -------------------------------------------------------------
+
+
+def test_every_writer_appends_to_an_output_file_opened_without_append(tmp_path):
+    path = tmp_path / "console.log"
+    with open(path, "wb") as console:  # as ``hutch serve > console.log`` opens it
+        cli.append_to_output_files([console.fileno()])
+        os.write(console.fileno(), b"banner\n")
+        # Apache opens ErrorLog /dev/stderr anew, in append mode; an event server writes through the
+        # descriptor it inherited
+        with open(f"/proc/self/fd/{console.fileno()}", "ab", buffering=0) as apache:
+            apache.write(b"apache: connection to the broker lost\n")
+        os.write(console.fileno(), b"event server: lost its connection\n")
+    assert path.read_bytes() == (
+        b"banner\napache: connection to the broker lost\nevent server: lost its connection\n"
+    )
+
+
+def test_a_pipe_on_the_output_is_left_as_it_is():
+    read_end, write_end = os.pipe()
+    try:
+        flags = fcntl.fcntl(write_end, fcntl.F_GETFL)
+        cli.append_to_output_files([write_end])
+        assert fcntl.fcntl(write_end, fcntl.F_GETFL) == flags
+        os.write(write_end, b"line\n")
+        assert os.read(read_end, 100) == b"line\n"
+    finally:
+        os.close(read_end)
+        os.close(write_end)
