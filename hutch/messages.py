@@ -1,6 +1,6 @@
 """The mapping between HTTP requests/responses and AMQP messages.
 
-Only the properties CONTRACT.md lists cross from HTTP into AMQP; user_id,
+Only the properties the contract lists (README, /openapi.json) cross from HTTP into AMQP; user_id,
 reply_to, delivery_mode and every other property stay the gateway's.
 """
 
@@ -77,7 +77,7 @@ def _checked_value(header, value, limit):
 
 
 def response_headers(properties):
-    """HTTP headers for a reply message, mapped back as CONTRACT.md says."""
+    """HTTP headers for a reply message, mapped back as the contract says."""
     content_type = _header_safe(properties.content_type or "") or DEFAULT_CONTENT_TYPE
     headers = [("Content-Type", content_type)]
     if properties.content_encoding:

@@ -1,4 +1,4 @@
-"""Validation of exchange, routing-key and consumer names (CONTRACT.md, Names)."""
+"""Validation of exchange, routing-key and consumer names (the contract's Names: README, /openapi.json)."""
 
 import re
 

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.0.3 description of the HTTP contract (CONTRACT.md, version 1).
+"""The OpenAPI 3.0.3 description of the HTTP contract (the gateway's public interface).
 
 The document is built once, at import; ``document(server_url)`` only adds
 the ``servers`` entry, so serving ``/openapi.json`` costs a shallow copy.

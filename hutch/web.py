@@ -92,7 +92,7 @@ class Route:
     """A path pattern below the app module's segment and its views by method.
 
     ``pattern`` is a tuple of segments: literals, or ``{name}`` placeholders
-    that must be valid names (CONTRACT.md, Names).  ``permission`` is the
+    that must be valid names (the contract's Names).  ``permission`` is the
     idiom an API key must be allowed for (``hutch.auth``); None leaves the
     route open (health, openapi).
     """

@@ -1,4 +1,4 @@
-"""Fault 1: the broker restarts while clients publish notify messages at full speed.
+"""The broker restarts while clients publish notify messages at full speed.
 
 The notify idiom promises that nothing is lost: every 2xx must be a message
 in the consumer's durable queue afterwards.  While the broker is away every

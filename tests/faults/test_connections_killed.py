@@ -1,4 +1,4 @@
-"""Fault 2: the broker closes every connection in the middle of RPC and broadcast load.
+"""The broker closes every connection in the middle of RPC and broadcast load.
 
 ``rabbitmqctl close_all_connections`` (on the private node) cuts the
 gateway's connections with calls and publishes in flight, and the

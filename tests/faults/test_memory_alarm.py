@@ -1,4 +1,4 @@
-"""Fault 3: a memory alarm makes the broker block every publishing connection.
+"""A memory alarm makes the broker block every publishing connection.
 
 ``rabbitmqctl set_vm_memory_high_watermark 0.0001`` (on the private node)
 raises the alarm; RabbitMQ then stops reading from each connection that

@@ -1,4 +1,4 @@
-"""Fault 4: responders that die mid-call, answer twice, or answer garbage.
+"""Responders that die mid-call, answer twice, or answer garbage.
 
 Responders are other people's code.  Whatever they do, a call must end in
 a sane HTTP response (never a 500, a hang, a split header or another call's

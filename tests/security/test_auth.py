@@ -1,4 +1,4 @@
-"""Item 6: API keys, permissions per idiom and exchange, 401/403, nothing published, nothing logged."""
+"""API keys, permissions per idiom and exchange, 401/403, nothing published, nothing logged."""
 
 import base64
 import json

@@ -1,4 +1,4 @@
-"""Item 8: outside development a crash is a bare 500 page: no traceback, environ, cookie or setting.
+"""Outside development a crash is a bare 500 page: no traceback, environ, cookie or setting.
 
 Raw WSGI calls (no ``paste.throw_errors``, which WebTest always sets) into the
 full stack over a temporary apps folder whose modules crash in the ways an

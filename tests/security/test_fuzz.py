@@ -1,4 +1,4 @@
-"""Item 5: hostile requests, fuzzed with hypothesis, against the full stack and the real broker.
+"""Hostile requests, fuzzed with hypothesis, against the full stack and the real broker.
 
 Raw WSGI calls (response lint on, ErrorMiddleware active: a crash would
 be a 500 page, not an exception).  Header values are latin-1 strings, as a

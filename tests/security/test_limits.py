@@ -1,4 +1,4 @@
-"""Item 5, end to end: slow and oversized requests are cut off by Apache, before the gateway's threads.
+"""End to end: slow and oversized requests are cut off by Apache, before the gateway's threads.
 
 The gateway runs under ``hutch serve`` (mod_wsgi-express, daemon mode) with
 the flags it derives from ``limits.ini``; raw sockets send what no client

@@ -1,4 +1,4 @@
-"""Item 7: Beaker sessions are signed, encrypted JSON cookies, HttpOnly, SameSite, Secure over https.
+"""Beaker sessions are signed, encrypted JSON cookies, HttpOnly, SameSite, Secure over https.
 
 The stack is the real one (ErrorMiddleware, Beaker, dispatch) over a
 temporary apps folder whose one module counts visits in the session, so the

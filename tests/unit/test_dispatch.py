@@ -1,4 +1,4 @@
-"""The hardened urlparser over a temporary apps folder (DESIGN.md, Pitfalls)."""
+"""The hardened urlparser over a temporary apps folder (the urlparser pitfalls its module docstring lists)."""
 
 import os
 import sys

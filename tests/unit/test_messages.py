@@ -1,4 +1,4 @@
-"""HTTP <-> AMQP property mapping (CONTRACT.md, Request -> message)."""
+"""HTTP <-> AMQP property mapping (the contract's request -> message table)."""
 
 import time
 import uuid

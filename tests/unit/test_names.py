@@ -1,4 +1,4 @@
-"""Names of exchanges, routing keys and consumers (CONTRACT.md, Names)."""
+"""Names of exchanges, routing keys and consumers (the contract's Names)."""
 
 import pytest
 

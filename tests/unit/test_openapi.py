@@ -1,6 +1,6 @@
-"""The OpenAPI document: valid OpenAPI 3.0, faithful to CONTRACT.md and to the code.
+"""The OpenAPI document: valid OpenAPI 3.0, faithful to the contract and to the code.
 
-The routes and statuses below are copied from CONTRACT.md by hand on
+The routes and statuses below are copied from the contract (README) by hand on
 purpose: the test must fail when the document drifts from the contract, so
 it cannot derive its expectations from the document.  Error codes come from
 the source of ``hutch/errors.py``, read independently of ``hutch.openapi``.
@@ -46,7 +46,7 @@ CONTRACT_ROUTES = [
     ("get", "/metrics", {"200"}),
 ]
 NAMED_ROUTES = [(method, path) for method, path, _ in CONTRACT_ROUTES if "{" in path]
-# The dashboard's own pages, forms and assets: served, so documented, but not in CONTRACT.md.
+# The dashboard's own pages, forms and assets: served, so documented, but not among the contract's API routes.
 BROWSER_ROUTES = {
     ("get", "/dashboard/"),
     ("post", "/dashboard/"),
@@ -168,7 +168,7 @@ def test_document_is_json_serialisable_and_each_call_has_its_own_server():
     assert "servers" not in openapi.BASE
 
 
-# --- every route of CONTRACT.md, and nothing else --------------------------------
+# --- every route of the contract, and nothing else --------------------------------
 
 
 def test_paths_and_methods_are_the_contracts_and_the_dashboards_pages(doc):
