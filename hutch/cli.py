@@ -429,6 +429,7 @@ class Supervisor:
         self.user = user
         self.events = [self.start_events() for _ in range(processes)]
         self.express = None
+        self.stopping = False  # after SIGTERM/SIGINT an event server that exits is not restarted
 
     def start_events(self):
         extra = {}
@@ -438,6 +439,7 @@ class Supervisor:
         return subprocess.Popen(self.events_command, cwd=ROOT, **extra)  # noqa: S603 - our own command
 
     def forward(self, signum, _frame):
+        self.stopping = signum != signal.SIGHUP  # Apache's graceful restart: event servers start again
         for process in [self.express, *self.events]:
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM if process is not self.express else signum)
@@ -450,7 +452,7 @@ class Supervisor:
             while self.express.poll() is None:
                 time.sleep(0.5)
                 for index, process in enumerate(self.events):
-                    if process.poll() is not None and self.express.poll() is None:
+                    if process.poll() is not None and self.express.poll() is None and not self.stopping:
                         print(
                             f"hutch serve: an event server exited ({process.returncode}); restarting it",
                             file=sys.stderr,

@@ -62,6 +62,7 @@ def test_serve_stops_apache_and_its_event_servers_together(how):
         while pids_alive(children) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert pids_alive(children) == []
+        assert "restarting it" not in server.logs(), "an event server was started again while stopping"
     finally:
         server.stop()
         server.cleanup()

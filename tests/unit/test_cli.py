@@ -5,8 +5,10 @@ import os
 import pathlib
 import re
 import runpy
+import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -399,3 +401,22 @@ def test_a_pipe_on_the_output_is_left_as_it_is():
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def test_an_event_server_stopped_by_a_signal_is_not_started_again(capfd):
+    """SIGTERM stops everything: an event server that exits while Apache winds down stays stopped."""
+    slow_to_stop = "import signal, time; signal.signal(signal.SIGTERM, lambda *_: None); time.sleep(2)"
+    apache = [sys.executable, "-c", slow_to_stop]
+    event_server = [sys.executable, "-c", "import time; time.sleep(60)"]
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    supervisor = cli.Supervisor(apache, event_server, 1)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        supervisor.run()
+    finally:
+        timer.cancel()
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+    assert "restarting it" not in capfd.readouterr().err
+    assert all(process.poll() is not None for process in supervisor.events)
