@@ -16,6 +16,7 @@ import webtest
 from hutch.idempotency import fingerprint_of, scoped_key
 from hutch.messages import Message
 from tests.support import redis_store
+from tests.support.redis_node import PrivateRedis
 from tests.support.scrape import moved, samples
 
 pytestmark = [pytest.mark.broker, pytest.mark.redis]
@@ -240,7 +241,7 @@ def test_without_the_setting_every_repeat_publishes(make_stack, amqp, exchange):
 
 @pytest.fixture
 def private_redis():
-    server = redis_store.PrivateRedis().start()
+    server = PrivateRedis(persistent=False).start()  # a restart comes back empty
     yield server
     server.cleanup()
 
