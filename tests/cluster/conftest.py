@@ -9,31 +9,14 @@ ends, so the next one starts on a whole cluster.
 
 import os
 import pathlib
-import re
-import shutil
-import tempfile
 
 import pytest
 
 from tests.support.cluster import Cluster
 from tests.support.private_broker import BrokerStartError
-from tests.support.server import GatewayServer
+from tests.support.server import gateway_ini, running_gateway
 
 HERE = pathlib.Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-
-
-def write_ini(amqp_urls):
-    """``cluster.ini`` with absolute paths and the nodes' URLs, in a directory www-data can read."""
-    directory = pathlib.Path(tempfile.mkdtemp(prefix="hutch-cluster-ini-"))
-    os.chmod(directory, 0o755)
-    text = (HERE / "cluster.ini").read_text().replace("%(here)s/../..", str(ROOT))
-    line = "amqp_url = " + " ".join(url.replace("%", "%%") for url in amqp_urls)
-    text = re.sub(r"^amqp_url = .*$", lambda _match: line, text, count=1, flags=re.MULTILINE)
-    path = directory / "gateway.ini"
-    path.write_text(text)
-    os.chmod(path, 0o644)
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -64,15 +47,8 @@ def gateway(request, cluster):
     """
     processes, threads = getattr(request, "param", (2, 10))
     cluster.wait_until_formed()
-    ini = write_ini(cluster.amqp_urls)
-    server = GatewayServer(ini, processes=processes, threads=threads)
-    failures = request.session.testsfailed
-    try:
-        server.start()
+    ini = gateway_ini(HERE / "cluster.ini", cluster.amqp_urls)
+    always = bool(os.environ.get("HUTCH_CLUSTER_LOGS"))
+    options = {"processes": processes, "threads": threads}
+    with running_gateway(request, ini, log_tail=10000, always_log=always, **options) as server:
         yield server
-    finally:
-        server.stop()
-        if request.session.testsfailed > failures or os.environ.get("HUTCH_CLUSTER_LOGS"):
-            print(f"\n=== gateway log ({server.url})\n{server.logs()[-10000:]}")
-        server.cleanup()
-        shutil.rmtree(ini.parent, ignore_errors=True)

@@ -9,65 +9,37 @@ disturb a broker, so they use the shared node.
 import contextlib
 import os
 import pathlib
-import re
-import shutil
-import tempfile
 import uuid
 
 import pytest
 
-from tests.support.private_broker import BrokerStartError, PrivateBroker
-from tests.support.server import GatewayServer
+from tests.support.private_broker import started_private_broker
+from tests.support.server import gateway_ini
+from tests.support.server import running_gateway as support_running_gateway
 
 from .amqp_tools import SHARED_AMQP_URL, delete_exchange_and_queues
 
 HERE = pathlib.Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 
 
 def write_ini(amqp_url, settings=None):
-    """``faults.ini`` with absolute paths, ``amqp_url`` and more ``settings``, where www-data can read."""
-    directory = pathlib.Path(tempfile.mkdtemp(prefix="hutch-faults-ini-"))
-    os.chmod(directory, 0o755)
-    text = (HERE / "faults.ini").read_text().replace("%(here)s/../..", str(ROOT))
-    line = f"amqp_url = {amqp_url.replace('%', '%%')}"
-    line += "".join(f"\n{key} = {value}" for key, value in (settings or {}).items())
-    text = re.sub(r"^amqp_url = .*$", line, text, count=1, flags=re.MULTILINE)
-    path = directory / "gateway.ini"
-    path.write_text(text)
-    os.chmod(path, 0o644)
-    return path
+    """``faults.ini`` with ``amqp_url`` and more ``settings``, where www-data can read."""
+    return gateway_ini(HERE / "faults.ini", amqp_url, settings)
 
 
 @contextlib.contextmanager
 def running_gateway(request, amqp_url, processes, settings=None):
     """A gateway on ``amqp_url``; its log is printed when a test using it failed."""
     ini = write_ini(amqp_url, settings)
-    server = GatewayServer(ini, processes=processes, threads=10)
-    failures = request.session.testsfailed
-    try:
-        server.start()
+    always = bool(os.environ.get("HUTCH_FAULTS_LOGS"))
+    with support_running_gateway(request, ini, always_log=always, processes=processes, threads=10) as server:
         yield server
-    finally:
-        server.stop()
-        if request.session.testsfailed > failures or os.environ.get("HUTCH_FAULTS_LOGS"):
-            print(f"\n=== gateway log ({server.url})\n{server.logs()[-8000:]}")
-        server.cleanup()
-        shutil.rmtree(ini.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def private_broker():
     """A RabbitMQ node of our own, which the tests may stop, block and cut."""
-    for attempt in (1, 2):  # a port picked as free may be taken before the node binds it
-        broker = PrivateBroker()
-        try:
-            broker.start()
-            break
-        except BrokerStartError:
-            broker.cleanup()
-            if attempt == 2:
-                raise
+    broker = started_private_broker()
     try:
         yield broker
     finally:

@@ -258,3 +258,15 @@ class PrivateBroker:
         for path in sorted((self.root / "log").glob("*.log")):
             parts.append(f"--- {path.name}\n" + path.read_text(errors="replace")[-limit:])
         return "\n".join(parts)
+
+
+def started_private_broker(prefix="hutch-faults", attempts=2):
+    """A started ``PrivateBroker``; another node if one lost its port before it bound it."""
+    for attempt in range(1, attempts + 1):
+        broker = PrivateBroker(prefix=prefix)
+        try:
+            return broker.start()
+        except BrokerStartError:
+            broker.cleanup()
+            if attempt == attempts:
+                raise

@@ -3,6 +3,7 @@
 import contextlib
 import os
 import pathlib
+import re
 import shutil
 import signal
 import socket
@@ -153,3 +154,39 @@ class GatewayServer(ExpressProcess):
 
     def __exit__(self, *exc):
         self.stop()
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def gateway_ini(template, amqp_urls, settings=None):
+    """``template`` (an ini beside its tests, paths relative to the checkout) made absolute, with
+    the broker's node URLs and more ``settings``, in a new directory the daemon user can read."""
+    directory = pathlib.Path(tempfile.mkdtemp(prefix="hutch-ini-"))
+    os.chmod(directory, 0o755)
+    text = pathlib.Path(template).read_text().replace("%(here)s/../..", str(ROOT))
+    urls = [amqp_urls] if isinstance(amqp_urls, str) else list(amqp_urls)
+    line = "amqp_url = " + " ".join(url.replace("%", "%%") for url in urls)
+    line += "".join(f"\n{key} = {value}" for key, value in (settings or {}).items())
+    text = re.sub(r"^amqp_url = .*$", lambda _match: line, text, count=1, flags=re.MULTILINE)
+    path = directory / "gateway.ini"
+    path.write_text(text)
+    os.chmod(path, 0o644)
+    return path
+
+
+@contextlib.contextmanager
+def running_gateway(request, ini, log_tail=8000, always_log=False, **server_options):
+    """A gateway on ``ini`` (removed afterwards with its directory); its log is printed when a
+    test failed while it ran, or always with ``always_log``."""
+    server = GatewayServer(ini, **server_options)
+    failures = request.session.testsfailed
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        if request.session.testsfailed > failures or always_log:
+            print(f"\n=== gateway log ({server.url})\n{server.logs()[-log_tail:]}")
+        server.cleanup()
+        shutil.rmtree(pathlib.Path(ini).parent, ignore_errors=True)
