@@ -16,9 +16,9 @@ import uuid
 
 import requests
 
+from harness import amqp, redis_store
+from harness.server import GatewayServer
 from tests.e2e.client import FULL_KEY, PREFIX
-from tests.support import amqp, redis_store
-from tests.support.server import GatewayServer
 
 from .load import run_wrk
 

@@ -6,8 +6,8 @@ import time
 import pika
 import pytest
 
+from harness import amqp
 from tests.e2e.client import RPC_MAX_TIMEOUT, assert_error
-from tests.support import amqp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]
 

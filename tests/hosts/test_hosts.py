@@ -16,8 +16,8 @@ import uuid
 import pytest
 import requests
 
+from harness.amqp import Responder, unique
 from tests.dashboard.sse_client import SseStream
-from tests.support.amqp import Responder, unique
 
 from .conftest import ADMIN_KEY, WATCHER_KEY
 

@@ -2,7 +2,7 @@
 
 import os
 
-from tests.support.server import children_of
+from harness.server import children_of
 
 
 def daemon_pids(server):
