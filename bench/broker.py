@@ -14,6 +14,8 @@ import uuid
 
 import pika
 
+from harness.process import terminate
+
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 RESPONDER = pathlib.Path(__file__).resolve().parents[1] / "examples" / "rpc_responder.py"
 
@@ -95,12 +97,5 @@ class Responders:
 
     def stop(self):
         for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+            terminate(process)
         self.processes = []
