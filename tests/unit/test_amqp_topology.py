@@ -111,30 +111,32 @@ def test_an_exchange_with_history_is_usable_only_after_its_stream_is_declared_an
     ]
 
 
-def test_a_stream_declared_with_other_arguments_is_bound_as_it_is(connection):
-    history = HistoryPolicy(patterns=re.compile("scores"))
-    topology, results = Topology(connection, history=history), Results()
+def history_stream_channel(connection, results):
+    """Ask for the exchange ``scores`` (with history) and answer its declare: the stream's channel."""
+    topology = Topology(connection, history=HistoryPolicy(patterns=re.compile("scores")))
     topology.ensure_exchange("scores", BROADCAST, results)
     connection.open_channels()
     connection.channels[0].ok()
     connection.open_channels()
-    connection.channels[1].closed_by_broker(406, "PRECONDITION_FAILED - inequivalent arg 'x-max-age'")
+    return topology, connection.channels[1]
+
+
+def test_a_stream_declared_with_other_arguments_is_bound_as_it_is(connection):
+    results = Results()
+    _topology, stream = history_stream_channel(connection, results)
+    stream.closed_by_broker(406, "PRECONDITION_FAILED - inequivalent arg 'x-max-age'")
     answer_all(connection)
     assert results == [None]
     assert connection.channels[2].calls[:2] == [
-        ("queue_declare", history.queue("scores"), {"passive": True}),
-        ("queue_bind", history.queue("scores"), "scores"),
+        ("queue_declare", HistoryPolicy.queue("scores"), {"passive": True}),
+        ("queue_bind", HistoryPolicy.queue("scores"), "scores"),
     ]
 
 
 def test_a_stream_that_cannot_be_bound_fails_the_declaration_uncached(connection):
-    history = HistoryPolicy(patterns=re.compile("scores"))
-    topology, results = Topology(connection, history=history), Results()
-    topology.ensure_exchange("scores", BROADCAST, results)
-    connection.open_channels()
-    connection.channels[0].ok()
-    connection.open_channels()
-    connection.channels[1].closed_by_broker(404, "NOT_FOUND - stream not available")
+    results = Results()
+    topology, stream = history_stream_channel(connection, results)
+    stream.closed_by_broker(404, "NOT_FOUND - stream not available")
     assert isinstance(results[0], BrokerUnavailable)
     topology.ensure_exchange("scores", BROADCAST, Results())
     assert len(connection.channels) == 3  # tried again
