@@ -6,6 +6,7 @@ people's tests).
 """
 
 import contextlib
+import pathlib
 import select
 import subprocess
 import sys
@@ -13,7 +14,10 @@ import uuid
 
 import pika
 
+from harness.process import terminate
+
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+RESPONDER = pathlib.Path(__file__).resolve().parents[1] / "examples" / "rpc_responder.py"
 
 
 def run_id():
@@ -74,18 +78,16 @@ class Housekeeper:
 
 
 class Responders:
-    """``count`` echo responder processes (bench/responder.py) sharing one queue."""
+    """``count`` echo responder processes (examples/rpc_responder.py --answer echo) sharing one queue."""
 
     def __init__(self, exchange, routing_key, count=2):
         self.exchange = exchange
         self.routing_key = routing_key
         self.processes = []
         for _ in range(count):
-            process = subprocess.Popen(
-                [sys.executable, "-m", "bench.responder", exchange, routing_key],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
+            command = [sys.executable, str(RESPONDER), "--answer", "echo"]
+            command += ["--exchange", exchange, "--routing-key", routing_key]
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
             self.processes.append(process)
             ready, _, _ = select.select([process.stdout], [], [], 30)
             line = process.stdout.readline().strip() if ready else "(nothing within 30 s)"
@@ -95,12 +97,5 @@ class Responders:
 
     def stop(self):
         for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+            terminate(process)
         self.processes = []

@@ -9,6 +9,7 @@ something else slows them alike.  The keys and broker objects of the run are del
 """
 
 import argparse
+import configparser
 import contextlib
 import pathlib
 import statistics
@@ -16,9 +17,8 @@ import uuid
 
 import requests
 
-from tests.e2e.client import FULL_KEY, PREFIX
-from tests.support import amqp, redis_store
-from tests.support.server import GatewayServer
+from harness import amqp, redis_store
+from harness.server import GatewayServer
 
 from .load import run_wrk
 
@@ -26,6 +26,16 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 INI = ROOT / "tests" / "e2e" / "idempotency.ini"
 LUA = ROOT / "bench" / "lua" / "idempotent.lua"
 MODES = {"none": "no Idempotency-Key", "unique": "a new key per request", "repeat": "one key (replays)"}
+
+
+def full_access_key(ini):
+    """The secret of the ini's key with every permission (``auth.permissions.NAME = *``)."""
+    app = configparser.ConfigParser(interpolation=None)
+    app.read(ini)
+    settings = app["app:main"]
+    [name] = [key.removeprefix("auth.permissions.") for key, value in settings.items()
+              if key.startswith("auth.permissions.") and value.strip() == "*"]  # fmt: skip
+    return settings[f"auth.key.{name}"]
 
 
 def main(argv=None):
@@ -38,11 +48,11 @@ def main(argv=None):
     run_id = uuid.uuid4().hex[:8]
     broadcast, notify = amqp.unique("bench-idem-b"), amqp.unique("bench-idem-n")
     queue = f"{notify}.sink"
-    server = GatewayServer(INI, prefix=PREFIX, processes=2, threads=10)
+    server = GatewayServer(INI, processes=2, threads=10)
     results = {}
     try:
         server.start()
-        authorization = f"Bearer {FULL_KEY}"
+        authorization = f"Bearer {full_access_key(INI)}"
         response = requests.put(
             f"{server.url}/notify/{notify}/queues/sink", headers={"Authorization": authorization}, timeout=30
         )

@@ -12,8 +12,8 @@ import subprocess
 import sys
 import tempfile
 
+from harness.server import ExpressProcess, children_of, free_port
 from hutch import cli
-from tests.support.server import ExpressProcess, children_of, free_port
 
 BENCH = pathlib.Path(__file__).resolve().parent
 ROOT = BENCH.parent

@@ -58,9 +58,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.cpu import broker_pids, cpu_seconds  # noqa: E402
 from bench.sse_clients import ClientPool, raise_open_files_limit, token  # noqa: E402
-from tests.dashboard import broker  # noqa: E402 - the repository's own helpers
-from tests.support import amqp  # noqa: E402
-from tests.support.server import GatewayServer, free_port  # noqa: E402
+from harness import amqp  # noqa: E402
+from harness import rabbitmqctl as broker  # noqa: E402 - the repository's own helpers
+from harness.server import GatewayServer, free_port  # noqa: E402
 
 API_KEY = "bench-streams-api-key-0123456789abcdef"
 INI = """# Written by bench/streams.py: that checkout's production.ini event settings, one API key.

@@ -22,6 +22,7 @@ import secrets
 import stat
 
 from .auth import check_key_name, digest, key_with_digest, make_key, parse_permission
+from .files import create_once
 
 DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
 HEADER = "# name secret-or-sha256:digest permission... (README: API keys; edit with `hutch keys`)\n"
@@ -79,23 +80,8 @@ def read_key_file(path, create=True):
 
 
 def create_key_file(path):
-    """Write a random ``admin`` key with ``*`` permissions, mode 0600, atomically.
-
-    The content goes to a private temporary file that is then hard-linked
-    into place, so a concurrent reader never sees a half-written file and
-    only one of several starting processes wins.
-    """
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    temporary = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(HEADER)
-            handle.write(f"admin {secrets.token_urlsafe(32)} *\n")
-        with contextlib.suppress(FileExistsError):  # another process created it first: use theirs
-            os.link(temporary, path)
-    finally:
-        os.unlink(temporary)
+    """Write a random ``admin`` key with ``*`` permissions, mode 0600, unless another process did first."""
+    create_once(path, f"{HEADER}admin {secrets.token_urlsafe(32)} *\n")
 
 
 # --- changing the file (hutch keys) ----------------------------------------------------

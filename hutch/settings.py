@@ -8,7 +8,6 @@ at start-up rather than a silently ignored typo.  Keys starting with
 decision written in the ini; ``auth.*`` keys become the ``hutch.auth`` policy.
 """
 
-import contextlib
 import dataclasses
 import os
 import secrets
@@ -16,6 +15,7 @@ import secrets
 from paste.deploy.converters import asbool
 
 from .auth import AuthPolicy, parse_auth
+from .files import create_once
 from .history import HistoryPolicy, compile_patterns, max_age
 from .session_store import backend_options
 
@@ -226,22 +226,8 @@ def _install_session_secret(session, secret_file):
 
 
 def _read_or_create_secret(path):
-    """Read the secret; create it first if missing, whole or not at all.
-
-    The secret goes to a private temporary file hard-linked into place, so a
-    process starting at the same moment never reads a half-written file, and
-    the first link wins for every process.
-    """
+    """Read the secret; create it first if missing (``create_once``: whole, and the first one wins)."""
     if not os.path.exists(path):
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        temporary = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="ascii") as handle:
-                handle.write(secrets.token_urlsafe(48) + "\n")
-            with contextlib.suppress(FileExistsError):  # another process won the race: use theirs
-                os.link(temporary, path)
-        finally:
-            os.unlink(temporary)
+        create_once(path, secrets.token_urlsafe(48) + "\n")
     with open(path, encoding="ascii") as handle:
         return handle.read().strip()

@@ -12,9 +12,9 @@ import pathlib
 
 import pytest
 
-from tests.support.cluster import Cluster
-from tests.support.private_broker import BrokerStartError
-from tests.support.server import gateway_ini, running_gateway
+from harness.cluster import Cluster
+from harness.private_broker import BrokerStartError
+from harness.server import gateway_ini, running_gateway
 
 HERE = pathlib.Path(__file__).resolve().parent
 

@@ -62,7 +62,7 @@ HEARTBEAT = 2  # cluster.ini
 # (d): pika closes a silent connection within 2 x (heartbeat + 5) s (plus a margin for a loaded machine)
 HEARTBEAT_GIVES_UP = 2 * (HEARTBEAT + 5) + 3.0
 # (d): once the gateway has left the frozen node, publishes succeed again when the cluster has
-# declared the node down (net_ticktime: 10 s here; tests.support.cluster) and a quorum queue whose
+# declared the node down (net_ticktime: 10 s here; harness.cluster) and a quorum queue whose
 # leader was there has elected another.  That is the cluster's time, not the gateway's: measured
 # 5-47 s, and once not within 120 s (the others never reported the frozen node down).  The test
 # reports it, waiting this long at most, and asserts what the gateway does.

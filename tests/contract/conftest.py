@@ -10,8 +10,8 @@ import pathlib
 import pytest
 import schemathesis
 
-from tests.support.private_broker import started_private_broker
-from tests.support.server import gateway_ini, running_gateway
+from harness.private_broker import started_private_broker
+from harness.server import gateway_ini, running_gateway
 
 HERE = pathlib.Path(__file__).resolve().parent
 KEY = "contract-tests-full-access-key-0123456789"  # contract.ini: may do everything

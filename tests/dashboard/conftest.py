@@ -8,10 +8,10 @@ import uuid
 import pytest
 import webtest
 
+from harness import amqp
+from harness.server import GatewayServer
 from hutch.app import make_app
 from hutch.settings import parse_settings
-from tests.support import amqp
-from tests.support.server import GatewayServer
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

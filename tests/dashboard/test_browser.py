@@ -22,8 +22,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.support import amqp
-from tests.support.server import GatewayServer
+from harness import amqp
+from harness.server import GatewayServer
 
 from .conftest import HERE, KEYS, PREFIX, bearer
 

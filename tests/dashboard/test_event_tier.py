@@ -17,13 +17,13 @@ import time
 import pytest
 import requests
 
+from harness import amqp
+from harness import rabbitmqctl as broker
+from harness.server import children_of
 from hutch import tickets
 from hutch.history import HistoryPolicy
-from tests.support import amqp
-from tests.support.server import children_of
 from tests.unit.test_openapi import error_enum
 
-from . import broker
 from .conftest import KEYS, PREFIX, basic, bearer, start_server
 from .sse_client import SseStream, parse_block
 

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from harness import amqp
 from hutch import tickets
-from tests.support import amqp
 
 from .conftest import KEYS, PREFIX, browser_client
 

@@ -15,7 +15,8 @@ import pytest
 import requests
 from selenium.webdriver.common.by import By
 
-from . import broker
+from harness import rabbitmqctl as broker
+
 from .conftest import KEYS, bearer
 from .test_browser import browser, messages, screenshot, server, state, wait_until  # noqa: F401 - fixtures
 

@@ -8,7 +8,7 @@ every stream, the server's processes found); the benchmark's timings are figures
 import pytest
 
 from bench import streams as bench
-from tests.support.server import GatewayServer
+from harness.server import GatewayServer
 
 from .conftest import HERE, PREFIX, bearer
 

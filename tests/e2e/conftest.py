@@ -4,8 +4,8 @@ import pathlib
 
 import pytest
 
+from harness.server import GatewayServer
 from tests.e2e.client import PREFIX, Api
-from tests.support.server import GatewayServer
 
 HERE = pathlib.Path(__file__).resolve().parent
 

@@ -23,10 +23,10 @@ import types
 import pytest
 import requests
 
+from harness import amqp
+from harness.server import free_port
 from hutch.server_errors import STATIC_ERRORS
 from tests.e2e.client import assert_error
-from tests.support import amqp
-from tests.support.server import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]
 

@@ -24,9 +24,9 @@ import types
 import pytest
 import requests
 
-from tests.support import amqp
-from tests.support.scrape import samples, value
-from tests.support.server import free_port
+from harness import amqp
+from harness.scrape import samples, value
+from harness.server import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]
 

@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
+from harness import amqp
 from tests.e2e.client import assert_error
-from tests.support import amqp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]
 

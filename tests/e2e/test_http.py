@@ -10,6 +10,7 @@ import socket
 import pytest
 import requests
 
+from harness import amqp
 from tests.e2e.client import (
     FULL_KEY,
     LIMITED_KEY,
@@ -19,7 +20,6 @@ from tests.e2e.client import (
     assert_error,
     assert_no_traceback,
 )
-from tests.support import amqp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]
 

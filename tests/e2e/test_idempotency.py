@@ -12,9 +12,9 @@ import threading
 import pytest
 import requests
 
+from harness import amqp, redis_store
+from harness.server import GatewayServer
 from tests.e2e.client import FULL_KEY, PREFIX
-from tests.support import amqp, redis_store
-from tests.support.server import GatewayServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker, pytest.mark.redis]
 

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from tests.support.server import GatewayServer
+from harness.server import GatewayServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]
 

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
+from harness import amqp
+from harness.scrape import moved, samples, value
 from tests.dashboard.sse_client import SseStream
 from tests.e2e.client import FULL_KEY, LIMITED_KEY, Api, assert_error
-from tests.support import amqp
-from tests.support.scrape import moved, samples, value
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]
 

@@ -3,11 +3,10 @@
 import concurrent.futures
 import time
 
-import pika
 import pytest
 
+from harness import amqp
 from tests.e2e.client import RPC_MAX_TIMEOUT, assert_error
-from tests.support import amqp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]
 
@@ -51,12 +50,12 @@ def test_reply_header_http_status_sets_the_status(api, names):
     exchange, key = names
 
     def created(properties, body):
-        reply = pika.BasicProperties(
-            content_type="text/plain",
-            content_encoding="identity",
-            headers={"http_status": 201, "location": "/things/9", "Trace": "abc"},
-        )
-        return reply, b"made it"
+        reply = {
+            "content_type": "text/plain",
+            "content_encoding": "identity",
+            "headers": {"http_status": 201, "location": "/things/9", "Trace": "abc"},
+        }
+        return [amqp.Answer(b"made it", reply)]
 
     with amqp.Responder(exchange, key, handler=created):
         response = api.post(f"/rpc/{exchange}/{key}", data=b"make")
@@ -74,7 +73,7 @@ def test_reply_status_may_be_an_error_status(api, names):
     exchange, key = names
 
     def not_found(properties, body):
-        return pika.BasicProperties(content_type="application/json", headers={"http_status": "404"}), b"{}"
+        return [amqp.Answer(b"{}", {"content_type": "application/json", "headers": {"http_status": "404"}})]
 
     with amqp.Responder(exchange, key, handler=not_found):
         response = api.post(f"/rpc/{exchange}/{key}", data=b"?")
@@ -130,9 +129,9 @@ def test_seed_style_responder_without_correlation_id(api, names):
     exchange, key = names
 
     def upper(properties, body):
-        return pika.BasicProperties(content_type="text/plain"), body.upper()
+        return [amqp.Answer(body.upper(), {"content_type": "text/plain"}, correlate=False)]
 
-    with amqp.Responder(exchange, key, handler=upper, copy_correlation_id=False):
+    with amqp.Responder(exchange, key, handler=upper):
         for word in (b"one", b"two", b"three"):
             response = api.post(f"/rpc/{exchange}/{key}", data=word)
             assert response.status_code == 200, response.text
@@ -155,13 +154,11 @@ def test_late_reply_never_reaches_a_later_call(api, names):
     """A seed-style responder answers a timed-out call late; later calls must get their own replies."""
     exchange, key = names
 
-    def echo(properties, body):
-        return pika.BasicProperties(content_type="text/plain"), body
+    def echo_late_ones_late(properties, body):
+        delay = 0.8 if body.startswith(b"late") else 0
+        return [amqp.Answer(body, {"content_type": "text/plain"}, delay=delay, correlate=False)]
 
-    def slow_for_late(body):
-        return 0.8 if body.startswith(b"late") else 0
-
-    with amqp.Responder(exchange, key, handler=echo, copy_correlation_id=False, delay=slow_for_late):
+    with amqp.Responder(exchange, key, handler=echo_late_ones_late):
         late = [
             api.post(f"/rpc/{exchange}/{key}", data=f"late {n}".encode(), headers={"X-Timeout": "0.3"})
             for n in range(2)

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from tests.support.server import GatewayServer, children_of
+from harness.server import GatewayServer, children_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]
 

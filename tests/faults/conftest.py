@@ -1,7 +1,7 @@
 """Fixtures for the fault tests: a private broker, gateways, names, AMQP helpers.
 
 The broker faults (restart, killed connections, memory alarm) run against a
-private RabbitMQ node started for this session (``tests.support.private_broker``),
+private RabbitMQ node started for this session (``harness.private_broker``),
 never against the shared node on port 5672.  The responder faults do not
 disturb a broker, so they use the shared node.
 """
@@ -13,9 +13,9 @@ import uuid
 
 import pytest
 
-from tests.support.private_broker import started_private_broker
-from tests.support.server import gateway_ini
-from tests.support.server import running_gateway as support_running_gateway
+from harness.private_broker import started_private_broker
+from harness.server import gateway_ini
+from harness.server import running_gateway as support_running_gateway
 
 from .amqp_tools import SHARED_AMQP_URL, delete_exchange_and_queues
 

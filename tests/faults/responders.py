@@ -15,6 +15,8 @@ import threading
 import pika
 import pika.exceptions
 
+from harness import amqp
+
 log = logging.getLogger(__name__)
 
 
@@ -47,50 +49,39 @@ def echo(channel, method, properties, body):
     channel.basic_ack(method.delivery_tag)
 
 
-class Responder(threading.Thread):
+class Responder(amqp.Responder):
     """Serve ``exchange``/``routing_key`` with ``handler`` until ``stop``.
 
-    With ``reconnect`` it comes back after its connection is closed under it
-    (the broker fault tests kill every connection).  ``requests`` lists the
-    bodies of the requests it was handed, in order.
+    Unlike the well-behaved responder it extends, it acks by hand, serves a
+    queue that outlives it, and with ``reconnect`` comes back after its
+    connection is closed under it (the broker fault tests kill every
+    connection).  ``requests`` lists the bodies of the requests it was
+    handed, in order.
     """
 
     def __init__(self, amqp_url, exchange, routing_key, handler, reconnect=False):
-        super().__init__(name=f"responder-{exchange}", daemon=True)
+        super().__init__(exchange, routing_key, handler)
         self.parameters = pika.URLParameters(amqp_url)
         self.parameters.heartbeat = 10
-        self.exchange = exchange
-        self.routing_key = routing_key
-        self.handler = handler
         self.reconnect = reconnect
-        self.requests = []
-        self.ready = threading.Event()
         self.died = threading.Event()
-        self._stopping = threading.Event()
-        self._connection = None
-
-    def start(self, timeout=10.0):
-        super().start()
-        if not self.ready.wait(timeout):
-            raise RuntimeError(f"responder on {self.exchange} did not start within {timeout:g} s")
-        return self
 
     def run(self):
-        while not self._stopping.is_set():
+        while not self.stopping.is_set():
             try:
                 self._serve()
             except Die:
                 self.died.set()
                 return
             except pika.exceptions.AMQPError as exc:
-                if not self.reconnect or self._stopping.is_set():
+                if not self.reconnect or self.stopping.is_set():
                     log.info("responder on %s stops: %r", self.exchange, exc)
                     return
                 log.info("responder on %s reconnects after %r", self.exchange, exc)
-                self._stopping.wait(0.2)
+                self.stopping.wait(0.2)
 
     def _serve(self):
-        connection = self._connection = pika.BlockingConnection(self.parameters)
+        connection = pika.BlockingConnection(self.parameters)
         try:
             channel = connection.channel()
             queue = declare_service(channel, self.exchange, self.routing_key)
@@ -102,14 +93,9 @@ class Responder(threading.Thread):
 
             channel.basic_consume(queue, on_request)
             self.ready.set()
-            while not self._stopping.is_set():
+            while not self.stopping.is_set():
                 connection.process_data_events(time_limit=0.1)
         finally:
             with contextlib.suppress(Exception):
                 if connection.is_open:
                     connection.close()
-
-    def stop(self, timeout=10.0):
-        self._stopping.set()
-        self.join(timeout)
-        assert not self.is_alive(), f"responder on {self.exchange} did not stop"

@@ -1,7 +1,7 @@
 """The event server's broker link over several nodes (``amqp_url`` with whitespace-separated URLs):
 it connects to one, moves on when that one refuses, and moves to another when its node goes away.
 
-The node that goes away is the private one (``tests.support.private_broker``); the shared node only
+The node that goes away is the private one (``harness.private_broker``); the shared node only
 takes a connection.
 """
 
@@ -10,8 +10,8 @@ import socket
 
 import pytest
 
+from harness.amqp import AMQP_URL as SHARED_URL
 from hutch.events.link import BrokerLink
-from tests.support.amqp import AMQP_URL as SHARED_URL
 
 pytestmark = [pytest.mark.broker]
 

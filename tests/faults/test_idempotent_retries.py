@@ -23,7 +23,7 @@ import uuid
 import pytest
 import requests
 
-from tests.support import redis_store
+from harness import redis_store
 
 from .amqp_tools import drain_message_ids
 from .conftest import running_gateway

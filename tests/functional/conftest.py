@@ -7,10 +7,11 @@ import pytest
 import webtest
 from paste.deploy import loadapp
 
+from harness.amqp import Responder
 from hutch.app import make_app
 from hutch.settings import parse_settings
 
-from .helpers import AmqpAdmin, Responder
+from .helpers import AmqpAdmin
 
 INI = pathlib.Path(__file__).with_name("test.ini")
 REPOSITORY_APPS = pathlib.Path(__file__).resolve().parents[2] / "apps"

@@ -1,10 +1,8 @@
-"""The tests' own AMQP side: an admin connection and RPC responders (plain pika).
+"""The tests' own AMQP side: an admin connection (plain pika); the responders are harness.amqp's.
 
 Every wait here is bounded, so a gateway bug fails a test instead of hanging it.
 """
 
-import dataclasses
-import threading
 import time
 
 import pika
@@ -99,85 +97,3 @@ class AmqpAdmin:
                 self._on_channel(lambda ch, x=exchange: ch.exchange_delete(x))
         finally:
             self.connection.close()
-
-
-@dataclasses.dataclass
-class Answer:
-    """One reply a responder sends: body, extra properties, and how to send it."""
-
-    body: bytes
-    properties: dict = dataclasses.field(default_factory=dict)
-    delay: float = 0.0
-    correlate: bool = True  # False: written the seed's way, without correlation_id
-
-
-def echo(properties, body):
-    return [Answer(body, {"content_type": properties.content_type})]
-
-
-class Responder(threading.Thread):
-    """An RPC service on its own thread and connection, as a legacy system would run one.
-
-    It declares the direct exchange (responders own it; the gateway never
-    declares it) and an exclusive queue bound with ``routing_key``.
-    ``handler(properties, body)`` returns the ``Answer``s to send to reply_to.
-    """
-
-    def __init__(self, exchange, routing_key, handler=echo):
-        super().__init__(name=f"responder {exchange}/{routing_key}", daemon=True)
-        self.exchange = exchange
-        self.routing_key = routing_key
-        self.handler = handler
-        self.requests = []
-        self.errors = []
-        self._ready = threading.Event()
-        self._stop_requested = threading.Event()
-
-    def start(self):
-        super().start()
-        if not self._ready.wait(WAIT):
-            raise AssertionError(f"responder not ready within {WAIT} s: {self.errors}")
-        if self.errors:
-            raise self.errors[0]
-        return self
-
-    def run(self):
-        try:
-            connection = connect()
-        except Exception as error:
-            self.errors.append(error)
-            self._ready.set()
-            return
-        try:
-            channel = connection.channel()
-            channel.exchange_declare(self.exchange, "direct", durable=False, auto_delete=False)
-            queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
-            channel.queue_bind(queue, self.exchange, self.routing_key)
-            channel.basic_consume(queue, self._on_request, auto_ack=True)
-            self._ready.set()
-            while not self._stop_requested.is_set():
-                connection.process_data_events(time_limit=0.05)
-        except Exception as error:
-            self.errors.append(error)
-        finally:
-            self._ready.set()
-            if connection.is_open:
-                connection.close()
-
-    def _on_request(self, channel, method, properties, body):
-        self.requests.append((properties, body))
-        for answer in self.handler(properties, body):
-            if answer.delay:
-                time.sleep(answer.delay)
-            reply = pika.BasicProperties(
-                correlation_id=properties.correlation_id if answer.correlate else None,
-                **answer.properties,
-            )
-            channel.basic_publish("", properties.reply_to, answer.body, reply)
-
-    def stop(self):
-        self._stop_requested.set()
-        self.join(WAIT)
-        assert not self.is_alive(), "responder thread did not stop"
-        if self.errors:
-            raise self.errors[0]

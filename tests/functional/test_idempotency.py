@@ -13,11 +13,11 @@ import pika
 import pytest
 import webtest
 
+from harness import redis_store
+from harness.redis_node import PrivateRedis
+from harness.scrape import moved, samples
 from hutch.idempotency import fingerprint_of, scoped_key
 from hutch.messages import Message
-from tests.support import redis_store
-from tests.support.redis_node import PrivateRedis
-from tests.support.scrape import moved, samples
 
 pytestmark = [pytest.mark.broker, pytest.mark.redis]
 

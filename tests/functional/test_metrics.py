@@ -5,7 +5,7 @@ import logging
 
 import webtest
 
-from tests.support.scrape import moved, samples, value
+from harness.scrape import moved, samples, value
 
 KEYS = {
     "auth": "keys",

@@ -3,7 +3,7 @@
 import pytest
 import webtest
 
-from tests.support.server import free_port
+from harness.server import free_port
 
 pytestmark = pytest.mark.broker
 

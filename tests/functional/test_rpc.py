@@ -5,7 +5,7 @@ import threading
 import pytest
 import webtest
 
-from .helpers import Answer
+from harness.amqp import Answer
 
 pytestmark = pytest.mark.broker
 
@@ -152,7 +152,7 @@ def test_concurrent_calls_each_get_their_own_reply(gateway_app, responder, excha
 def test_late_reply_to_a_timed_out_call_never_reaches_the_next_call(client, responder, exchange, correlate):
     def slow_then_echo(properties, body):
         if body == b"slow":
-            return [Answer(b"late reply", delay=0.8, correlate=correlate)]
+            return [Answer(b"late reply", delay=0.8, correlate=correlate, blocking=True)]
         return [Answer(body, correlate=correlate)]
 
     service = responder(exchange, "svc", slow_then_echo)

@@ -8,7 +8,7 @@ nothing listens, in either order (each process shuffles the list).
 import pytest
 import webtest
 
-from tests.support.server import free_port
+from harness.server import free_port
 
 pytestmark = pytest.mark.broker
 

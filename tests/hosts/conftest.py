@@ -13,11 +13,11 @@ import uuid
 
 import pytest
 
+from harness.amqp import delete
+from harness.haproxy import LoadBalancer
+from harness.server import GatewayServer
 from hutch.history import HistoryPolicy
 from tests.dashboard.test_browser import browser  # noqa: F401 - headless Chromium, as the dashboard tests drive it
-from tests.support.amqp import delete
-from tests.support.haproxy import LoadBalancer
-from tests.support.server import GatewayServer
 
 HERE = pathlib.Path(__file__).resolve().parent
 INI = HERE / "hosts.ini"

@@ -16,8 +16,8 @@ import uuid
 import pytest
 import requests
 
+from harness.amqp import Responder, echo, unique
 from tests.dashboard.sse_client import SseStream
-from tests.support.amqp import Responder, unique
 
 from .conftest import ADMIN_KEY, WATCHER_KEY
 
@@ -78,8 +78,10 @@ def test_rpc_replies_return_to_the_host_that_asked(hosts):
     calls = 240
     delays = {}  # replies held back 0-40 ms, so they come back out of order
 
-    def delay(body):
-        return delays.get(body, 0)
+    def echo_held_back(properties, body):
+        [answer] = echo(properties, body)
+        answer.delay = delays.get(body, 0)
+        return [answer]
 
     def call(number):
         body = f"call {number} {uuid.uuid4().hex}".encode()
@@ -92,7 +94,7 @@ def test_rpc_replies_return_to_the_host_that_asked(hosts):
         )
         return body, response
 
-    with Responder(exchange, "echo", delay=delay), concurrent.futures.ThreadPoolExecutor(16) as pool:
+    with Responder(exchange, "echo", echo_held_back), concurrent.futures.ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(call, range(calls)))
     served = collections.Counter(response.headers.get("X-Served-By") for _, response in answers)
     statuses = collections.Counter(response.status_code for _, response in answers)

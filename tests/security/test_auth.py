@@ -10,8 +10,8 @@ import uuid
 import pytest
 
 import hutch.auth
+from harness.amqp import BROADCAST, NOTIFY, BoundQueue, Responder, delete, exchange_exists, queue_depth
 from hutch.settings import ConfigurationError, parse_settings
-from tests.support.amqp import BROADCAST, NOTIFY, BoundQueue, Responder, delete, exchange_exists, queue_depth
 
 from .conftest import KEYS, ROOT, basic, bearer, raw_settings
 from .wsgi import assert_no_traceback, call

@@ -23,8 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.amqp import BROADCAST, NOTIFY, BoundQueue, Responder, delete
 from hutch.names import NAME
-from tests.support.amqp import BROADCAST, NOTIFY, BoundQueue, Responder, delete
 
 from .conftest import KEYS, basic, bearer
 from .wsgi import Counter, assert_no_traceback, call, environ_key

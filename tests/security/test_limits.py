@@ -31,9 +31,9 @@ import uuid
 
 import pytest
 
+from harness.amqp import BROADCAST, BoundQueue, delete
+from harness.server import GatewayServer
 from hutch.server_errors import STATIC_ERRORS
-from tests.support.amqp import BROADCAST, BoundQueue, delete
-from tests.support.server import GatewayServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]
 

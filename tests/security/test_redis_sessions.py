@@ -18,10 +18,10 @@ import pytest
 import redis
 from beaker.session import SignedCookie
 
+from harness.redis_node import PrivateRedis
 from hutch import keyfile
 from hutch.errors import SessionStoreUnavailable
 from hutch.session_store import InvalidSessionId, RedisSessionStore
-from tests.support.redis_node import PrivateRedis
 
 from .conftest import KEYS, SESSION_SECRET, bearer
 from .wsgi import assert_no_traceback, call

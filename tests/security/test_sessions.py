@@ -14,8 +14,8 @@ import urllib.parse
 import pytest
 from beaker.session import CookieSession
 
+from harness.amqp import BROADCAST, BoundQueue, delete
 from hutch.settings import ConfigurationError, parse_settings
-from tests.support.amqp import BROADCAST, BoundQueue, delete
 
 from .conftest import ROOT, bearer, raw_settings
 from .wsgi import assert_no_traceback, call

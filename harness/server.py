@@ -14,7 +14,7 @@ import time
 
 import requests
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def free_port():
@@ -156,7 +156,7 @@ class GatewayServer(ExpressProcess):
         self.stop()
 
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def gateway_ini(template, amqp_urls, settings=None):

@@ -11,7 +11,6 @@ of the rotation (``set_state``) before it is stopped.
 
 import contextlib
 import pathlib
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -19,6 +18,7 @@ import time
 
 import requests
 
+from .process import ScratchProcess, terminate
 from .server import free_port
 
 CONFIG = """\
@@ -69,7 +69,7 @@ def haproxy_config(port, backends, health_path, stream_lifetime, admin_socket, c
     )
 
 
-class LoadBalancer:
+class LoadBalancer(ScratchProcess):
     """``haproxy -db`` (foreground) on a free port; stopped by its pid."""
 
     def __init__(self, backends, health_path="/gateway/health", stream_lifetime=300):
@@ -143,23 +143,7 @@ class LoadBalancer:
         return path.read_text(errors="replace")[-tail:] if path.exists() else ""
 
     def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        terminate(self.process)
         if self.log is not None:
             self.log.close()
             self.log = None
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.cleanup()

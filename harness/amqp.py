@@ -6,6 +6,7 @@ instead of hanging it.
 """
 
 import contextlib
+import dataclasses
 import threading
 import time
 import uuid
@@ -123,30 +124,42 @@ class BoundQueue:
         self.close()
 
 
+@dataclasses.dataclass
+class Answer:
+    """One reply a responder sends: body, extra properties, when, and how.
+
+    ``properties`` are ``pika.BasicProperties`` keywords.  ``delay`` holds the reply back while
+    later requests are served; with ``blocking`` the responder sleeps instead, serving nothing
+    meanwhile (a single-threaded legacy service).  ``correlate`` False answers the way the seed
+    does, without the request's ``correlation_id``.
+    """
+
+    body: bytes
+    properties: dict = dataclasses.field(default_factory=dict)
+    delay: float = 0.0
+    correlate: bool = True
+    blocking: bool = False
+
+
 def echo(properties, body):
     """Reply with the request's body, content type and headers."""
-    return pika.BasicProperties(content_type=properties.content_type, headers=properties.headers), body
+    return [Answer(body, {"content_type": properties.content_type, "headers": properties.headers})]
 
 
 class Responder(threading.Thread):
-    """An RPC responder on its own connection and thread.
+    """An RPC responder on its own connection and thread, as a legacy system would run one.
 
     Declares the direct exchange (as responders do; the gateway never
-    does), binds an exclusive queue with ``routing_key`` and answers each
-    request with ``handler(properties, body) -> (reply_properties, body)``,
-    or not at all when the handler returns None.  ``copy_correlation_id``
-    False answers the way the seed does, without it.  ``delay(body)`` holds
-    a reply back without blocking later requests.  Requests it saw are in
-    ``self.requests`` as ``(properties, body)``.
+    does), binds an exclusive queue with ``routing_key`` and sends each
+    request the ``Answer``s of ``handler(properties, body)`` (none, one or
+    several).  Requests it saw are in ``self.requests`` as ``(properties, body)``.
     """
 
-    def __init__(self, exchange, routing_key, handler=echo, copy_correlation_id=True, delay=None):
+    def __init__(self, exchange, routing_key, handler=echo):
         super().__init__(name=f"responder {exchange}/{routing_key}", daemon=True)
         self.exchange = exchange
         self.routing_key = routing_key
         self.handler = handler
-        self.copy_correlation_id = copy_correlation_id
-        self.delay = delay or (lambda body: 0)
         self.requests = []
         self.ready = threading.Event()
         self.stopping = threading.Event()
@@ -178,21 +191,20 @@ class Responder(threading.Thread):
     def _on_request(self, connection, ch):
         def on_request(_ch, method, properties, body):
             self.requests.append((properties, body))
-            answer = self.handler(properties, body)
-            if answer is None:
-                return
-            reply_properties, reply_body = answer
-            if self.copy_correlation_id:
-                reply_properties.correlation_id = properties.correlation_id
+            for answer in self.handler(properties, body) or ():
+                correlation_id = properties.correlation_id if answer.correlate else None
+                reply = pika.BasicProperties(correlation_id=correlation_id, **answer.properties)
 
-            def send():
-                ch.basic_publish("", properties.reply_to, reply_body, reply_properties)
+                def send(answer=answer, reply=reply):
+                    ch.basic_publish("", properties.reply_to, answer.body, reply)
 
-            seconds = self.delay(body)
-            if seconds:
-                connection.call_later(seconds, send)
-            else:
-                send()
+                if answer.delay and answer.blocking:
+                    time.sleep(answer.delay)
+                    send()
+                elif answer.delay:
+                    connection.call_later(answer.delay, send)
+                else:
+                    send()
 
         return on_request
 
@@ -205,8 +217,12 @@ class Responder(threading.Thread):
         return self
 
     def stop(self, timeout=10.0):
+        """Stop serving; raise what went wrong while it served, if anything did."""
         self.stopping.set()
         self.join(timeout)
+        assert not self.is_alive(), f"the responder on {self.exchange} did not stop"
+        if self.error is not None:
+            raise self.error
 
     def __enter__(self):
         return self.start()

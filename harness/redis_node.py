@@ -2,17 +2,17 @@
 
 import contextlib
 import pathlib
-import shutil
 import subprocess
 import tempfile
 import time
 
 import redis
 
+from .process import ScratchProcess, terminate
 from .server import free_port
 
 
-class PrivateRedis:
+class PrivateRedis(ScratchProcess):
     """``redis-server`` on a free loopback port, in a temporary dir.
 
     ``persistent`` turns the append-only file on (fsync always), so data
@@ -61,13 +61,7 @@ class PrivateRedis:
 
     def stop(self):
         """SIGTERM (Redis writes what it must and exits), SIGKILL if it hangs; by pid only."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        terminate(self.process, timeout=15)
         self.process = None
 
     def is_running(self):
@@ -76,13 +70,3 @@ class PrivateRedis:
     def log(self):
         path = self.directory / "redis.log"
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.cleanup()

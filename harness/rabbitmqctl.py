@@ -1,6 +1,6 @@
 """``rabbitmqctl``'s view of RabbitMQ: which queues the gateway bound (its queues are
 server-named, so only the broker can tell).  Publishing, declaring and cleaning up go
-through ``tests.support.amqp``."""
+through ``harness.amqp``."""
 
 import subprocess
 import time
