@@ -18,10 +18,21 @@ When the session store (Redis) is down, every page answers 503 with
 
 from hutch.auth import ENVIRON_KEY
 from hutch.csrf import FIELD, check_csrf, log_in, log_out, viewer
-from hutch.errors import BadRequest, Forbidden, Unauthorized
+from hutch.errors import (
+    PUBLISH_FAILURES,
+    BadCsrfToken,
+    BadRequest,
+    Forbidden,
+    InvalidMessage,
+    InvalidName,
+    PayloadTooLarge,
+    ReservedName,
+    Unauthorized,
+)
 from hutch.messages import message_from_form
 from hutch.names import checked_name
 from hutch.pages import (
+    MAX_FOLLOWED,
     Links,
     error_page,
     followed,
@@ -34,9 +45,8 @@ from hutch.pages import (
     set_flash,
 )
 from hutch.tickets import issue, signing_key
-from hutch.web import HTML_FIRST, Route, Routes, json_response, prefers_html
+from hutch.web import HTML_FIRST, Route, Routes, json_response, operation, prefers_html
 
-MAX_FOLLOWED = 16  # a cookie session holds 4 KB: 16 names of up to 127 characters fit
 # The fields each form has (templates/*.mako); any other is refused, as the OpenAPI document says.
 ACT_FIELDS = frozenset({FIELD, "action", "api_key", "next", "exchange", "back"})
 PUBLISH_FIELDS = frozenset({FIELD, "content_type", "body"})
@@ -59,6 +69,7 @@ def require_login(request, gateway):
 # --- the index: log in, follow ---------------------------------------------------
 
 
+@operation("dashboardIndex")
 def index(request, gateway):
     session = session_of(request)
     policy = gateway.settings.auth
@@ -74,6 +85,10 @@ def index(request, gateway):
     )
 
 
+@operation(
+    "dashboardAct",
+    raises=(InvalidName, ReservedName, BadRequest, Unauthorized, Forbidden, BadCsrfToken, PayloadTooLarge),
+)
 def act(request, gateway):
     form = read_form(request, ACT_FIELDS, gateway.settings.max_body_bytes)
     session = session_of(request)
@@ -126,10 +141,15 @@ def page_values(session, exchange, **overrides):
     return values
 
 
+@operation("dashboard")
 def page(request, gateway, exchange):
     return render(request, "exchange.mako", **page_values(session_of(request), exchange))
 
 
+@operation(
+    "dashboardBroadcast",
+    raises=(BadRequest, InvalidMessage, BadCsrfToken, PayloadTooLarge, *PUBLISH_FAILURES),
+)
 def publish(request, gateway, exchange):
     settings = gateway.settings
     form = read_form(request, PUBLISH_FIELDS, settings.max_body_bytes)
@@ -152,6 +172,7 @@ def publish(request, gateway, exchange):
     return redirect(Links(request).page(exchange))
 
 
+@operation("dashboardTicket")
 def ticket(request, gateway, exchange):
     """The event server cannot read this session: the page shows it this signed ticket instead.
 
@@ -170,7 +191,7 @@ def ticket(request, gateway, exchange):
 
 
 application = Routes(
-    Route("", page=error_page, GET=index, POST=act),
+    Route("/", page=error_page, GET=index, POST=act),
     Route(
         "{exchange}",
         {"GET": "watch", "POST": ("watch", "broadcast")},

@@ -6,7 +6,7 @@ client gets a JSON index of the gateway's links, under its mount point.
 
 from webob import Response
 
-from hutch.web import Route, Routes, json_response
+from hutch.web import Route, Routes, json_response, operation
 
 url_names = ("",)
 
@@ -28,6 +28,7 @@ def is_browser(request):
     return bool(offers) and offers[0][0] == "text/html"
 
 
+@operation("index")
 def index(request, gateway):
     root = request.script_name.rstrip("/")
     if is_browser(request):

@@ -5,6 +5,9 @@ that is not the view's own decision lives here.
 """
 
 import functools
+import hashlib
+import logging
+import os
 import urllib.parse
 
 from mako.lookup import TemplateLookup
@@ -15,7 +18,34 @@ from .errors import BadRequest, SessionStoreUnavailable, Unauthorized
 from .names import NAME
 from .web import GATEWAY_KEY, ROUTE_NAMES_KEY, read_body
 
+log = logging.getLogger(__name__)
+
+MAX_FOLLOWED = 16  # a cookie session holds 4 KB: 16 names of up to 127 characters fit
 MAX_FORM_FIELDS = 10
+
+ASSETS = {
+    "dashboard.css": "text/css",
+    "dashboard.js": "text/javascript",
+    "rateplot.js": "text/javascript",
+}
+
+
+@functools.lru_cache(maxsize=4)
+def load_assets(templates_directory):
+    """name -> (bytes, content type, etag) for every whitelisted asset found."""
+    loaded = {}
+    for name, content_type in ASSETS.items():
+        path = os.path.join(templates_directory, "static", name)
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as error:
+            log.error("dashboard asset %s is missing: %s", path, error)
+            continue
+        loaded[name] = (data, content_type, hashlib.sha256(data).hexdigest()[:20])
+    return loaded
+
+
 SECURITY_HEADERS = [
     (
         "Content-Security-Policy",

@@ -60,6 +60,25 @@ def plain_error_page(request, error):
     return Response(body=body.encode(), status=error.status, content_type="text/html", charset="utf-8")
 
 
+# What ``read_body`` raises; views that read a body declare these (``operation``).
+BODY_ERRORS = (BadRequest, PayloadTooLarge)
+
+
+def operation(operation_id, raises=()):
+    """Name a view's operation in the OpenAPI document (``hutch.openapi``) and the errors the view raises.
+
+    What the route itself answers (a bad name, 401/403 for its permission,
+    405, a session store that is down) the document adds from the ``Route``.
+    """
+
+    def mark(view):
+        view.operation_id = operation_id
+        view.raises = tuple(raises)
+        return view
+
+    return mark
+
+
 def read_body(environ, limit):
     """The request body, refusing more than ``limit`` bytes before reading it."""
     length = environ.get("CONTENT_LENGTH")
@@ -123,10 +142,17 @@ class Route:
         self.browser = browser
         self.page = page
         self.views = views
+        self.declared = pattern
 
     @property
-    def pattern(self):
-        return "/".join(self.segments)
+    def reads_session(self):
+        """A browser's key, or a page, comes from the session: a store that is down is its 503."""
+        return self.browser or self.page is not None
+
+    def path(self, mount):
+        """The route's path below the gateway, as documented: a pattern declared ``/`` keeps its slash."""
+        path = "/" + "/".join(part for part in (mount, *self.segments) if part)
+        return path + "/" if self.declared == "/" and path != "/" else path
 
     def authorize(self, request, gateway, names):
         """Raise 401/403 unless the request's key may use this route's idioms on this resource."""
