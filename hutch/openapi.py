@@ -18,7 +18,7 @@ import types
 
 from . import errors as hutch_errors
 from . import openapi_text as text
-from .dispatch import load_app_modules
+from .dispatch import load_app_modules, route_table
 from .errors import (
     BadRequest,
     BrokerUnavailable,
@@ -775,13 +775,9 @@ def route_operation(path, method, route, view):
 def paths(apps):
     """The document's paths from the route table ``{mount segment: Routes}``."""
     documented = {}
-    for mount, application in apps.items():
-        for route in application.routes:
-            for method, view in route.views.items():
-                if getattr(view, "operation_id", None) is None:  # a test's own app module
-                    continue
-                path = route.path(mount)
-                documented.setdefault(path, {})[method.lower()] = route_operation(path, method, route, view)
+    for path, method, route, view in route_table(apps):
+        if getattr(view, "operation_id", None) is not None:  # not a test's own app module
+            documented.setdefault(path, {})[method.lower()] = route_operation(path, method, route, view)
     documented[EVENTS_PATH] = {
         "get": route_operation(EVENTS_PATH, "GET", EVENTS_ROUTE, EVENTS_ROUTE.views["GET"])
     }

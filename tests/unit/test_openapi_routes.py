@@ -14,7 +14,7 @@ import webtest
 
 from hutch import openapi
 from hutch.app import make_app
-from hutch.dispatch import load_app_modules
+from hutch.dispatch import load_app_modules, route_table
 from hutch.settings import parse_settings
 
 from .test_openapi import ROOT, deref, error_enum
@@ -77,12 +77,9 @@ def operations(doc):
 
 def test_every_route_is_documented_under_its_operation_id(apps, doc):
     served = set()
-    for mount, application in apps.items():
-        for route in application.routes:
-            for method, view in route.views.items():
-                path = route.path(mount)
-                assert doc["paths"][path][method.lower()]["operationId"] == view.operation_id
-                served.add((path, method.lower()))
+    for path, method, _route, view in route_table(apps):
+        assert doc["paths"][path][method.lower()]["operationId"] == view.operation_id
+        served.add((path, method.lower()))
     documented = {(path, method) for path, method, _ in operations(doc)}
     assert documented - served == {(openapi.EVENTS_PATH, "get")}  # served by the event tier
 
@@ -93,13 +90,9 @@ def test_operation_ids_are_unique(doc):
 
 
 def test_the_permission_documented_is_the_routes(apps, doc):
-    for mount, application in apps.items():
-        for route in application.routes:
-            for method in route.views:
-                op = doc["paths"][route.path(mount)][method.lower()]
-                idioms = route.permissions[method]
-                documented = op.get("x-hutch-permission", "")
-                assert [part.split(":")[0] for part in documented.split()] == list(idioms)
+    for path, method, route, _view in route_table(apps):
+        documented = doc["paths"][path][method.lower()].get("x-hutch-permission", "")
+        assert [part.split(":")[0] for part in documented.split()] == list(route.permissions[method])
 
 
 def test_a_route_without_pages_documents_no_html_error(apps, doc):
@@ -193,12 +186,10 @@ def provoke(app, path, method, code, raised):
 
 def view_raises(apps):
     """``{(path, method): codes}`` the views raise themselves."""
-    raised = {}
-    for mount, application in apps.items():
-        for route in application.routes:
-            for method, view in route.views.items():
-                raised[route.path(mount), method.lower()] = {cls.code for cls in view.raises}
-    return raised
+    return {
+        (path, method.lower()): {cls.code for cls in view.raises}
+        for path, method, _, view in route_table(apps)
+    }
 
 
 def documented_errors(doc):
