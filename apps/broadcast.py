@@ -1,9 +1,11 @@
 """POST /broadcast/{exchange}: fire-and-forget to a transient fanout exchange."""
 
+from hutch.errors import IDEMPOTENCY_ERRORS, PUBLISH_FAILURES, InvalidHeader
 from hutch.messages import message_from_environ
-from hutch.web import Route, Routes, json_response, read_body
+from hutch.web import BODY_ERRORS, Route, Routes, json_response, operation, read_body
 
 
+@operation("broadcast", raises=(*BODY_ERRORS, InvalidHeader, *PUBLISH_FAILURES, *IDEMPOTENCY_ERRORS))
 def publish(request, gateway, exchange):
     body = read_body(request.environ, gateway.settings.max_body_bytes)
     message = message_from_environ(request.environ, body)

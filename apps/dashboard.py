@@ -16,171 +16,47 @@ When the session store (Redis) is down, every page answers 503 with
 ``Retry-After``: a page for browsers, JSON for scripts.
 """
 
-import functools
-import json
-import re
-import time
-import urllib.parse
-import uuid
-
-import pika
-from mako.lookup import TemplateLookup
-from webob import Response
-
-from hutch.csrf import FIELD, SESSION_KEY, authorize_browser, check_csrf, csrf_token, log_in, log_out, viewer
+from hutch.auth import ENVIRON_KEY
+from hutch.csrf import FIELD, check_csrf, log_in, log_out, viewer
 from hutch.errors import (
+    PUBLISH_FAILURES,
+    BadCsrfToken,
     BadRequest,
     Forbidden,
-    HutchError,
     InvalidMessage,
+    InvalidName,
     PayloadTooLarge,
-    SessionStoreUnavailable,
+    ReservedName,
     Unauthorized,
 )
-from hutch.events.sse import parse_content_type
-from hutch.messages import Message
-from hutch.names import NAME, checked_name
+from hutch.messages import message_from_form
+from hutch.names import checked_name
+from hutch.pages import (
+    MAX_FOLLOWED,
+    Links,
+    error_page,
+    followed,
+    next_exchange,
+    pop_flash,
+    read_form,
+    redirect,
+    render,
+    session_of,
+    set_flash,
+)
 from hutch.tickets import issue, signing_key
-from hutch.web import Route, Routes, error_response, json_response, read_body
+from hutch.web import HTML_FIRST, Route, Routes, json_response, operation, prefers_html
 
-MAX_FOLLOWED = 16  # a cookie session holds 4 KB: 16 names of up to 127 characters fit
-MAX_FORM_FIELDS = 10
 # The fields each form has (templates/*.mako); any other is refused, as the OpenAPI document says.
 ACT_FIELDS = frozenset({FIELD, "action", "api_key", "next", "exchange", "back"})
 PUBLISH_FIELDS = frozenset({FIELD, "content_type", "body"})
-MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,127}/[A-Za-z0-9!#$&^_.+-]{1,127}(\s*;\s*[\x20-\x7e]*)?")
 DEFAULT_CONTENT_TYPE = "application/json"
 CONTENT_TYPES = ("application/json", "text/plain; charset=utf-8", "text/csv", "application/xml")
-SECURITY_HEADERS = [
-    (
-        "Content-Security-Policy",
-        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
-        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-    ),
-    ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "same-origin"),
-    ("Cache-Control", "no-store"),
-]
-
-
-@functools.lru_cache(maxsize=8)
-def templates(directory):
-    """One lookup per templates folder, built on first use and kept (compiled templates in memory)."""
-    return TemplateLookup(
-        directories=[directory],
-        default_filters=["h"],
-        strict_undefined=True,
-        input_encoding="utf-8",
-    )
-
-
-class Links:
-    """Every path the pages hand out, under the gateway's mount point."""
-
-    def __init__(self, request):
-        self.root = request.script_name.rsplit("/", 1)[0]  # SCRIPT_NAME ends with /dashboard
-        self.dashboard = f"{self.root}/dashboard/"
-
-    def page(self, exchange):
-        return f"{self.root}/dashboard/{exchange}"
-
-    def events(self, exchange):
-        return f"{self.root}/events/{exchange}"
-
-    def ticket(self, exchange):
-        return f"{self.root}/dashboard/{exchange}/ticket"
-
-    def static(self, name):
-        return f"{self.root}/static/{name}"
-
-    def login(self, exchange=None):
-        return self.dashboard + (f"?next={exchange}" if exchange else "")
-
-
-# --- plumbing ---------------------------------------------------------------
 
 
 def wants_json(request):
-    offers = request.accept.acceptable_offers(["text/html", "application/json"])
-    return bool(offers) and offers[0][0] == "application/json"
-
-
-def session_of(request):
-    return request.environ["beaker.session"]
-
-
-def render(request, gateway, template, status=200, with_session=True, **values):
-    """A page; ``with_session=False`` renders it without reading the session (the store is down)."""
-    session = session_of(request)
-    lookup = templates(gateway.settings.templates_directory)
-    text = lookup.get_template(template).render(
-        links=Links(request),
-        viewer=viewer(request.environ, gateway.settings.auth) if with_session else None,
-        csrf_field=FIELD,
-        csrf_token=csrf_token(session) if with_session else "",
-        **values,
-    )
-    response = Response(status=status, text=text, content_type="text/html", charset="utf-8")
-    response.headerlist.extend(SECURITY_HEADERS)
-    return response
-
-
-def html_errors(view):
-    """Errors of the dashboard's views as a page for browsers, JSON for scripts.
-
-    A browser that is not logged in is sent to the login form instead of a 401.
-    """
-
-    @functools.wraps(view)
-    def page_or_json(request, gateway, **names):
-        try:
-            session_of(request).get(SESSION_KEY)  # load the session first: a store that is down answers 503
-            return view(request, gateway, **names)
-        except SessionStoreUnavailable as error:
-            if wants_json(request):
-                return error_response(error)
-            response = render(request, gateway, "error.mako", error.status, with_session=False, error=error)
-            response.headerlist.extend(error.headers)
-            return response
-        except HutchError as error:
-            if wants_json(request):
-                return error_response(error)
-            if isinstance(error, Unauthorized) and request.method in ("GET", "HEAD"):
-                return redirect(Links(request).login(names.get("exchange")))
-            response = render(request, gateway, "error.mako", status=error.status, error=error)
-            # no WWW-Authenticate: a browser logs in with the form, never with its Basic dialog
-            response.headerlist.extend(h for h in error.headers if h[0].lower() != "www-authenticate")
-            return response
-
-    return page_or_json
-
-
-def redirect(location):
-    return Response(status=303, location=location)
-
-
-def read_form(request, gateway, fields):
-    """The url-encoded form, bounded: the body may be the message (max_body_bytes, percent-encoded).
-
-    A field not in ``fields`` is a 400: the forms are the dashboard's own.
-    """
-    if request.content_type != "application/x-www-form-urlencoded":
-        raise BadRequest("Dashboard forms are sent as application/x-www-form-urlencoded.")
-    raw = read_body(request.environ, 3 * gateway.settings.max_body_bytes + 4096)
-    try:
-        pairs = urllib.parse.parse_qsl(
-            raw.decode("ascii"),
-            keep_blank_values=True,
-            encoding="utf-8",
-            errors="strict",
-            max_num_fields=MAX_FORM_FIELDS,
-        )
-    except (UnicodeError, ValueError):
-        raise BadRequest("The form is not valid url-encoded UTF-8.") from None
-    unknown = sorted({name for name, _ in pairs} - fields)
-    if unknown:
-        raise BadRequest(f"The form has fields it should not: {', '.join(map(repr, unknown))[:200]}.")
-    return dict(pairs)
+    """The page's own script (it asks for JSON); a browser gets pages and redirects."""
+    return not prefers_html(request, HTML_FIRST)
 
 
 def require_login(request, gateway):
@@ -190,45 +66,18 @@ def require_login(request, gateway):
         raise Unauthorized("Log in with an API key.")
 
 
-def followed(session):
-    names = session.get("followed")
-    if not isinstance(names, list):
-        return []
-    return [name for name in names if isinstance(name, str) and NAME.fullmatch(name)]
-
-
-def pop_flash(session):
-    flash = session.pop("flash", None)
-    if flash is not None:
-        session.save()
-    return flash if isinstance(flash, str) else None
-
-
-def set_flash(session, text):
-    session["flash"] = text
-    session.save()
-
-
-def next_exchange(value):
-    """Where a login returns to: an exchange name, or None for anything else."""
-    if isinstance(value, str) and NAME.fullmatch(value) and not value.startswith("amq."):
-        return value
-    return None
-
-
 # --- the index: log in, follow ---------------------------------------------------
 
 
-@html_errors
+@operation("dashboardIndex")
 def index(request, gateway):
     session = session_of(request)
     policy = gateway.settings.auth
     if policy.enabled and viewer(request.environ, policy) is None:
         target = next_exchange(request.GET.get("next"))
-        return render(request, gateway, "login.mako", return_to=target, flash=pop_flash(session), error=None)
+        return render(request, "login.mako", return_to=target, flash=pop_flash(session), error=None)
     return render(
         request,
-        gateway,
         "index.mako",
         followed=followed(session),
         flash=pop_flash(session),
@@ -236,9 +85,12 @@ def index(request, gateway):
     )
 
 
-@html_errors
+@operation(
+    "dashboardAct",
+    raises=(InvalidName, ReservedName, BadRequest, Unauthorized, Forbidden, BadCsrfToken, PayloadTooLarge),
+)
 def act(request, gateway):
-    form = read_form(request, gateway, ACT_FIELDS)
+    form = read_form(request, ACT_FIELDS, gateway.settings.max_body_bytes)
     session = session_of(request)
     check_csrf(session, form.get(FIELD))
     action = form.get("action")
@@ -248,7 +100,7 @@ def act(request, gateway):
         if log_in(session, gateway.settings.auth, form.get("api_key", "").strip()) is None:
             error = Forbidden("That is not a valid API key.")
             values = {"return_to": target, "flash": None, "error": error}
-            return render(request, gateway, "login.mako", status=403, **values)
+            return render(request, "login.mako", status=403, **values)
         return redirect(links.page(target) if target else links.dashboard)
     if action == "logout":
         log_out(session)
@@ -289,69 +141,47 @@ def page_values(session, exchange, **overrides):
     return values
 
 
-@html_errors
+@operation("dashboard")
 def page(request, gateway, exchange):
-    authorize_browser(request.environ, gateway.settings.auth, "watch", exchange)
-    return render(request, gateway, "exchange.mako", **page_values(session_of(request), exchange))
+    return render(request, "exchange.mako", **page_values(session_of(request), exchange))
 
 
-@html_errors
+@operation(
+    "dashboardBroadcast",
+    raises=(BadRequest, InvalidMessage, BadCsrfToken, PayloadTooLarge, *PUBLISH_FAILURES),
+)
 def publish(request, gateway, exchange):
     settings = gateway.settings
-    authorize_browser(request.environ, settings.auth, "watch", exchange)
-    authorize_browser(request.environ, settings.auth, "broadcast", exchange)
-    form = read_form(request, gateway, PUBLISH_FIELDS)
+    form = read_form(request, PUBLISH_FIELDS, settings.max_body_bytes)
     session = session_of(request)
     check_csrf(session, form.get(FIELD))
     content_type = form.get("content_type", "").strip() or DEFAULT_CONTENT_TYPE
     text = form.get("body", "").replace("\r\n", "\n")  # browsers send a textarea's lines with CRLF
     try:
-        body = checked_message(content_type, text, settings.max_body_bytes)
+        message = message_from_form(content_type, text, settings.max_body_bytes)
     except BadRequest as error:
         if wants_json(request):
             raise
         values = page_values(session, exchange, content_type=content_type, body=text, error=error)
-        return render(request, gateway, "exchange.mako", status=error.status, **values)
-    properties = pika.BasicProperties(
-        content_type=content_type,
-        message_id=uuid.uuid4().hex,
-        timestamp=int(time.time()),
-        app_id="hutch-dashboard",
-    )
-    routed = gateway.broker.broadcast(exchange, Message(body, properties))
+        return render(request, "exchange.mako", status=error.status, **values)
+    routed = gateway.broker.broadcast(exchange, message)
     if wants_json(request):
-        answer = {"message_id": properties.message_id, "exchange": exchange, "routed": routed}
-        return json_response(202, answer)
+        return json_response(202, {"message_id": message.message_id, "exchange": exchange, "routed": routed})
     heard = "" if routed else " No queue was bound, so nobody received it."
-    set_flash(session, f"Broadcast {properties.message_id[:8]} sent.{heard}")
+    set_flash(session, f"Broadcast {message.message_id[:8]} sent.{heard}")
     return redirect(Links(request).page(exchange))
 
 
-def checked_message(content_type, text, limit):
-    """The body to publish; raise 400 ``invalid_message`` for a bad content type or invalid JSON."""
-    if not MEDIA_TYPE.fullmatch(content_type) or len(content_type) > 255:
-        raise InvalidMessage("The content type must look like type/subtype, e.g. application/json.")
-    body = text.encode("utf-8")
-    if len(body) > limit:
-        raise PayloadTooLarge(f"The message is {len(body)} bytes; the limit is {limit}.")
-    media_type, _ = parse_content_type(content_type)
-    if media_type == "application/json" or media_type.endswith("+json"):
-        try:
-            json.loads(text)
-        except ValueError as exc:
-            raise InvalidMessage(f"The message is not valid JSON: {exc}.") from None
-    return body
-
-
+@operation("dashboardTicket")
 def ticket(request, gateway, exchange):
     """The event server cannot read this session: the page shows it this signed ticket instead.
 
     It names the logged-in key and the exchange and expires after
     ``events_ticket_ttl`` seconds; the page fetches one before each
-    (re)connection.  401/403 exactly as for the page.
+    (re)connection.  401/403 exactly as for the page, always as JSON.
     """
     settings = gateway.settings
-    key_name = authorize_browser(request.environ, settings.auth, "watch", exchange) or ""
+    key_name = request.environ.get(ENVIRON_KEY) or ""  # the key the route authorized (none with auth off)
     key = signing_key(settings.session["session.secret"])
     body = {
         "ticket": issue(key, key_name, exchange, settings.events_ticket_ttl),
@@ -361,7 +191,14 @@ def ticket(request, gateway, exchange):
 
 
 application = Routes(
-    Route("", GET=index, POST=act),
-    Route("{exchange}", GET=page, POST=publish),
-    Route("{exchange}/ticket", GET=ticket),
+    Route("/", page=error_page, GET=index, POST=act),
+    Route(
+        "{exchange}",
+        {"GET": "watch", "POST": ("watch", "broadcast")},
+        browser=True,
+        page=error_page,
+        GET=page,
+        POST=publish,
+    ),
+    Route("{exchange}/ticket", "watch", browser=True, GET=ticket),
 )

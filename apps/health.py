@@ -1,8 +1,9 @@
 """GET /health: can this process reach the broker?"""
 
-from hutch.web import Route, Routes, json_response
+from hutch.web import Route, Routes, json_response, operation
 
 
+@operation("health")
 def health(request, gateway):
     if gateway.broker.is_connected():
         return json_response(200, {"broker": "ok"})

@@ -6,7 +6,7 @@ client gets a JSON index of the gateway's links, under its mount point.
 
 from webob import Response
 
-from hutch.web import Route, Routes, json_response
+from hutch.web import Route, Routes, json_response, operation, prefers_html
 
 url_names = ("",)
 
@@ -23,14 +23,10 @@ LINKS = {
 }
 
 
-def is_browser(request):
-    offers = request.accept.acceptable_offers(["application/json", "text/html"])
-    return bool(offers) and offers[0][0] == "text/html"
-
-
+@operation("index")
 def index(request, gateway):
     root = request.script_name.rstrip("/")
-    if is_browser(request):
+    if prefers_html(request):
         return Response(status=303, location=root + LINKS["dashboard"])
     return json_response(200, {"links": {name: root + path for name, path in LINKS.items()}})
 

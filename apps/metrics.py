@@ -7,9 +7,10 @@ holds the definitions and collects across processes.
 from webob import Response
 
 from hutch import metrics
-from hutch.web import Route, Routes
+from hutch.web import Route, Routes, operation
 
 
+@operation("metrics")
 def scrape(request, gateway):
     body, content_type = metrics.exposition(request.headers.get("Accept", ""))
     return Response(body=body, headerlist=[("Content-Type", content_type), ("Cache-Control", "no-store")])

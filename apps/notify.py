@@ -4,10 +4,19 @@ POST /notify/{exchange}                    -> 202 once confirmed, 409 if unrouta
 PUT  /notify/{exchange}/queues/{consumer}  -> 201 created, 200 existed (whatever its type)
 """
 
+from hutch.errors import (
+    IDEMPOTENCY_ERRORS,
+    PUBLISH_FAILURES,
+    BrokerUnavailable,
+    InvalidHeader,
+    PreconditionFailed,
+    Unroutable,
+)
 from hutch.messages import message_from_environ
-from hutch.web import Route, Routes, json_response, read_body
+from hutch.web import BODY_ERRORS, Route, Routes, json_response, operation, read_body
 
 
+@operation("notify", raises=(*BODY_ERRORS, InvalidHeader, Unroutable, *PUBLISH_FAILURES, *IDEMPOTENCY_ERRORS))
 def publish(request, gateway, exchange):
     body = read_body(request.environ, gateway.settings.max_body_bytes)
     message = message_from_environ(request.environ, body, persistent=True)
@@ -19,6 +28,7 @@ def publish(request, gateway, exchange):
     return gateway.idempotency.once(request.environ, "notify", exchange, message, send)
 
 
+@operation("registerConsumer", raises=(PreconditionFailed, BrokerUnavailable))
 def register(request, gateway, exchange, consumer):
     queue = f"{exchange}.{consumer}"
     created, queue_type = gateway.broker.ensure_consumer_queue(

@@ -2,9 +2,9 @@
 
 from webob import Response
 
-from hutch.errors import InvalidHeader
+from hutch.errors import BrokerUnavailable, InvalidHeader, NoResponder, PreconditionFailed, RpcTimeout
 from hutch.messages import message_from_environ, reply_status, response_headers
-from hutch.web import Route, Routes, read_body
+from hutch.web import BODY_ERRORS, Route, Routes, operation, read_body
 
 NO_CONTENT = (204, 304)
 
@@ -23,6 +23,10 @@ def requested_timeout(request, settings):
     return min(seconds, settings.rpc_max_timeout)
 
 
+@operation(
+    "call",
+    raises=(*BODY_ERRORS, InvalidHeader, PreconditionFailed, BrokerUnavailable, NoResponder, RpcTimeout),
+)
 def call(request, gateway, exchange, routing_key):
     settings = gateway.settings
     timeout = requested_timeout(request, settings)

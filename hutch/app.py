@@ -7,6 +7,7 @@ import logging
 from beaker.middleware import SessionMiddleware
 from paste.exceptions.errormiddleware import ErrorMiddleware, error_template
 from paste.httpexceptions import HTTPExceptionHandler
+from webob import Request
 
 from .amqp.client import Broker
 from .dispatch import AppDirectory
@@ -15,7 +16,7 @@ from .idempotency import NoIdempotency, make_store
 from .observe import RequestObserver
 from .server_errors import MethodNotAllowedDocument
 from .settings import parse_settings
-from .web import GATEWAY_KEY, error_page_or_json
+from .web import GATEWAY_KEY, error_response, plain_error_page
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,8 @@ class SessionsByScheme:
             return sessions(environ, start_response)
         except SessionStoreUnavailable as error:  # Beaker saves the session as the response starts
             log.warning("session store unavailable saving the session of %s", environ.get("PATH_INFO"))
-            return error_page_or_json(environ, error)(environ, start_response)
+            response = error_response(error, Request(environ), page=plain_error_page)
+            return response(environ, start_response)
 
 
 def make_broker(settings):

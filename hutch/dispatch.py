@@ -44,6 +44,14 @@ def load_app_modules(directory):
     return apps
 
 
+def route_table(apps):
+    """``(path, method, route, view)`` for every view of the loaded app modules (``load_app_modules``)."""
+    for mount, application in apps.items():
+        for route in getattr(application, "routes", ()):
+            for method, view in route.views.items():
+                yield route.path(mount), method, route, view
+
+
 class AppDirectory(URLParser):
     """A ``URLParser`` that dispatches only to modules loaded at start-up."""
 

@@ -180,6 +180,10 @@ class RpcTimeout(BrokerError):
     detail = "The responder did not reply in time."
 
 
+# What a publish through ``hutch.amqp`` may answer besides success.
+PUBLISH_FAILURES = (PreconditionFailed, BrokerUnavailable, PublishNacked)
+
+
 # --- idempotent retries ----------------------------------------------------
 
 
@@ -213,3 +217,6 @@ class IdempotencyUnavailable(IdempotencyError):
 
     def __init__(self, detail=None, retry_after=5):
         super().__init__(detail, headers=[("Retry-After", str(retry_after))])
+
+
+IDEMPOTENCY_ERRORS = (IdempotencyKeyReused, IdempotencyInFlight, IdempotencyUnavailable)

@@ -5,13 +5,15 @@ reply_to, delivery_mode and every other property stay the gateway's.
 """
 
 import dataclasses
+import json
 import re
 import time
 import uuid
 
 import pika
 
-from .errors import InvalidHeader
+from .errors import InvalidHeader, InvalidMessage, PayloadTooLarge
+from .events.sse import parse_content_type
 
 HEADER_PREFIX = "HTTP_X_AMQP_HEADER_"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -19,6 +21,8 @@ SHORTSTR_MAX = 255
 MAX_HEADERS = 64
 MAX_HEADER_VALUE = 4096
 HEADER_TOKEN_JUNK = re.compile(r"[^A-Za-z0-9-]")
+MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,127}/[A-Za-z0-9!#$&^_.+-]{1,127}(\s*;\s*[\x20-\x7e]*)?")
+FORM_APP_ID = "hutch-dashboard"  # the app_id of what the dashboard's form broadcasts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +61,29 @@ def message_from_environ(environ, body, persistent=False):
         delivery_mode=pika.DeliveryMode.Persistent if persistent else None,
     )
     environ[MESSAGE_ID_KEY] = properties.message_id
+    return Message(body, properties)
+
+
+def message_from_form(content_type, text, limit):
+    """A message typed into the dashboard's form, as text: 400 ``invalid_message`` for a bad
+    content type or invalid JSON, 413 over ``limit`` bytes of UTF-8."""
+    if not MEDIA_TYPE.fullmatch(content_type) or len(content_type) > SHORTSTR_MAX:
+        raise InvalidMessage("The content type must look like type/subtype, e.g. application/json.")
+    body = text.encode("utf-8")
+    if len(body) > limit:
+        raise PayloadTooLarge(f"The message is {len(body)} bytes; the limit is {limit}.")
+    media_type, _ = parse_content_type(content_type)
+    if media_type == "application/json" or media_type.endswith("+json"):
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            raise InvalidMessage(f"The message is not valid JSON: {exc}.") from None
+    properties = pika.BasicProperties(
+        content_type=content_type,
+        message_id=uuid.uuid4().hex,
+        timestamp=int(time.time()),
+        app_id=FORM_APP_ID,
+    )
     return Message(body, properties)
 
 

@@ -1,7 +1,8 @@
 """HTTP plumbing shared by the app modules: routes, bodies, JSON, errors.
 
 ``error_response`` is the one place where a ``HutchError`` becomes an HTTP
-response; app modules only raise.
+response (JSON, or a page for a browser where a route has pages); app
+modules only raise.
 """
 
 import html
@@ -10,6 +11,7 @@ import json
 from webob import Request, Response
 
 from .auth import IDIOMS, authorize
+from .csrf import SESSION_KEY, authorize_browser
 from .errors import BadRequest, HutchError, MethodNotAllowed, NotFound, PayloadTooLarge
 from .names import checked_name
 
@@ -25,24 +27,56 @@ def json_response(status, data, headers=()):
     return Response(body=body, status=status, headerlist=headerlist)
 
 
-def error_response(error):
-    """The contract's JSON error for any ``HutchError``."""
+JSON_FIRST = ("application/json", "text/html")  # a client that states no preference gets JSON
+HTML_FIRST = ("text/html", "application/json")  # ... or, on the dashboard's pages, a page
+
+
+def prefers_html(request, offers=JSON_FIRST):
+    """Does ``Accept`` rank text/html above JSON?  Ties go to the first of ``offers``."""
+    best = request.accept.acceptable_offers(list(offers))
+    return bool(best) and best[0][0] == "text/html"
+
+
+def error_response(error, request=None, page=None, offers=JSON_FIRST):
+    """The one place where a ``HutchError`` becomes a response, as webob.exc's errors are responses.
+
+    The contract's JSON error; or, where ``page`` is given and ``request``
+    prefers HTML, ``page(request, error)``.  A page never carries
+    ``WWW-Authenticate``: a browser logs in with a form, not its Basic dialog.
+    """
+    if page is not None and request is not None and prefers_html(request, offers):
+        response = page(request, error)
+        response.headerlist.extend(h for h in error.headers if h[0].lower() != "www-authenticate")
+        return response
     response = json_response(error.status, {"error": error.code, "detail": error.detail})
     response.headerlist.extend(error.headers)
     return response
 
 
-def error_page_or_json(environ, error):
-    """A ``HutchError`` met outside any view (saving the session): JSON, or a short page for browsers."""
-    request = Request(environ)
-    offers = request.accept.acceptable_offers(["application/json", "text/html"])
-    if not offers or offers[0][0] != "text/html":
-        return error_response(error)
+def plain_error_page(request, error):
+    """A short page for an error met outside any view (saving the session)."""
     title = html.escape(f"{error.status} {error.code}")
     body = f"<!DOCTYPE html>\n<title>{title}</title>\n<h1>{title}</h1>\n<p>{html.escape(error.detail)}</p>\n"
-    response = Response(body=body.encode(), status=error.status, content_type="text/html", charset="utf-8")
-    response.headerlist.extend(error.headers)
-    return response
+    return Response(body=body.encode(), status=error.status, content_type="text/html", charset="utf-8")
+
+
+# What ``read_body`` raises; views that read a body declare these (``operation``).
+BODY_ERRORS = (BadRequest, PayloadTooLarge)
+
+
+def operation(operation_id, raises=()):
+    """Name a view's operation in the OpenAPI document (``hutch.openapi``) and the errors the view raises.
+
+    What the route itself answers (a bad name, 401/403 for its permission,
+    405, a session store that is down) the document adds from the ``Route``.
+    """
+
+    def mark(view):
+        view.operation_id = operation_id
+        view.raises = tuple(raises)
+        return view
+
+    return mark
 
 
 def read_body(environ, limit):
@@ -92,24 +126,53 @@ class Route:
     """A path pattern below the app module's segment and its views by method.
 
     ``pattern`` is a tuple of segments: literals, or ``{name}`` placeholders
-    that must be valid names (the contract's Names).  ``permission`` is the
-    idiom an API key must be allowed for (``hutch.auth``); None leaves the
-    route open (health, openapi).
+    that must be valid names (the contract's Names).  ``permission`` is what
+    an API key must be allowed (``hutch.auth``): an idiom, a tuple of idioms
+    (all of them), or ``{method: either}``; None leaves the route open
+    (health, openapi).  ``browser``: a key the browser logged in with (its
+    session) counts as well as an ``Authorization`` header.  ``page``: the
+    route's errors are pages for browsers (``page(request, error)``), and the
+    session is loaded first, so a store that is down answers 503 at once.
+    Errors met before the route is chosen (404, 405, a bad name) are JSON.
     """
 
-    def __init__(self, pattern, permission=None, **views):
-        if permission is not None and permission not in IDIOMS:
-            raise ValueError(f"permission {permission!r} is not one of {IDIOMS}")
+    def __init__(self, pattern, permission=None, *, browser=False, page=None, **views):
         self.segments = tuple(segment for segment in pattern.split("/") if segment)
-        self.permission = permission
+        self.permissions = {method: _idioms(permission, method) for method in views}
+        self.browser = browser
+        self.page = page
         self.views = views
+        self.declared = pattern
+
+    @property
+    def reads_session(self):
+        """A browser's key, or a page, comes from the session: a store that is down is its 503."""
+        return self.browser or self.page is not None
+
+    def path(self, mount):
+        """The route's path below the gateway, as documented: a pattern declared ``/`` keeps its slash."""
+        path = "/" + "/".join(part for part in (mount, *self.segments) if part)
+        return path + "/" if self.declared == "/" and path != "/" else path
 
     def authorize(self, request, gateway, names):
-        """Raise 401/403 unless the request's key may use this idiom on this resource."""
-        if self.permission is None:
+        """Raise 401/403 unless the request's key may use this route's idioms on this resource."""
+        idioms = self.permissions.get(request.method) or self.permissions.get("GET", ())
+        if not idioms:
             return
         resource = "/".join(names[name] for name in ("exchange", "routing_key") if name in names)
-        authorize(request.environ, gateway.settings.auth, self.permission, resource)
+        check = authorize_browser if self.browser else authorize
+        for idiom in idioms:
+            check(request.environ, gateway.settings.auth, idiom, resource)
+
+    def respond(self, request, gateway, view, names):
+        """Authorize and run the view; its errors become responses here (JSON, or the route's page)."""
+        try:
+            if self.page is not None:
+                request.environ["beaker.session"].get(SESSION_KEY)  # load it: a store that is down is a 503
+            self.authorize(request, gateway, names)
+            return view(request, gateway, **names)
+        except HutchError as error:
+            return error_response(error, request, self.page, HTML_FIRST)
 
     def match(self, parts):
         if len(parts) != len(self.segments):
@@ -123,6 +186,17 @@ class Route:
         return names
 
 
+def _idioms(permission, method):
+    """The idioms a method of a route needs: ``permission`` as ``Route`` takes it, as a tuple."""
+    if isinstance(permission, dict):
+        permission = permission.get(method)
+    idioms = () if permission is None else (permission,) if isinstance(permission, str) else tuple(permission)
+    for idiom in idioms:
+        if idiom not in IDIOMS:
+            raise ValueError(f"permission {idiom!r} is not one of {IDIOMS}")
+    return idioms
+
+
 class Routes:
     """A WSGI application made of ``Route``s: what each app module exports."""
 
@@ -132,12 +206,15 @@ class Routes:
     def __call__(self, environ, start_response):
         request = Request(environ)
         try:
-            response = self.dispatch(request)
+            route, view, names = self.resolve(request)
         except HutchError as error:
             response = error_response(error)
+        else:
+            response = route.respond(request, environ[GATEWAY_KEY], view, names)
         return response(environ, start_response)
 
-    def dispatch(self, request):
+    def resolve(self, request):
+        """``(route, view, names)`` for the request; 404, 405 or 400 (a bad name) if there is none."""
         # PATH_INFO as the server gave it (latin-1 for bytes); WebOb's path_info decodes UTF-8 and
         # raises on /%80.  Names are ASCII, so a non-ASCII segment fails their check: 400, or 404.
         path = request.environ.get("PATH_INFO", "")
@@ -152,12 +229,14 @@ class Routes:
             if view is None and request.method == "HEAD":
                 view = route.views.get("GET")
             if view is None:
-                allowed = {*route.views, "HEAD"} if "GET" in route.views else set(route.views)
-                raise MethodNotAllowed(allowed)
+                raise MethodNotAllowed(allowed_methods(route))
             for name, value in names.items():
                 checked_name(value, NAME_KINDS.get(name, name))
             request.environ[ROUTE_NAMES_KEY] = names
-            gateway = request.environ[GATEWAY_KEY]
-            route.authorize(request, gateway, names)
-            return view(request, gateway, **names)
+            return route, view, names
         raise NotFound()
+
+
+def allowed_methods(route):
+    """What ``Allow`` lists for a route: its methods, and HEAD wherever GET."""
+    return {*route.views, "HEAD"} if "GET" in route.views else set(route.views)

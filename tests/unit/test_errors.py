@@ -1,10 +1,11 @@
-"""Every HutchError becomes the contract's JSON error in ``error_response``."""
+"""Every HutchError becomes the contract's JSON error, or a page, in ``error_response``."""
 
 import pytest
+import webob
 import webtest
 
 from hutch import errors
-from hutch.web import error_response
+from hutch.web import HTML_FIRST, JSON_FIRST, error_response, plain_error_page
 
 EXPECTED = [
     (errors.HutchError, 500, "internal"),
@@ -97,3 +98,60 @@ def test_error_headers_are_per_instance():
 @pytest.mark.parametrize("cls", [errors.IdempotencyInFlight, errors.IdempotencyUnavailable])
 def test_idempotency_refusals_say_when_to_retry(cls):
     assert served(cls(retry_after=7)).headers["Retry-After"] == "7"
+
+
+# --- one path: JSON, or the route's page for a browser ------------------------------
+
+
+def page(request, error):
+    return webob.Response(text=f"page {error.code}", status=error.status, content_type="text/html")
+
+
+def negotiated(error, accept, offers=JSON_FIRST):
+    def application(environ, start_response):
+        request = webob.Request(environ)
+        return error_response(error, request, page, offers)(environ, start_response)
+
+    headers = {"Accept": accept} if accept is not None else {}
+    return webtest.TestApp(application).get("/", headers=headers, expect_errors=True)
+
+
+@pytest.mark.parametrize(
+    ("accept", "offers", "media_type"),
+    [
+        ("text/html", JSON_FIRST, "text/html"),
+        ("application/json", HTML_FIRST, "application/json"),
+        (None, JSON_FIRST, "application/json"),  # no preference: the first offer
+        (None, HTML_FIRST, "text/html"),
+        ("*/*", HTML_FIRST, "text/html"),
+        ("text/html;q=0.5, application/json", JSON_FIRST, "application/json"),
+        ("image/png", HTML_FIRST, "application/json"),  # nothing acceptable: the contract's JSON
+    ],
+)
+def test_the_request_chooses_json_or_the_page(accept, offers, media_type):
+    response = negotiated(errors.SessionStoreUnavailable(), accept, offers)
+    assert response.status_int == 503
+    assert response.content_type == media_type
+    assert response.headers["Retry-After"] == "5"  # the error's headers, on either
+
+
+def test_a_page_never_carries_the_basic_challenge():
+    challenge = ("WWW-Authenticate", 'Basic realm="hutch"')
+    as_page = negotiated(errors.Unauthorized(headers=[challenge]), "text/html")
+    assert as_page.text == "page unauthorized" and "WWW-Authenticate" not in as_page.headers
+    as_json = negotiated(errors.Unauthorized(headers=[challenge]), "application/json")
+    assert as_json.headers["WWW-Authenticate"] == 'Basic realm="hutch"'
+
+
+def test_without_a_page_it_is_always_json():
+    app = webtest.TestApp(
+        lambda environ, start_response: error_response(errors.NotFound())(environ, start_response)
+    )
+    response = app.get("/", headers={"Accept": "text/html"}, expect_errors=True)
+    assert response.json["error"] == "not_found"
+
+
+def test_the_plain_page_escapes_the_detail():
+    request = webob.Request.blank("/", headers={"Accept": "text/html"})
+    response = error_response(errors.BadRequest("<script>"), request, plain_error_page)
+    assert response.status_int == 400 and "&lt;script&gt;" in response.text

@@ -6,8 +6,14 @@ import uuid
 import pika
 import pytest
 
-from hutch.errors import InvalidHeader
-from hutch.messages import message_from_environ, reply_status, response_headers
+from hutch.errors import InvalidHeader, InvalidMessage, PayloadTooLarge
+from hutch.messages import (
+    FORM_APP_ID,
+    message_from_environ,
+    message_from_form,
+    reply_status,
+    response_headers,
+)
 
 
 def environ(**headers):
@@ -222,3 +228,29 @@ def test_reply_status_from_http_status_header(value, status):
 def test_reply_status_defaults_to_200():
     assert reply_status(pika.BasicProperties()) == 200
     assert reply_status(pika.BasicProperties(headers={"other": 500})) == 200
+
+
+# --- the dashboard's form ---------------------------------------------------------
+
+
+def test_a_form_message_is_typed_and_marked_as_the_dashboards():
+    message = message_from_form("application/json", '{"a": 1}', limit=100)
+    assert message.body == b'{"a": 1}'
+    assert message.properties.content_type == "application/json"
+    assert message.properties.app_id == FORM_APP_ID
+    assert len(message.message_id) == 32 and message.properties.timestamp
+
+
+@pytest.mark.parametrize(
+    ("content_type", "text", "error"),
+    [
+        ("not a type", "x", InvalidMessage),
+        ("text/plain\r\nX-Evil: 1", "x", InvalidMessage),
+        ("application/json", "{", InvalidMessage),
+        ("application/vnd.x+json", "[", InvalidMessage),
+        ("text/plain", "é" * 51, PayloadTooLarge),  # 102 bytes of UTF-8
+    ],
+)
+def test_a_form_message_is_refused_as_the_form_shows_it(content_type, text, error):
+    with pytest.raises(error):
+        message_from_form(content_type, text, limit=100)

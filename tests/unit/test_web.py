@@ -204,3 +204,38 @@ def test_a_non_ascii_name_is_shown_as_sent(client, path, shown):
 def test_a_name_that_is_not_utf8_is_400_with_a_readable_detail(client):
     detail = client.post("/sc%F6re", status=400).json["detail"]
     assert "'sc\ufffdre'" in detail
+
+
+# --- what a Route declares -------------------------------------------------------
+
+
+def view(request, gateway):
+    return json_response(200, {})
+
+
+def test_a_permission_is_an_idiom_a_tuple_or_one_per_method():
+    route = Route("{exchange}", {"GET": "watch", "POST": ("watch", "broadcast")}, GET=view, POST=view)
+    assert route.permissions == {"GET": ("watch",), "POST": ("watch", "broadcast")}
+    assert Route("", "metrics", GET=view).permissions == {"GET": ("metrics",)}
+    assert Route("", GET=view).permissions == {"GET": ()}
+
+
+def test_an_unknown_idiom_is_refused_at_start_up():
+    with pytest.raises(ValueError, match="publish"):
+        Route("{exchange}", {"POST": ("watch", "publish")}, POST=view)
+
+
+def test_a_routes_documented_path_keeps_a_declared_slash():
+    assert Route("/", GET=view).path("dashboard") == "/dashboard/"
+    assert Route("", GET=view).path("health") == "/health"
+    assert Route("", GET=view).path("") == "/"
+    assert (
+        Route("{exchange}/queues/{consumer}", PUT=view).path("notify")
+        == "/notify/{exchange}/queues/{consumer}"
+    )
+
+
+def test_a_route_with_pages_reads_the_session_and_so_does_a_browser_route():
+    assert Route("", page=object(), GET=view).reads_session
+    assert Route("{exchange}", "watch", browser=True, GET=view).reads_session
+    assert not Route("{exchange}", "broadcast", POST=view).reads_session

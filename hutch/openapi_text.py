@@ -1,0 +1,293 @@
+"""The OpenAPI document's prose, as data: ``hutch.openapi`` builds the rest from the code.
+
+``$name`` stands for a fact the code holds (``hutch.openapi.FACTS``), so the prose cannot
+drift from the limit the gateway enforces.
+"""
+
+DESCRIPTION = (
+    "Hutch is an HTTP gateway to RabbitMQ. It turns HTTP requests into three AMQP idioms:\n"
+    "**broadcast** (transient fanout, at most once), **notify** (durable fanout, persistent, "
+    "confirmed,\n"
+    "one durable queue per consumer system) and **request/response** (RPC over a direct "
+    "exchange with\n"
+    "direct reply-to), and serves a live dashboard of broadcast exchanges.\n"
+    "\n"
+    "Paths are relative to where the gateway is mounted (`servers`). HEAD is accepted wherever "
+    "GET is.\n"
+    "An unknown path, a missing segment or a slash after a name answers 404 `not_found`; a "
+    "known path with\n"
+    "another method answers 405 `method_not_allowed` with `Allow`. Every API error is JSON\n"
+    '`{"error": code, "detail": text}` (see the `Error` schema for every code).\n'
+    "\n"
+    "API keys: with `auth = keys` (production) every operation but `/`, `/health` and "
+    "`/openapi.json`\n"
+    "needs an API key, sent as `Authorization: Bearer {secret}` or as HTTP Basic with the key's"
+    " name and\n"
+    "secret. No valid key: 401 `unauthorized` with `WWW-Authenticate`. A key without the "
+    "operation's\n"
+    "permission (`x-hutch-permission`, e.g. `notify:patient.*` or `rpc:api/*` in the key's "
+    "list; `metrics`\n"
+    "reads `/metrics`; `*` allows everything): 403 `forbidden`. A browser logs in to the "
+    "dashboard once\n"
+    "with a key's secret and is then known by its session cookie, which the dashboard's pages "
+    "and\n"
+    "`/events` accept. A gateway run with `auth = off` (development) needs no key.\n"
+)
+
+CODE_MEANINGS = {
+    "internal": "An unexpected failure inside the gateway; it is logged, never shown.",
+    "bad_request": (
+        "The request is malformed: a bad Content-Length, or (answered by the web server) a "
+        "malformed header, a header field over 8190 bytes or more than 100 header fields."
+    ),
+    "invalid_name": "An exchange, routing key or consumer name is not 1-$name_max of `A-Z a-z 0-9 _ . : -`.",
+    "invalid_header": "A header value is not printable ASCII, too long, or (X-Timeout) not a number > 0.",
+    "unauthorized": "No valid API key: the Authorization header is missing, malformed or unknown.",
+    "forbidden": "The API key lacks the permission for this idiom and name, or the broker refused access.",
+    "reserved_name": "The name starts with `amq.`, reserved by RabbitMQ.",
+    "bad_csrf_token": "A dashboard form's CSRF token is missing or does not match the session.",
+    "not_found": "No such route (unknown path, missing segment, or a slash after a name).",
+    "method_not_allowed": "The route exists but not for this method; `Allow` lists the methods.",
+    "payload_too_large": (
+        "The body is larger than `max_body_bytes` (answered by the gateway), or than the web "
+        "server accepts at all (`max_body_bytes` + 64 KiB under `hutch serve`; answered by the "
+        "server)."
+    ),
+    "request_timeout": (
+        "Answered by the web server: the headers or the body did not arrive in time (slow-client protection)."
+    ),
+    "uri_too_long": "Answered by the web server: the request line is over 8190 bytes.",
+    "broker_unavailable": (
+        "The broker cannot be reached, blocked publishing, or did not answer in time, or the "
+        "connection to its node was lost with the request in flight (not confirmed: retry)."
+    ),
+    "nacked": "The broker refused to take responsibility for the message (publisher nack).",
+    "unroutable": "No queue is bound to the notify exchange; nothing was stored.",
+    "precondition_failed": "The exchange or queue exists with another type or durability.",
+    "no_responder": (
+        "No responder queue is bound for the exchange and routing key, or the exchange is "
+        "missing. An expected answer of the call (`x-hutch-expected-errors`), not a failure of "
+        "the gateway."
+    ),
+    "timeout": (
+        "The responder did not reply within the timeout. An expected answer of the call "
+        "(`x-hutch-expected-errors`), not a failure of the gateway."
+    ),
+    "too_many_streams": "This gateway process holds as many event streams as it may (or is stopping).",
+    "invalid_message": "A dashboard form's message does not match its content type (e.g. invalid JSON).",
+    "idempotency_key_reused": "The `Idempotency-Key` was used before with another body or Content-Type.",
+    "idempotency_in_flight": (
+        "A request with this `Idempotency-Key` is still publishing after `publish_timeout`; retry."
+    ),
+    "idempotency_unavailable": (
+        "The idempotency store (Redis) is unreachable: a keyed request is refused rather than "
+        "risk a duplicate. Requests without `Idempotency-Key` still work."
+    ),
+    "session_store_unavailable": "The dashboard's session store (Redis) is unreachable; API routes work.",
+}
+
+AMQP_HEADERS_PROSE = (
+    "\n"
+    "\n"
+    "AMQP headers: every request header whose name starts with `X-Amqp-Header-` becomes an AMQP"
+    " message header named by the rest of the header name, lower-cased (`X-Amqp-Header-Source: "
+    'lab` sets `headers["source"] = "lab"`). Values are printable ASCII of at most $max_header_value '
+    "characters; at most $max_headers such headers (else 400 `invalid_header`). Described by `x-hutch-"
+    "header-family`."
+)
+BROWSER_ONLY = "The dashboard's browser interface, outside the API contract: it may change. "
+
+# operation id -> (tag, summary, description)
+OPERATIONS = {
+    "broadcast": (
+        "broadcast",
+        "Publish to a transient fanout exchange",
+        (
+            "The Broadcast idiom: publish the body to the fanout exchange `{exchange}`, "
+            "declared if missing as the seed does (durable=False, auto_delete=True). At most "
+            "once: nobody listening is fine, `routed` says whether at least one queue got it. "
+            "Answers once the broker has taken the message.$amqp_headers"
+        ),
+    ),
+    "notify": (
+        "notify",
+        "Publish a persistent message every consumer queue keeps",
+        (
+            "The Notify idiom: a persistent (delivery_mode=2), mandatory publish to the fanout "
+            "exchange `{exchange}`, declared if missing as the seed does (durable=True, "
+            "auto_delete=False). 202 only after the broker's publisher confirm; a message no "
+            "queue is bound for is an error (409 `unroutable`, nothing was stored), never a "
+            "silent 202.$amqp_headers"
+        ),
+    ),
+    "registerConsumer": (
+        "notify",
+        "Register a consumer system's durable queue",
+        (
+            "Declare the durable queue `{exchange}.{consumer}` (durable=True, exclusive=False, "
+            "auto_delete=False, `x-queue-type` from the gateway's `notify_queue_type`: "
+            "`quorum`, replicated over a cluster's nodes, or `classic`) bound to the notify "
+            "exchange, declaring the exchange as notify does. Idempotent. From then on the "
+            "queue keeps every notify message for the consumer, even while it is not running. A"
+            " queue that exists with another type is kept as it is, bound, and answered 200 "
+            "with its `queue_type`; one that exists with other arguments or durability is a "
+            "409. The request body, if any, is ignored."
+        ),
+    ),
+    "call": (
+        "rpc",
+        "Call a responder over AMQP and return its reply",
+        (
+            "The Request/Response idiom: publish the body to the direct exchange `{exchange}` "
+            "with `{routing_key}`, `reply_to` and a `correlation_id` of the gateway's, expiring"
+            " with the timeout, and block until the reply. Responders declare the exchange; the"
+            " gateway never declares or alters it. Replies written the seed's way (without "
+            "copying `correlation_id`) work too.\n"
+            "\n"
+            "503 `no_responder` and 504 `timeout` are expected answers of a call, listed in "
+            "`x-hutch-expected-errors`: they say what the responder side did (nothing is bound,"
+            " or no reply came in time), not that the gateway failed; clients and tools should "
+            "treat them as answers.$amqp_headers"
+        ),
+    ),
+    "events": (
+        "dashboard",
+        "Stream a broadcast exchange's messages as Server-Sent Events",
+        (
+            "The messages published to the broadcast exchange `{exchange}` (declared as for "
+            "broadcast) as\n"
+            "Server-Sent Events, served by the gateway's asyncio event servers on the same port"
+            " and mount\n"
+            "point. Each event-server process consumes a watched exchange once and fans it out."
+            "\n"
+            "\n"
+            "Event ids are positions. On an exchange matching `events_history` they are the "
+            "offsets of the\n"
+            'exchange\'s RabbitMQ stream (`"1234"`), the same on every process and host: a '
+            "stream opened\n"
+            "without `Last-Event-ID` first replays up to `events_history_count` retained "
+            "messages, oldest\n"
+            "first; with `Last-Event-ID: n` it sends exactly the messages after `n`, whichever "
+            "process serves\n"
+            "it, and an `EventGap` (`retention`) only when the stream's retention dropped some "
+            "of them. Such\n"
+            "an exchange's stream queue is bound as soon as the exchange is declared, by a "
+            "broadcast or by the\n"
+            "first viewer: a broadcast to it is always `routed`, and the auto-delete exchange "
+            "is never deleted.\n"
+            "Other exchanges are live-only: ids are `~{feed}.{seq}` of one process, and a "
+            "stream replays\n"
+            "nothing.\n"
+            "\n"
+            "A stream sends, in order: `retry: 2000`; a `gap` event when needed; the replayed "
+            "messages; a\n"
+            "`ready` event (`EventReady`); then each new message as one unnamed event "
+            "(`message` to\n"
+            "EventSource) whose `data` is `EventMessage` JSON. A `: heartbeat` comment follows "
+            "every\n"
+            "`events_heartbeat` seconds of silence. A client that falls `events_max_pending` "
+            "bytes behind is\n"
+            "cut off (it reconnects with its last id and loses nothing). If the broker "
+            "connection drops, the\n"
+            "stream stays open and continues where it was once the event server has "
+            "reconnected.\n"
+            "\n"
+            "The stream ends with a `closing` event (`EventClosing`: after about "
+            "`events_max_lifetime` seconds,\n"
+            "or at shutdown; reconnect with the last id). A browser, which cannot send "
+            "`Authorization` from\n"
+            "EventSource, passes the `ticket` the dashboard's `GET "
+            "/dashboard/{exchange}/ticket` gives it."
+        ),
+    ),
+    "dashboard": (
+        "dashboard",
+        "An HTML page showing the exchange's messages live",
+        (
+            "The browser dashboard: the broadcast exchange's messages, newest first, fed by "
+            "`/events/{exchange}`, with a form to broadcast and a button to follow the "
+            "exchange. A browser that has not logged in is sent to the login form (303 to "
+            "`/dashboard/?next={exchange}`)."
+        ),
+    ),
+    "dashboardTicket": (
+        "dashboard UI",
+        "A short-lived ticket that opens the exchange's event stream",
+        (
+            "${browser_only}The page's EventSource cannot send `Authorization`, and the event "
+            "servers do not read the session: the page gets this ticket (signed with the "
+            "session secret, naming the logged-in key and the exchange, valid "
+            "`events_ticket_ttl` seconds) before each connection and passes it as "
+            "`/events/{exchange}?ticket=...`."
+        ),
+    ),
+    "dashboardBroadcast": (
+        "dashboard UI",
+        "Broadcast a message from the dashboard's form",
+        (
+            "${browser_only}Publishes the form's `body` as `/broadcast/{exchange}` does, with the"
+            " form's `content_type` (JSON bodies must parse) and `app_id` `hutch-dashboard`. A "
+            "browser is sent back to the page (303); a script that prefers `application/json` "
+            "gets the 202 answer of broadcast."
+        ),
+    ),
+    "dashboardIndex": (
+        "dashboard UI",
+        "The login form, or the exchanges this browser follows",
+        (
+            "${browser_only}With API keys on and no key (header or logged-in session), the login "
+            "form; otherwise the exchanges followed in this browser's session, with a form to "
+            "follow another. Sets the session cookie (`$session_cookie`)."
+        ),
+    ),
+    "dashboardAct": (
+        "dashboard UI",
+        "Log in or out, follow or unfollow an exchange",
+        (
+            "${browser_only}`login` checks the API key's secret, gives the session a new id and "
+            "keeps the key's name and a fingerprint of its secret's digest in the session (403 "
+            "`forbidden` and the login form again when it is not a key); `logout` deletes the "
+            "session on the server; `follow` and `unfollow` change the session's list of "
+            "exchanges (at most $max_followed; needs a logged-in session or a key). Every action needs the"
+            " form's CSRF token."
+        ),
+    ),
+    "dashboardAsset": (
+        "dashboard UI",
+        "The dashboard's stylesheet and script",
+        (
+            "${browser_only}Only these files are served ($assets), with an `ETag` "
+            "(a conditional request gets 304)."
+        ),
+    ),
+    "health": (
+        "operations",
+        "Can this gateway process reach the broker?",
+        "For load balancers and monitors. Never needs an API key.",
+    ),
+    "openapi": (
+        "operations",
+        "This contract, machine-readable",
+        ("This OpenAPI document; `servers` names where the gateway is mounted (its SCRIPT_NAME prefix)."),
+    ),
+    "index": (
+        "operations",
+        "Where to start: the dashboard for a browser, links for a client",
+        (
+            "A browser (`Accept` prefers `text/html`) is sent to the dashboard with 303; any "
+            "other client gets the gateway's links under its mount point. Never needs an API "
+            "key."
+        ),
+    ),
+    "metrics": (
+        "operations",
+        "Prometheus metrics of the whole gateway",
+        (
+            "The Prometheus text exposition (OpenMetrics when `Accept` asks for it), summed "
+            "over every process of this gateway: requests by app and status, publish-to-confirm"
+            " and RPC latency histograms, RPC timeouts and no-responder answers, unroutable "
+            "messages, broker connection state and reconnects, open event streams, idempotent "
+            "replays."
+        ),
+    ),
+}
