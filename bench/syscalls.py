@@ -25,10 +25,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 from .broker import AMQP_URL, Housekeeper, run_id
+from .micro import measure
 
 BENCH = pathlib.Path(__file__).resolve().parent
 BODY = b'{"score":"AL 24: FL 7","note":"Touch down by Tim Tebow"}'
@@ -78,33 +78,6 @@ def count_syscalls(publish, publishes):
     return {name: (calls / publishes, errors / publishes) for name, (calls, errors) in counts.items()}
 
 
-def measure_cpu(publish, threads, seconds):
-    """(publishes/s, process CPU µs per publish) of ``threads`` threads publishing for ``seconds``."""
-    stop = time.monotonic() + seconds
-    counts = [0] * threads
-    errors = []
-
-    def worker(index):
-        try:
-            while time.monotonic() < stop:
-                publish()
-                counts[index] += 1
-        except Exception as error:  # report, do not hang the run
-            errors.append(error)
-
-    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    cpu_before, wall_before = time.process_time(), time.perf_counter()
-    for worker_thread in workers:
-        worker_thread.start()
-    for worker_thread in workers:
-        worker_thread.join()
-    cpu, wall = time.process_time() - cpu_before, time.perf_counter() - wall_before
-    if errors:
-        raise SystemExit(f"errors: {errors[:3]}")
-    total = sum(counts)
-    return total / wall, cpu * 1e6 / total
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(BENCH.parent), help="the tree whose hutch/ to load")
@@ -145,7 +118,8 @@ def main(argv=None):
         for threads in (int(n) for n in args.threads.split(",")):
             runs = []
             for _ in range(args.repeat):
-                runs.append(measure_cpu(publish, threads, args.seconds))
+                rate, cpu_ms = measure(publish, threads, args.seconds)
+                runs.append((rate, cpu_ms * 1000))
                 housekeeper.purge(queue)
             result["cpu"][threads] = {
                 "publishes_per_s": round(max(rate for rate, _ in runs)),
