@@ -1,6 +1,6 @@
 """Client cost of one confirmed, mandatory publish through Hutch's ``Broker``: CPU and system calls.
 
-``python -m bench.syscalls [--root TREE] [--threads 1,8] [--publishes N]``
+``python -m bench.publish_cost [--root TREE] [--threads 1,8] [--publishes N]``
 loads TREE's ``hutch``, publishes with ``Broker.broadcast`` (confirm mode,
 ``mandatory``) to a fanout exchange with one bound queue on the real broker,
 and prints:
