@@ -97,7 +97,9 @@ def main(argv=None):
             f"{python:.1f} Python calls, {builtin:.1f} C calls"
         )
         return
-    results = [measure(application, template, args.threads, args.seconds) for _ in range(args.repeat)]
+    results = [
+        measure(lambda: call(application, template), args.threads, args.seconds) for _ in range(args.repeat)
+    ]
     application.gateway.broker.close()
     rate = max(rate for rate, _ in results)
     cpu_ms = min(cpu_ms for _, cpu_ms in results)
@@ -125,8 +127,8 @@ class CallCounter:
         threading.setprofile(None)
 
 
-def measure(application, template, threads, seconds):
-    """(requests/s, process CPU ms per request) of ``threads`` threads calling for ``seconds``."""
+def measure(operation, threads, seconds):
+    """(calls/s, process CPU ms per call) of ``threads`` threads calling ``operation`` for ``seconds``."""
     stop = time.monotonic() + seconds
     counts = [0] * threads
     errors = []
@@ -134,7 +136,7 @@ def measure(application, template, threads, seconds):
     def worker(index):
         try:
             while time.monotonic() < stop:
-                call(application, template)
+                operation()
                 counts[index] += 1
         except Exception as error:  # report, do not hang the run
             errors.append(error)
