@@ -1,0 +1,210 @@
+"""The front proxy on ``hutch serve``'s public port: HAProxy, routing by path.
+
+``{mount}/events/`` goes to the asyncio event servers, everything else to
+mod_wsgi-express on a loopback port.  Why not Apache's own proxy: a stream
+proxied by ``mod_proxy_http`` holds an Apache worker thread for its whole
+life (the event MPM frees a thread only for keep-alive connections and a
+response's last write; its asynchronous proxying covers only ``Upgrade``
+tunnels), about 0.4 MiB and a thread per viewer, and at 10,000 viewers
+request/response starved behind them.  HAProxy holds a stream as two
+sockets in its event loop.
+
+``front_config`` writes the configuration (pure, for tests; the shipped
+``apache/haproxy.cfg`` for a system Apache is the same text for
+``production.ini``); ``FrontProxy`` checks, starts and stops it.
+"""
+
+import contextlib
+import dataclasses
+import json
+import pathlib
+import resource
+import shutil
+import socket
+import subprocess
+import time
+
+from .errors import BadRequest, RequestTimeout
+
+START_WAIT = 15  # seconds HAProxy may take to listen
+FDS_PER_CONNECTION = 2  # a proxied connection is a client socket and a server socket
+FD_RESERVE = 200  # descriptors kept for listeners, health checks, logs
+MAX_CONNECTIONS = 100_000  # the most a front is sized for when the descriptor limit allows more
+STREAM_SLACK = 60  # seconds a proxied stream may stay silent beyond its lifetime
+CHECK = "inter 2s fastinter 500ms downinter 1s fall 3 rise 1"
+
+
+class FrontError(Exception):
+    """The front proxy cannot start; the message says why."""
+
+
+# What HAProxy answers itself (a head it cannot read, a slow client, a gateway down or silent), in
+# the contract's JSON shape as Apache's own errors are (hutch.server_errors): status -> (code, detail).
+FRONT_ERRORS = {
+    400: (BadRequest.code, "The front proxy could not read the request head."),
+    408: (RequestTimeout.code, RequestTimeout.detail),
+    500: ("internal", "The front proxy failed to handle the request."),
+    502: ("bad_gateway", "The server behind the front proxy sent no valid answer; retry shortly."),
+    503: ("unavailable", "The server behind the front proxy is not available (starting or stopping)."),
+    504: ("gateway_timeout", "The server behind the front proxy did not answer in time."),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class FrontPlan:
+    """Where the front listens and what it routes where."""
+
+    host: str
+    port: int
+    mount_point: str
+    gateway_port: int
+    events_port: int
+    gateway_timeout: int  # seconds the gateway may stay silent (hutch.cli.server_limits' socket timeout)
+    stream_lifetime: float  # events_max_lifetime: a stream's longest life
+    max_connections: int
+    user: str | None = None
+
+
+def max_connections(limit=None):
+    """How many connections the front may hold: two descriptors each within ``limit`` (default: this
+    process's hard RLIMIT_NOFILE, which HAProxy may raise its own limit to)."""
+    if limit is None:
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if limit == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(100, min(MAX_CONNECTIONS, (limit - FD_RESERVE) // FDS_PER_CONNECTION))
+
+
+def error_line(status, code, detail):
+    body = json.dumps({"error": code, "detail": detail}, separators=(",", ":"))
+    body = body.replace("'", "\\u0027")  # HAProxy's single quotes take all else literally
+    return f"    http-error status {status} content-type application/json string '{body}'"
+
+
+def events_path(mount_point):
+    return mount_point.rstrip("/") + "/events/"
+
+
+def front_config(plan):
+    """The haproxy.cfg text for ``plan``."""
+    stream_timeout = int(plan.stream_lifetime) + STREAM_SLACK
+    mount = plan.mount_point.rstrip("/")
+    rewrite = ""
+    if mount:  # the event servers serve /events/{exchange}: the mount point is the front's business
+        rewrite = f"    http-request replace-path ^{mount}(/events/.*) \\1\n"
+    user = f"    user {plan.user}\n    group {plan.user}\n" if plan.user else ""
+    errors = "\n".join(error_line(status, *error) for status, error in sorted(FRONT_ERRORS.items()))
+    return f"""\
+# The front proxy of Hutch: {events_path(plan.mount_point)} to the asyncio event servers, everything else
+# to the gateway (mod_wsgi).  A stream costs two sockets here, no thread (hutch/front.py).
+global
+    maxconn {plan.max_connections}
+    log stderr format raw daemon notice
+    noreuseport
+    hard-stop-after 10s
+{user}
+defaults
+    mode http
+    log global
+    option httplog
+    option dontlognull
+    option forwardfor
+    timeout connect 5s
+    # the client side may be silent as long as a stream lives (a viewer only reads)
+    timeout client {stream_timeout}s
+    # slow heads are cut as Apache cuts them (its RequestReadTimeout header=10-20)
+    timeout http-request 20s
+    timeout http-keep-alive 5s
+    timeout queue 30s
+    retries 2
+    retry-on conn-failure
+{errors}
+
+frontend hutch
+    bind {plan.host}:{plan.port}
+    acl events path_beg {events_path(plan.mount_point)}
+    use_backend events if events
+    default_backend gateway
+
+backend gateway
+    # 503 means "up, broker unreachable": the gateway still answers (JSON), so it stays in
+    option httpchk GET {mount}/health
+    http-check expect rstatus ^(200|503)$
+    timeout server {plan.gateway_timeout}s
+    server gateway 127.0.0.1:{plan.gateway_port} check {CHECK}
+
+backend events
+    option httpchk GET /health
+    http-check expect rstatus ^(200|503)$
+    # above the longest life of a stream (events_max_lifetime; heartbeats come far more often)
+    timeout server {stream_timeout}s
+{rewrite}    server events 127.0.0.1:{plan.events_port} check {CHECK}
+"""
+
+
+def haproxy_binary():
+    return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
+
+
+class FrontProxy:
+    """``haproxy -db`` (foreground, logging to stderr) with the config written to ``directory``."""
+
+    def __init__(self, plan, directory):
+        self.plan = plan
+        self.config_path = pathlib.Path(directory) / "haproxy.cfg"
+        self.process = None
+
+    def check(self):
+        """Write the configuration and have HAProxy validate it; FrontError with its words if not."""
+        binary = haproxy_binary()
+        if binary is None:
+            raise FrontError("haproxy is not installed (apt-get install haproxy; bin/setup does)")
+        self.binary = binary
+        self.config_path.write_text(front_config(self.plan))
+        done = subprocess.run(  # noqa: S603 - our own command
+            [binary, "-c", "-q", "-f", str(self.config_path)], capture_output=True, text=True, timeout=30
+        )
+        if done.returncode != 0:
+            raise FrontError(f"haproxy refused {self.config_path}: {(done.stdout + done.stderr).strip()}")
+
+    def start(self):
+        """Start HAProxy and wait until it listens; FrontError (with its own words) if it exits."""
+        self.process = subprocess.Popen(  # noqa: S603 - our own command
+            [self.binary, "-db", "-f", str(self.config_path)],
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + START_WAIT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise FrontError(
+                    f"haproxy could not serve {self.plan.host}:{self.plan.port} (exit status "
+                    f"{self.process.returncode}); its own words are above"
+                )
+            with contextlib.suppress(OSError), socket.create_connection(self.address, timeout=1):
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise FrontError(f"haproxy did not listen on {self.plan.host}:{self.plan.port} in {START_WAIT} s")
+
+    @property
+    def address(self):
+        host = self.plan.host
+        return ("127.0.0.1" if host in ("", "0.0.0.0", "*") else host, self.plan.port)
+
+    def poll(self):
+        return self.process.poll() if self.process is not None else 0
+
+    def send_signal(self, signum):
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signum)
+
+    def stop(self, timeout=10):
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
