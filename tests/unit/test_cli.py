@@ -132,12 +132,19 @@ def test_behind_the_front_apache_listens_on_loopback_in_the_public_addresss_serv
     assert flag(command, "--server-root") == default_server_root("0.0.0.0", 8080)
     assert "--proxy-mount-point" not in command and "--max-clients" not in command
     own_root = cli.parse(["serve", "--server-root", "/tmp/hutch-x"])
-    assert flag(cli.serve_arguments(own_root, DEFAULT_LIMITS, gateway_port=1), "--server-root") == "/tmp/hutch-x"
+    assert (
+        flag(cli.serve_arguments(own_root, DEFAULT_LIMITS, gateway_port=1), "--server-root") == "/tmp/hutch-x"
+    )
 
 
 def test_the_front_plan_takes_its_timeouts_from_the_ini():
     settings = parse_settings(
-        {"amqp_url": "amqp://localhost", "events_max_lifetime": "120", "session.secret": "s" * 40, "auth": "off"}
+        {
+            "amqp_url": "amqp://localhost",
+            "events_max_lifetime": "120",
+            "session.secret": "s" * 40,
+            "auth": "off",
+        }
     )
     args = cli.parse(["serve", "--port", "8088", "--mount-point", "/gateway"])
     plan = cli.front_plan(args, settings, gateway_port=9001, events_port=9002, as_root=False)
@@ -145,7 +152,10 @@ def test_the_front_plan_takes_its_timeouts_from_the_ini():
     assert (plan.gateway_port, plan.events_port, plan.user) == (9001, 9002, None)
     assert plan.gateway_timeout == cli.server_limits(settings).socket_timeout
     assert plan.stream_lifetime == 120
-    assert cli.front_plan(cli.parse(["serve", "--socket-timeout", "99"]), settings, 1, 2, True).gateway_timeout == 99
+    assert (
+        cli.front_plan(cli.parse(["serve", "--socket-timeout", "99"]), settings, 1, 2, True).gateway_timeout
+        == 99
+    )
     assert cli.front_plan(args, settings, 1, 2, as_root=True).user == "www-data"
 
 

@@ -79,7 +79,9 @@ def test_a_gateway_whose_broker_is_down_stays_in_the_rotation():
 
 
 def test_haproxys_own_errors_are_the_contracts_json():
-    lines = [line for line in section(front.front_config(plan()), "defaults") if line.startswith("http-error")]
+    lines = [
+        line for line in section(front.front_config(plan()), "defaults") if line.startswith("http-error")
+    ]
     statuses = set()
     for line in lines:
         match = re.fullmatch(r"http-error status (\d+) content-type application/json string '(.*)'", line)
@@ -98,7 +100,9 @@ def test_connections_fit_in_the_descriptor_limit():
 
 
 def test_as_root_haproxy_drops_to_the_daemon_user():
-    assert {"user www-data", "group www-data"} <= set(section(front.front_config(plan(user="www-data")), "global"))
+    assert {"user www-data", "group www-data"} <= set(
+        section(front.front_config(plan(user="www-data")), "global")
+    )
     assert not any(line.startswith("user ") for line in section(front.front_config(plan()), "global"))
 
 
