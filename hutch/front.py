@@ -17,10 +17,10 @@ sockets in its event loop.
 import contextlib
 import dataclasses
 import json
+import os
 import pathlib
 import resource
 import shutil
-import socket
 import subprocess
 import time
 
@@ -31,6 +31,7 @@ FDS_PER_CONNECTION = 2  # a proxied connection is a client socket and a server s
 FD_RESERVE = 200  # descriptors kept for listeners, health checks, logs
 MAX_CONNECTIONS = 100_000  # the most a front is sized for when the descriptor limit allows more
 STREAM_SLACK = 60  # seconds a proxied stream may stay silent beyond its lifetime
+LISTEN = "0A"  # the state of a listening socket in /proc/net/tcp
 CHECK = "inter 2s fastinter 500ms downinter 1s fall 3 rise 1"
 
 
@@ -142,6 +143,26 @@ backend events
 """
 
 
+def listens(pid, port):
+    """Whether process ``pid`` itself holds a socket listening on TCP ``port`` (a connection could
+    reach another program on a port HAProxy failed to take)."""
+    sockets = set()
+    with contextlib.suppress(OSError):
+        for descriptor in pathlib.Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(descriptor)
+                if target.startswith("socket:["):
+                    sockets.add(target[8:-1])
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in pathlib.Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state == LISTEN and int(local.rsplit(":", 1)[1], 16) == port and inode in sockets:
+                    return True
+    return False
+
+
 def haproxy_binary():
     return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
 
@@ -180,16 +201,11 @@ class FrontProxy:
                     f"haproxy could not serve {self.plan.host}:{self.plan.port} (exit status "
                     f"{self.process.returncode}); its own words are above"
                 )
-            with contextlib.suppress(OSError), socket.create_connection(self.address, timeout=1):
+            if listens(self.process.pid, self.plan.port):
                 return self
             time.sleep(0.1)
         self.stop()
         raise FrontError(f"haproxy did not listen on {self.plan.host}:{self.plan.port} in {START_WAIT} s")
-
-    @property
-    def address(self):
-        host = self.plan.host
-        return ("127.0.0.1" if host in ("", "0.0.0.0", "*") else host, self.plan.port)
 
     def poll(self):
         return self.process.poll() if self.process is not None else 0
