@@ -135,6 +135,8 @@ backend gateway
     server gateway 127.0.0.1:{plan.gateway_port} check {CHECK}
 
 backend events
+    # every event on its way at once: no waiting to fill a packet (MSG_MORE, Nagle)
+    option http-no-delay
     option httpchk GET /health
     http-check expect rstatus ^(200|503)$
     # above the longest life of a stream (events_max_lifetime; heartbeats come far more often)
