@@ -31,7 +31,7 @@ from tests.support.server import free_port  # noqa: E402
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", default="1,16")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "front.json"))

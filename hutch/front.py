@@ -110,6 +110,8 @@ defaults
     option httplog
     option dontlognull
     option forwardfor
+    # every answer and every event on its way at once: no waiting to fill a packet (MSG_MORE, Nagle)
+    option http-no-delay
     timeout connect 5s
     # the client side may be silent as long as a stream lives (a viewer only reads)
     timeout client {stream_timeout}s
@@ -135,8 +137,6 @@ backend gateway
     server gateway 127.0.0.1:{plan.gateway_port} check {CHECK}
 
 backend events
-    # every event on its way at once: no waiting to fill a packet (MSG_MORE, Nagle)
-    option http-no-delay
     option httpchk GET /health
     http-check expect rstatus ^(200|503)$
     # above the longest life of a stream (events_max_lifetime; heartbeats come far more often)
