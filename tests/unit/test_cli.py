@@ -13,6 +13,7 @@ import threading
 import pytest
 
 from hutch import cli
+from hutch.front import FrontPlan, FrontProxy
 from hutch.metrics_dir import default_server_root
 from hutch.server_errors import error_documents
 from hutch.settings import Settings, parse_settings
@@ -441,4 +442,26 @@ def test_an_event_server_stopped_by_a_signal_is_not_started_again(capfd):
         for signum, handler in saved.items():
             signal.signal(signum, handler)
     assert "restarting it" not in capfd.readouterr().err
+    assert all(process.poll() is not None for process in supervisor.events)
+
+
+def test_a_front_that_dies_stops_everything_loudly(capfd, tmp_path):
+    """Without its front nothing is served: Apache and the event servers are stopped, exit status 1."""
+    apache = [sys.executable, "-c", "import time; time.sleep(60)"]
+    event_server = [sys.executable, "-c", "import time; time.sleep(60)"]
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    plan = FrontPlan("127.0.0.1", 1, "/", 2, 3, 60, 300.0, 100)
+    front = FrontProxy(plan, tmp_path)
+    front.process = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(1); raise SystemExit(3)"]
+    )
+    supervisor = cli.Supervisor(apache, event_server, 1, front=front)
+    try:
+        status = supervisor.run()
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+    assert status == 1
+    assert "the front proxy exited (3); stopping everything" in capfd.readouterr().err
+    assert supervisor.express.poll() is not None
     assert all(process.poll() is not None for process in supervisor.events)
