@@ -3,8 +3,8 @@
 A ``Feed`` consumes one exchange: its history stream from where the feed
 stands (an exchange matching ``events_history``), or an exclusive
 auto-delete queue (a live-only exchange).  Each message is rendered once and
-handed to every ``Client`` of the exchange, whose ``Client`` writes it straight
-to its socket, so a slow browser never slows the others: once more than
+handed to every ``Client`` of the exchange, which writes it straight to its
+socket, so a slow browser never slows the others: once more than
 ``events_max_pending`` bytes wait for it, it is cut off (and resumes
 exactly when it reconnects).  The feed keeps its newest events in a buffer,
 so a stream that opens or resumes near the end starts without reading the
