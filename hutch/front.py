@@ -31,6 +31,8 @@ FDS_PER_CONNECTION = 2  # a proxied connection is a client socket and a server s
 FD_RESERVE = 200  # descriptors kept for listeners, health checks, logs
 MAX_CONNECTIONS = 100_000  # the most a front is sized for when the descriptor limit allows more
 STREAM_SLACK = 60  # seconds a proxied stream may stay silent beyond its lifetime
+REQUEST_SLOTS = 256  # connections kept for request/response however many streams are open
+STREAM_QUEUE = 5  # seconds a stream waits for a free slot before its 503 (EventSource retries)
 LISTEN = "0A"  # the state of a listening socket in /proc/net/tcp
 CHECK = "inter 2s fastinter 500ms downinter 1s fall 3 rise 1"
 
@@ -76,6 +78,11 @@ def max_connections(limit=None):
     return max(100, min(MAX_CONNECTIONS, (limit - FD_RESERVE) // FDS_PER_CONNECTION))
 
 
+def stream_slots(connections):
+    """How many of the front's connections streams may hold: all but ``REQUEST_SLOTS``."""
+    return max(1, connections - REQUEST_SLOTS)
+
+
 def error_line(status, code, detail):
     body = json.dumps({"error": code, "detail": detail}, separators=(",", ":"))
     body = body.replace("'", "\\u0027")  # HAProxy's single quotes take all else literally
@@ -94,6 +101,7 @@ def front_config(plan):
     if mount:  # the event servers serve /events/{exchange}: the mount point is the front's business
         rewrite = f"    http-request replace-path ^{mount}(/events/.*) \\1\n"
     user = f"    user {plan.user}\n    group {plan.user}\n" if plan.user else ""
+    slots = stream_slots(plan.max_connections)
     errors = "\n".join(error_line(status, *error) for status, error in sorted(FRONT_ERRORS.items()))
     return f"""\
 # The front proxy of Hutch: {events_path(plan.mount_point)} to the asyncio event servers, everything else
@@ -141,7 +149,9 @@ backend events
     http-check expect rstatus ^(200|503)$
     # above the longest life of a stream (events_max_lifetime; heartbeats come far more often)
     timeout server {stream_timeout}s
-{rewrite}    server events 127.0.0.1:{plan.events_port} check {CHECK}
+    # streams never take the last {REQUEST_SLOTS} connections: requests are served however many watch
+    timeout queue {STREAM_QUEUE}s
+{rewrite}    server events 127.0.0.1:{plan.events_port} check {CHECK} maxconn {slots}
 """
 
 

@@ -49,7 +49,7 @@ def test_events_under_the_mount_point_go_to_the_event_servers_everything_else_to
     assert "acl events path_beg /gateway/events/" in frontend
     assert frontend[-2:] == ["use_backend events if events", "default_backend gateway"]
     events = section(text, "backend events")
-    assert "server events 127.0.0.1:9002 check " + front.CHECK in events
+    assert "server events 127.0.0.1:9002 check " + front.CHECK + " maxconn 9644" in events
     # the event servers serve /events/{exchange}: the mount point is taken off
     assert r"http-request replace-path ^/gateway(/events/.*) \1" in events
     gateway = section(text, "backend gateway")
@@ -143,3 +143,12 @@ def test_the_shipped_front_for_a_system_apache_is_what_front_config_writes():
 def test_haproxy_accepts_the_shipped_front():
     done = subprocess.run(["haproxy", "-c", "-f", str(SHIPPED)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_streams_never_take_the_connections_requests_need():
+    """At the front's limit a new stream waits (then 503, and EventSource retries); a request still
+    finds a connection: 10,000 viewers must not starve a broadcast's POST."""
+    events = section(front.front_config(plan(max_connections=9900)), "backend events")
+    assert events[-1].endswith(f" maxconn {9900 - front.REQUEST_SLOTS}")
+    assert f"timeout queue {front.STREAM_QUEUE}s" in events
+    assert front.stream_slots(100) == 1
