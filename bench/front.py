@@ -5,8 +5,9 @@
 One ``hutch serve`` (this checkout); its mod_wsgi-express listens on a known
 loopback port (``--gateway-port``) behind HAProxy on the public one.  Each
 round runs wrk against both, one after the other and in alternating order,
-for ``POST /broadcast/{exchange}`` (an exchange with a history stream, so
-every broadcast is routed) at each concurrency: what the front adds to a
+for ``GET /health`` (the smallest route, the gateway's hello-world) and
+``POST /broadcast/{exchange}`` (an exchange with a history stream, so every
+broadcast is routed) at each concurrency: what the front adds to a
 request is the difference between the two in the same round.  The JSON goes
 to bench/results/front.json.
 """
@@ -24,9 +25,12 @@ import uuid
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.load import run_wrk  # noqa: E402
+from bench.load import LUA, run_wrk  # noqa: E402
 from bench.streams import API_KEY, CheckoutGateway, delete_exchange, write_ini  # noqa: E402
 from tests.support.server import free_port  # noqa: E402
+
+GET = ROOT / "bench" / "lua" / "get.lua"
+ROUTES = (("health", "/health", GET), ("broadcast", "/broadcast/{exchange}", LUA))  # name, path, wrk script
 
 
 def main(argv=None):
@@ -50,35 +54,38 @@ def main(argv=None):
     try:
         for round_number in range(args.rounds):
             order = list(targets) if round_number % 2 == 0 else list(reversed(targets))
-            for connections in map(int, args.connections.split(",")):
-                for name in order:
-                    load = run_wrk(
-                        f"{targets[name]}/broadcast/{exchange}",
-                        connections,
-                        args.seconds,
-                        f"Bearer {API_KEY}",
-                    )
-                    runs.append({"round": round_number, "target": name, "load_average": os.getloadavg()[0],
-                                 **vars(load)})  # fmt: skip
-                    print(f"round {round_number} c={connections} {name:<6} {load.requests_per_s:>8} req/s "
-                          f"p50 {load.p50_ms:.2f} p99 {load.p99_ms:.2f} ms failed {load.failed}",
-                          file=sys.stderr, flush=True)  # fmt: skip
+            for route, path, script in ROUTES:
+                for connections in map(int, args.connections.split(",")):
+                    for name in order:
+                        url = targets[name] + path.format(exchange=exchange)
+                        load = run_wrk(url, connections, args.seconds, f"Bearer {API_KEY}", script=script)
+                        runs.append({"round": round_number, "route": route, "target": name,
+                                     "load_average": os.getloadavg()[0], **vars(load)})  # fmt: skip
+                        print(f"round {round_number} {route} c={connections} {name:<6} "
+                              f"{load.requests_per_s:>8} req/s p50 {load.p50_ms:.2f} "
+                              f"p99 {load.p99_ms:.2f} ms failed {load.failed}",
+                              file=sys.stderr, flush=True)  # fmt: skip
     finally:
         server.stop()
         server.cleanup()
         delete_exchange(exchange)
     summary = {}
-    for connections in map(int, args.connections.split(",")):
-        for name in targets:
-            mine = [run for run in runs if run["target"] == name and run["connections"] == connections]
-            summary[f"{name} c={connections}"] = {
-                key: round(statistics.median(run[key] for run in mine), 3)
-                for key in ("requests_per_s", "p50_ms", "p99_ms")
-            }
+    for route, _path, _script in ROUTES:
+        for connections in map(int, args.connections.split(",")):
+            for name in targets:
+                mine = [
+                    run
+                    for run in runs
+                    if (run["route"], run["target"], run["connections"]) == (route, name, connections)
+                ]
+                summary[f"{route} c={connections} {name}"] = {
+                    key: round(statistics.median(run[key] for run in mine), 3)
+                    for key in ("requests_per_s", "p50_ms", "p99_ms")
+                }
     document = {"started": started, "arguments": vars(args), "summary": summary, "runs": runs}
     pathlib.Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
     for key, figures in summary.items():
-        print(f"{key:<16} {figures}")
+        print(f"{key:<28} {figures}")
 
 
 if __name__ == "__main__":
