@@ -44,7 +44,9 @@ def main(argv=None):
     os.chmod(directory, 0o755)
     gateway_port = free_port()
     server = CheckoutGateway(
-        ROOT, write_ini(directory, ROOT), extra_args=["--gateway-port", str(gateway_port)]
+        ROOT,
+        write_ini(directory, ROOT),
+        extra_args=["--front", "haproxy", "--gateway-port", str(gateway_port)],
     )
     exchange = f"bench.front.{uuid.uuid4().hex[:8]}"
     targets = {"front": server.url, "apache": f"http://127.0.0.1:{gateway_port}{server.prefix}"}

@@ -10,11 +10,11 @@ ini by ``server_limits``; ``tests/unit/test_cli.py`` checks that
 
 ``GET /events/...`` is not served by mod_wsgi: ``hutch serve`` starts the
 asyncio event servers (``hutch events``, ``--events-processes`` of them on
-one local port), mod_wsgi-express on another loopback port, and HAProxy on
-the public port in front of both (``hutch.front``): ``{mount}/events/`` to
-the event servers, everything else to Apache.  So everything is served on
-one port and mount point, and no stream holds an Apache thread; it stops
-them all when Apache stops or it is told to.
+one local port) and serves everything on one port and mount point: Apache
+proxies the ``{mount}/events/`` sub-URL to them (a worker thread per
+stream), or with ``--front haproxy`` HAProxy on the public port sends it to
+them and the rest to mod_wsgi-express on a loopback port (``hutch.front``:
+no thread per stream).  It stops them all when Apache stops or it is told to.
 """
 
 import argparse
@@ -45,6 +45,8 @@ DEFAULT_USER = "www-data"
 DEFAULT_PROCESSES = 2
 DEFAULT_THREADS = 20  # request/response only (event streams are the event servers'); see apache/README.md
 DEFAULT_EVENT_PROCESSES = 2
+DEFAULT_PROXY_STREAMS = 1000  # event streams Apache proxies at once: each holds one Apache worker thread
+FRONTS = ("apache", "haproxy")
 EVENTS_START_WAIT = 30  # seconds the event servers may take to listen
 
 BODY_SLACK = 64 * 1024  # Apache's hard limit sits this far above max_body_bytes
@@ -99,10 +101,15 @@ def server_limits(settings):
     )
 
 
-def serve_arguments(args, limits, as_root=False, gateway_port=None):
+def events_mount(mount_point):
+    """The sub-URL Apache proxies to the event servers: ``/events`` under the mount point."""
+    return mount_point.rstrip("/") + "/events"
+
+
+def serve_arguments(args, limits, as_root=False, gateway_port=None, events_port=None):
     """The mod_wsgi-express command line for ``args`` (pure, for tests).  With ``gateway_port``
     Apache listens there on loopback, behind the front proxy, in the server root of the public
-    address."""
+    address; with ``events_port`` Apache itself proxies ``{mount}/events`` to the event servers."""
     host, port = ("127.0.0.1", gateway_port) if gateway_port else (args.host, args.port)
     command = [
         "start-server",
@@ -126,6 +133,11 @@ def serve_arguments(args, limits, as_root=False, gateway_port=None):
         "--working-directory", str(ROOT),
         *apache_errors_arguments(args.mount_point),
     ]  # fmt: skip
+    if events_port is not None:
+        command += [
+            "--proxy-mount-point", events_mount(args.mount_point), f"http://127.0.0.1:{events_port}/events",
+            "--max-clients", str(args.proxy_streams + args.processes * args.threads),
+        ]  # fmt: skip
     if args.server_root or gateway_port:
         command += ["--server-root", args.server_root or default_server_root(args.host, args.port)]
     if as_root:
@@ -207,7 +219,23 @@ def parse(argv):
     )
     serve.add_argument("--events-port", type=int, default=0, help="their local port (default: a free one)")
     serve.add_argument(
-        "--gateway-port", type=int, default=0, help="mod_wsgi-express's local port (default: a free one)"
+        "--front",
+        choices=FRONTS,
+        default="apache",
+        help="what serves the public port: apache (it proxies /events itself, a worker thread per "
+        "stream) or haproxy (in front of Apache and the event servers: no thread per stream)",
+    )
+    serve.add_argument(
+        "--proxy-streams",
+        type=int,
+        default=DEFAULT_PROXY_STREAMS,
+        help="--front apache: event streams Apache proxies at once (one Apache worker thread each)",
+    )
+    serve.add_argument(
+        "--gateway-port",
+        type=int,
+        default=0,
+        help="--front haproxy: mod_wsgi-express's local port (default: a free one)",
     )
     serve.add_argument("--server-root", default=None, help="default: mod_wsgi-express's, under /tmp")
     serve.add_argument("--user", default=DEFAULT_USER, help="the daemon user when run as root")
@@ -343,13 +371,13 @@ def resolve_ini(args):
     return os.path.abspath(os.environ.get("HUTCH_INI") or PRODUCTION_INI)
 
 
-def prepare(args, as_root, gateway_port=None):
+def prepare(args, as_root, gateway_port=None, events_port=None):
     """Validate everything before Apache starts; return mod_wsgi-express's arguments and the ini."""
-    command, ini, _settings = prepare_serving(args, as_root, gateway_port)
+    command, ini, _settings = prepare_serving(args, as_root, gateway_port, events_port)
     return command, ini
 
 
-def prepare_serving(args, as_root, gateway_port=None):
+def prepare_serving(args, as_root, gateway_port=None, events_port=None):
     """``prepare``, and the parsed settings (the front proxy's timeouts come from them)."""
     ini = resolve_ini(args)
     raw, here = read_ini(ini)
@@ -372,7 +400,8 @@ def prepare_serving(args, as_root, gateway_port=None):
         prepare_metrics_directory(server_root, args.user if as_root else None)
     except OSError as error:
         raise ServeError(f"cannot prepare the metrics folder in {server_root}: {error}") from None
-    return serve_arguments(args, server_limits(settings), as_root, gateway_port), ini, settings
+    limits = server_limits(settings)
+    return serve_arguments(args, limits, as_root, gateway_port, events_port), ini, settings
 
 
 def front_plan(args, settings, gateway_port, events_port, as_root):
@@ -515,9 +544,12 @@ def main(argv=None):
     as_root = os.geteuid() == 0
     serving_events = args.events_processes > 0
     events_port = (args.events_port or free_port()) if serving_events else None
-    gateway_port = (args.gateway_port or free_port()) if serving_events else None
+    fronted = serving_events and args.front == "haproxy"
+    gateway_port = (args.gateway_port or free_port()) if fronted else None
     try:
-        command, ini, settings = prepare_serving(args, as_root, gateway_port)
+        command, ini, settings = prepare_serving(
+            args, as_root, gateway_port, None if fronted else events_port
+        )
     except ServeError as error:
         sys.exit(f"hutch serve: {error}")
     express = shutil.which("mod_wsgi-express", path=os.path.dirname(sys.executable)) or shutil.which(
@@ -528,6 +560,19 @@ def main(argv=None):
     append_to_output_files()
     if not serving_events:
         os.execv(express, [express, *command])  # noqa: S606 - replace this process, no shell
+    if not fronted:
+        supervisor = Supervisor(
+            [express, *command],
+            events_arguments(ini, events_port),
+            args.events_processes,
+            user=args.user if as_root else None,
+        )
+        try:
+            wait_listening(events_port, supervisor.events)
+        except ServeError as error:
+            supervisor.stop_events()
+            sys.exit(f"hutch serve: {error}")
+        sys.exit(supervisor.run())
     server_root = args.server_root or default_server_root(args.host, args.port)
     front = FrontProxy(front_plan(args, settings, gateway_port, events_port, as_root), server_root)
     try:

@@ -66,6 +66,7 @@ class FrontPlan:
     stream_lifetime: float  # events_max_lifetime: a stream's longest life
     max_connections: int
     user: str | None = None
+    errors_directory: str | None = None  # the error answers (default: apache/haproxy-errors of this checkout)
 
 
 def max_connections(limit=None):
@@ -83,10 +84,26 @@ def stream_slots(connections):
     return max(1, connections - REQUEST_SLOTS)
 
 
-def error_line(status, code, detail):
-    body = json.dumps({"error": code, "detail": detail}, separators=(",", ":"))
-    body = body.replace("'", "\\u0027")  # HAProxy's single quotes take all else literally
-    return f"    http-error status {status} content-type application/json string '{body}'"
+ERRORS_DIRECTORY = pathlib.Path(__file__).resolve().parent.parent / "apache" / "haproxy-errors"
+REASONS = {400: "Bad Request", 408: "Request Timeout", 500: "Internal Server Error", 502: "Bad Gateway",
+           503: "Service Unavailable", 504: "Gateway Timeout"}  # fmt: skip
+# HAProxy writes header names in lower case; clients of the contract see them as the gateway wrote them
+HEADER_NAMES = (
+    "Allow", "Cache-Control", "Connection", "Content-Length", "Content-Security-Policy", "Content-Type",
+    "Date", "Location", "Referrer-Policy", "Retry-After", "Server", "Set-Cookie", "Transfer-Encoding",
+    "Vary", "WWW-Authenticate", "X-Accel-Buffering", "X-Content-Type-Options", "X-Frame-Options",
+)  # fmt: skip
+
+
+def error_file(status):
+    """The whole HTTP answer HAProxy sends for ``status`` (``errorfile``): the contract's JSON."""
+    code, detail = FRONT_ERRORS[status]
+    body = json.dumps({"error": code, "detail": detail}, separators=(",", ":")).encode() + b"\n"
+    head = (
+        f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
 
 
 def events_path(mount_point):
@@ -102,7 +119,9 @@ def front_config(plan):
         rewrite = f"    http-request replace-path ^{mount}(/events/.*) \\1\n"
     user = f"    user {plan.user}\n    group {plan.user}\n" if plan.user else ""
     slots = stream_slots(plan.max_connections)
-    errors = "\n".join(error_line(status, *error) for status, error in sorted(FRONT_ERRORS.items()))
+    directory = plan.errors_directory or ERRORS_DIRECTORY
+    errors = "\n".join(f"    errorfile {status} {directory}/{status}.http" for status in sorted(FRONT_ERRORS))
+    cases = "\n".join(f"    h1-case-adjust {name.lower()} {name}" for name in HEADER_NAMES)
     return f"""\
 # The front proxy of Hutch: {events_path(plan.mount_point)} to the asyncio event servers, everything else
 # to the gateway (mod_wsgi).  A stream costs two sockets here, no thread (hutch/front.py).
@@ -111,6 +130,7 @@ global
     log stderr format raw daemon notice
     noreuseport
     hard-stop-after 10s
+{cases}
 {user}
 defaults
     mode http
@@ -133,6 +153,7 @@ defaults
 
 frontend hutch
     bind {plan.host}:{plan.port}
+    option h1-case-adjust-bogus-client
     acl events path_beg {events_path(plan.mount_point)}
     use_backend events if events
     default_backend gateway

@@ -138,6 +138,16 @@ def test_behind_the_front_apache_listens_on_loopback_in_the_public_addresss_serv
     )
 
 
+def test_by_default_apache_proxies_the_event_servers_under_the_mount_point():
+    args = cli.parse(["serve", "--mount-point", "/gateway", "--processes", "2", "--threads", "5"])
+    assert args.front == "apache"
+    command = cli.serve_arguments(args, DEFAULT_LIMITS, events_port=9123)
+    at = command.index("--proxy-mount-point")
+    assert command[at + 1 : at + 3] == ["/gateway/events", "http://127.0.0.1:9123/events"]
+    assert flag(command, "--max-clients") == str(cli.DEFAULT_PROXY_STREAMS + 2 * 5)
+    assert "--proxy-mount-point" not in cli.serve_arguments(args, DEFAULT_LIMITS, gateway_port=9124)
+
+
 def test_the_front_plan_takes_its_timeouts_from_the_ini():
     settings = parse_settings(
         {

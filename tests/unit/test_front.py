@@ -2,7 +2,6 @@
 
 import json
 import pathlib
-import re
 import subprocess
 
 import pytest
@@ -79,17 +78,25 @@ def test_a_gateway_whose_broker_is_down_stays_in_the_rotation():
 
 
 def test_haproxys_own_errors_are_the_contracts_json():
-    lines = [
-        line for line in section(front.front_config(plan()), "defaults") if line.startswith("http-error")
+    lines = [line for line in section(front.front_config(plan()), "defaults") if line.startswith("errorfile")]
+    assert lines == [
+        f"errorfile {status} {front.ERRORS_DIRECTORY}/{status}.http"
+        for status in (400, 408, 500, 502, 503, 504)
     ]
-    statuses = set()
-    for line in lines:
-        match = re.fullmatch(r"http-error status (\d+) content-type application/json string '(.*)'", line)
-        assert match, line
-        body = json.loads(match.group(2))
-        assert set(body) == {"error", "detail"} and body["error"] and body["detail"]
-        statuses.add(int(match.group(1)))
-    assert statuses == {400, 408, 500, 502, 503, 504}
+    for status in front.FRONT_ERRORS:
+        shipped = (front.ERRORS_DIRECTORY / f"{status}.http").read_bytes()
+        assert shipped == front.error_file(status), status  # apache/haproxy-errors is what front writes
+        head, _, body = shipped.partition(b"\r\n\r\n")
+        assert head.startswith(f"HTTP/1.1 {status} ".encode()) and b"Content-Type: application/json" in head
+        assert f"Content-Length: {len(body)}".encode() in head
+        answer = json.loads(body)
+        assert set(answer) == {"error", "detail"} and answer["error"] and answer["detail"]
+
+
+def test_header_names_keep_the_case_the_gateway_gave_them():
+    text = front.front_config(plan())
+    assert "h1-case-adjust www-authenticate WWW-Authenticate" in section(text, "global")
+    assert "option h1-case-adjust-bogus-client" in section(text, "frontend hutch")
 
 
 def test_connections_fit_in_the_descriptor_limit():
@@ -132,6 +139,7 @@ def shipped_plan():
         stream_lifetime=float(raw.get("events_max_lifetime", Settings.events_max_lifetime)),
         max_connections=20000,
         user="haproxy",
+        errors_directory="/srv/hutch/apache/haproxy-errors",
     )
 
 
@@ -140,8 +148,10 @@ def test_the_shipped_front_for_a_system_apache_is_what_front_config_writes():
     assert front.front_config(shipped_plan()) in SHIPPED.read_text()
 
 
-def test_haproxy_accepts_the_shipped_front():
-    done = subprocess.run(["haproxy", "-c", "-f", str(SHIPPED)], capture_output=True, text=True, timeout=30)
+def test_haproxy_accepts_the_shipped_front(tmp_path):
+    path = tmp_path / "haproxy.cfg"  # the checkout stands in for /srv/hutch
+    path.write_text(SHIPPED.read_text().replace("/srv/hutch/", f"{ROOT}/"))
+    done = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
