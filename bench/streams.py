@@ -552,7 +552,9 @@ def main(argv=None):
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "streams.json"))
     parser.add_argument("--url", help="measure a gateway that is already up (one scenario, --counts' first)")
     parser.add_argument(
-        "--serve-args", default="", help='more "hutch serve" flags for this checkout; {streams}: the count'
+        "--serve-args",
+        default="--front haproxy",
+        help='more "hutch serve" flags for this checkout; {streams}: the count',
     )
     parser.add_argument("--compare-serve-args", default="", help="the same for the compare root")
     parser.add_argument(
