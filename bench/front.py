@@ -25,12 +25,11 @@ import uuid
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.load import LUA, run_wrk  # noqa: E402
+from bench.load import run_wrk  # noqa: E402
 from bench.streams import API_KEY, CheckoutGateway, delete_exchange, write_ini  # noqa: E402
 from tests.support.server import free_port  # noqa: E402
 
-GET = ROOT / "bench" / "lua" / "get.lua"
-ROUTES = (("health", "/health", GET), ("broadcast", "/broadcast/{exchange}", LUA))  # name, path, wrk script
+ROUTES = (("health", "/health", "GET"), ("broadcast", "/broadcast/{exchange}", "POST"))  # name, path, method
 
 
 def main(argv=None):
@@ -56,11 +55,17 @@ def main(argv=None):
     try:
         for round_number in range(args.rounds):
             order = list(targets) if round_number % 2 == 0 else list(reversed(targets))
-            for route, path, script in ROUTES:
+            for route, path, method in ROUTES:
                 for connections in map(int, args.connections.split(",")):
                     for name in order:
                         url = targets[name] + path.format(exchange=exchange)
-                        load = run_wrk(url, connections, args.seconds, f"Bearer {API_KEY}", script=script)
+                        load = run_wrk(
+                            url,
+                            connections,
+                            args.seconds,
+                            f"Bearer {API_KEY}",
+                            environ={"BENCH_METHOD": method},
+                        )
                         runs.append({"round": round_number, "route": route, "target": name,
                                      "load_average": os.getloadavg()[0], **vars(load)})  # fmt: skip
                         print(f"round {round_number} {route} c={connections} {name:<6} "
