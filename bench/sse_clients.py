@@ -1,4 +1,4 @@
-"""Thousands of Server-Sent Events streams from a few client processes (asyncio + aiohttp).
+"""Thousands of Server-Sent Events streams from a few client processes (asyncio protocols).
 
 One process cannot read 10,000 streams and still time them fairly, and one
 source address runs out of ephemeral ports, so ``ClientPool`` starts a few
@@ -7,7 +7,10 @@ address (127.0.0.10, .11, ...) and a raised RLIMIT_NOFILE.  The parent
 drives them over a pipe: open N streams, ask how many have a message,
 collect the arrival times.
 
-A message is recognised on a stream by a token in its body
+The clients share the cores with the server they measure, so each stream is
+a bare ``asyncio.Protocol``: one ``data_received`` call per read, a chunked
+decoder and a regular expression, no task, no HTTP client library in
+between.  A message is recognised on a stream by a token in its body
 (``bench<run>n<number>e``), not by the event id, so the same client
 measures any gateway whatever its ids are (message ids, buffer positions,
 stream offsets).  Arrival times are ``time.monotonic()``: CLOCK_MONOTONIC is
@@ -22,13 +25,13 @@ import multiprocessing
 import re
 import resource
 import time
-
-import aiohttp
+import urllib.parse
 
 OPEN_CONCURRENCY = 64  # connections one worker is opening at once (Apache's listen backlog is 500)
 HEADERS_TIMEOUT = 60.0  # seconds a stream may wait for its response headers
 RETRY_STATUSES = {503}  # "too many streams in this process": opened again, as a browser would
 FIRST_SOURCE = 10  # worker i connects from 127.0.0.(FIRST_SOURCE + i)
+TAIL = 48  # bytes kept from one read to the next: a token cut in two is found whole
 
 
 def raise_open_files_limit(wanted=1 << 17):
@@ -61,19 +64,99 @@ class Stream:
         self.closed_at = None
 
 
+class StreamProtocol(asyncio.Protocol):
+    """One ``GET`` of an event stream: its status, then the tokens in its (de-chunked) body."""
+
+    def __init__(self, request, worker):
+        self.request = request
+        self.worker = worker
+        self.stream = Stream()
+        self.status = asyncio.get_running_loop().create_future()
+        self.transport = None
+        self.head = b""
+        self.chunked = None  # None until the head is read
+        self.pending = b""  # undecoded chunked bytes
+        self.remaining = 0  # bytes of the current chunk still to come
+        self.tail = b""
+        self.counted = False  # among the worker's open streams
+
+    def connection_made(self, transport):
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, data):
+        now = time.monotonic()
+        if self.chunked is None:
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head, data = self.head[:end].lower(), self.head[end + 4 :]
+            self.head = b""
+            self.chunked = b"transfer-encoding: chunked" in head
+            if not self.status.done():
+                self.status.set_result(int(head.split(b" ", 2)[1]))
+        if self.chunked:
+            data = self.dechunk(data)
+        if data:
+            self.scan(data, now)
+
+    def dechunk(self, data):
+        """The payload bytes of ``data`` (HTTP/1.1 chunked transfer coding, across reads)."""
+        buffer, payload = self.pending + data, []
+        while buffer:
+            if self.remaining:
+                piece = buffer[: self.remaining]
+                payload.append(piece)
+                self.remaining -= len(piece)
+                buffer = buffer[len(piece) :]
+                continue
+            line_end = buffer.find(b"\r\n")
+            if line_end < 0:
+                break
+            line, buffer = buffer[:line_end], buffer[line_end + 2 :]
+            if line:  # an empty line is the CRLF that ends a chunk's data
+                self.remaining = int(line.split(b";", 1)[0], 16)
+        self.pending = buffer
+        return b"".join(payload)
+
+    def scan(self, data, now):
+        text = self.tail + data
+        arrived = self.stream.arrived
+        for match in self.worker.pattern.finditer(text):
+            number = int(match.group(1))
+            if number not in arrived:
+                arrived[number] = now
+                self.worker.counts[number] += 1
+        self.tail = text[-TAIL:]
+
+    def connection_lost(self, exc):
+        if not self.status.done():
+            self.status.set_exception(ConnectionError(f"closed before the head: {exc}"))
+        if self.counted and self.stream.closed_at is None:
+            self.stream.closed_at = time.monotonic()
+            self.worker.open_streams -= 1
+
+
 class Worker:
     """The streams of one client process and the commands the parent sends it."""
 
     def __init__(self, url, authorization, run, source):
-        self.url = url
-        self.headers = {"Accept": "text/event-stream", "Authorization": authorization}
+        parts = urllib.parse.urlsplit(url)
+        self.address = (parts.hostname, parts.port or 80)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        self.request = (
+            f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nAccept: text/event-stream\r\n"
+            f"Authorization: {authorization}\r\n\r\n"
+        ).encode()
         self.pattern = token_pattern(run)
         self.source = source
         self.streams = []
+        self.protocols = []
+        self.counts = collections.Counter()  # number -> streams that have it
+        self.open_streams = 0
         self.statuses = collections.Counter()
         self.errors = collections.Counter()
-        self.tasks = set()
-        self.session = None
 
     async def open(self, count, attempts):
         """Open ``count`` streams; a 503 is tried again after a second, up to ``attempts`` times."""
@@ -82,47 +165,33 @@ class Worker:
         return sum(opened)
 
     async def open_one(self, gate, attempts):
+        loop = asyncio.get_running_loop()
         for attempt in range(attempts):
             async with gate:
                 try:
-                    response = await self.session.get(self.url, headers=self.headers)
-                except (aiohttp.ClientError, OSError, TimeoutError) as error:
+                    transport, protocol = await loop.create_connection(
+                        lambda: StreamProtocol(self.request, self), *self.address, local_addr=(self.source, 0)
+                    )
+                    status = await asyncio.wait_for(protocol.status, HEADERS_TIMEOUT)
+                except (OSError, TimeoutError) as error:
                     self.errors[type(error).__name__] += 1
                     return False
-            self.statuses[response.status] += 1
-            if response.status == 200:
-                stream = Stream()
-                self.streams.append(stream)
-                task = asyncio.get_running_loop().create_task(self.read(response, stream))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+            self.statuses[status] += 1
+            if status == 200:
+                self.streams.append(protocol.stream)
+                self.protocols.append(protocol)
+                protocol.counted = True
+                self.open_streams += 1
                 return True
-            response.release()
-            if response.status not in RETRY_STATUSES or attempt == attempts - 1:
+            transport.close()
+            if status not in RETRY_STATUSES or attempt == attempts - 1:
                 return False
             await asyncio.sleep(1.0)
         return False
 
-    async def read(self, response, stream):
-        tail = b""
-        try:
-            async for chunk in response.content.iter_any():
-                now = time.monotonic()
-                data = tail + chunk
-                for match in self.pattern.finditer(data):
-                    number = int(match.group(1))
-                    if number not in stream.arrived:
-                        stream.arrived[number] = now
-                tail = data[-48:]  # a token cut in two by the chunking is found in the next chunk
-        except (aiohttp.ClientError, OSError, TimeoutError) as error:
-            self.errors[f"read {type(error).__name__}"] += 1
-        finally:
-            stream.closed_at = time.monotonic()
-            response.release()
-
     def have(self, number):
         """How many streams have message ``number``, and how many are still open."""
-        return sum(number in s.arrived for s in self.streams), sum(s.closed_at is None for s in self.streams)
+        return self.counts[number], self.open_streams
 
     def missing(self, numbers):
         """Deliveries of ``numbers`` not yet arrived on streams that are still open."""
@@ -145,34 +214,27 @@ class Worker:
         }
 
     async def serve(self, connection):
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=None)
-        connector = aiohttp.TCPConnector(limit=0, local_addr=(self.source, 0), force_close=True)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-            self.session = session
-            while True:
-                command, *arguments = await asyncio.to_thread(connection.recv)
-                if command == "open":
-                    count, attempts = arguments
-                    try:
-                        opened = await asyncio.wait_for(
-                            self.open(count, attempts), HEADERS_TIMEOUT * attempts
-                        )
-                    except TimeoutError:
-                        opened = len(self.streams)
-                    connection.send(opened)
-                elif command == "have":
-                    connection.send(self.have(*arguments))
-                elif command == "missing":
-                    connection.send(self.missing(*arguments))
-                elif command == "report":
-                    connection.send(self.report(*arguments))
-                elif command == "close":
-                    for task in list(self.tasks):
-                        task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await asyncio.gather(*self.tasks, return_exceptions=True)
-                    connection.send(None)
-                    return
+        while True:
+            command, *arguments = await asyncio.to_thread(connection.recv)
+            if command == "open":
+                count, attempts = arguments
+                try:
+                    opened = await asyncio.wait_for(self.open(count, attempts), HEADERS_TIMEOUT * attempts)
+                except TimeoutError:
+                    opened = len(self.streams)
+                connection.send(opened)
+            elif command == "have":
+                connection.send(self.have(*arguments))
+            elif command == "missing":
+                connection.send(self.missing(*arguments))
+            elif command == "report":
+                connection.send(self.report(*arguments))
+            elif command == "close":
+                for protocol in self.protocols:
+                    protocol.transport.close()
+                await asyncio.sleep(0)
+                connection.send(None)
+                return
 
 
 def work(connection, url, authorization, run, source):

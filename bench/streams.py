@@ -3,13 +3,14 @@
     .venv/bin/python -m bench.streams [--counts 1000,5000,10000] [--compare-root PATH]
 
 For each count, and for this checkout, (``--compare-root``) another one, and
-(``--roots ...,direct``) this checkout with its streams opened on the event
-servers' own port (the event tier without Apache's proxy in between), it
+(``--roots ...,direct,compare-direct``) a checkout with its streams opened
+on the event servers' own port (the event tier without the front proxy in
+between), it
 starts that checkout's gateway with its own ``hutch serve`` (own venv,
 own apps and templates, a fresh server root, RLIMIT_NOFILE raised for the
 server too), opens the streams from a few client processes
-(``bench/sse_clients.py``: asyncio + aiohttp, one loopback source address
-each), broadcasts warm-up messages until every accepted stream receives one
+(``bench/sse_clients.py``: bare asyncio protocols, one loopback source
+address each), broadcasts warm-up messages until every accepted stream receives one
 (so every server process consumes the exchange), then broadcasts
 ``--messages`` messages through ``POST /broadcast/{exchange}``, each once the
 one before has reached every stream and at least ``--interval`` seconds after
@@ -56,6 +57,7 @@ import requests
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import profiling  # noqa: E402
 from bench.cpu import broker_pids, cpu_seconds  # noqa: E402
 from bench.sse_clients import ClientPool, raise_open_files_limit, token  # noqa: E402
 from harness import amqp  # noqa: E402
@@ -135,13 +137,16 @@ def pss_kib(pids):
 
 
 def kind_of(pid):
-    """apache, mod_wsgi (a daemon), events (an event server), or other: where memory and CPU go."""
+    """apache, mod_wsgi (a daemon), events (an event server), front (HAProxy), or other: where
+    memory and CPU go."""
     try:
         command = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return "gone"
     if command.startswith(b"(wsgi:"):
         return "mod_wsgi"
+    if command.split(b"\0", 1)[0].endswith(b"haproxy"):
+        return "front"
     if b"hutch.events" in command or b"hutch\0events" in command:
         return "events"
     if b"apache2" in command or b"httpd" in command:
@@ -271,7 +276,16 @@ def wait_for_everyone(pool, number, deadline):
 
 
 def measure_streams(
-    url, authorization, count, messages, interval, clients, server_pids=None, events_url=None, overlap=False
+    url,
+    authorization,
+    count,
+    messages,
+    interval,
+    clients,
+    server_pids=None,
+    events_url=None,
+    overlap=False,
+    profile=0,
 ):
     """Open ``count`` streams on ``url``'s gateway (or straight on ``events_url``, an event server's
     own address), broadcast ``messages`` through ``url``: the figures (a dict).  Each broadcast
@@ -297,6 +311,7 @@ def measure_streams(
             rss_kinds = by_kind(servers, rss_kib)
             cpu_kinds_before = by_kind(servers, cpu_total)
             cpu_before = (cpu_total(servers), cpu_total(broker), cpu_total(pool.pids))
+            profilers = start_profilers(servers, profile) if profile else []
             published = {}
             for number in range(messages):
                 published[number] = publisher.send(number)
@@ -309,6 +324,7 @@ def measure_streams(
             while pool.missing(range(messages)) and time.monotonic() < deadline:
                 time.sleep(0.25)
             cpu_after = (cpu_total(servers), cpu_total(broker), cpu_total(pool.pids))
+            profiled = finish_profilers(profilers, profile)
             cpu_kinds_after = by_kind(servers, cpu_total)
             report = pool.report(range(messages))
     finally:
@@ -361,7 +377,35 @@ def measure_streams(
         "server_cpu_s": round(server_cpu, 2),
         "broker_cpu_ms_per_message": round(broker_cpu * 1000 / messages, 2),
         "client_cpu_ms_per_delivery": round(client_cpu * 1000 / max(delivered, 1), 4),
+        **({"profile": profiling.summarize(profiled, delivered)} if profiled else {}),
     }
+
+
+def start_profilers(pids, seconds):
+    """py-spy on every event server for ``seconds`` (sampling without pausing them), raw stacks."""
+    profilers = []
+    for pid in pids:
+        if kind_of(pid) != "events":
+            continue
+        output = pathlib.Path(tempfile.mkdtemp(prefix="hutch-profile-")) / f"{pid}.txt"
+        command = [
+            profiling.py_spy(), "record", "--pid", str(pid), "--duration", str(seconds), "--rate",
+            str(profiling.RATE), "--nonblocking", "--function", "--format", "raw", "--output", str(output),
+        ]  # fmt: skip
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        profilers.append((process, output))
+    time.sleep(1)  # attached before the broadcasts start
+    return profilers
+
+
+def finish_profilers(profilers, seconds):
+    """The raw stack files of the profilers that finished."""
+    files = []
+    for process, output in profilers:
+        process.communicate(timeout=seconds + 60)
+        if process.returncode == 0 and output.exists():
+            files.append(output)
+    return files
 
 
 def delete_exchange(exchange):
@@ -391,15 +435,17 @@ def wait_for_quiet(threshold, longest):
 
 
 def run_scenario(label, root, count, args, directory):
-    """One gateway, one count: ``this``, ``compare`` (the other checkout) or ``direct`` (this
-    checkout, its streams opened on the event servers' own port: the same tier without Apache)."""
-    threads = threads_for(args.compare_threads if label == "compare" else args.threads, count, args.processes)
+    """One gateway, one count: ``this``, ``compare`` (the other checkout), ``direct`` or
+    ``compare-direct`` (that checkout, its streams opened on the event servers' own port: the same
+    tier without a proxy in front)."""
+    compare = label.startswith("compare")
+    threads = threads_for(args.compare_threads if compare else args.threads, count, args.processes)
     load = wait_for_quiet(args.quiet_load, args.settle)
     print(f"[{time.strftime('%H:%M:%S')}] {label} ({root}) {count} streams, threads {threads or 'default'}, "
           f"load {load}", file=sys.stderr, flush=True)  # fmt: skip
-    extra = (args.compare_serve_args if label == "compare" else args.serve_args).format(streams=count).split()
+    extra = (args.compare_serve_args if compare else args.serve_args).format(streams=count).split()
     events_url = None
-    if label == "direct":
+    if label.endswith("direct"):
         port = free_port()
         extra += ["--events-port", str(port)]
         events_url = f"http://127.0.0.1:{port}"
@@ -416,6 +462,7 @@ def run_scenario(label, root, count, args, directory):
             server.pids,
             events_url,
             args.overlap,
+            args.profile,
         )
         ok = ", ".join(f"{key} {result.get(key)}" for key in ("accepted", "lost_deliveries", "reached_all"))
         print(f"    {ok}", file=sys.stderr, flush=True)
@@ -476,6 +523,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--counts", default=",".join(map(str, DEFAULT_COUNTS)), help="streams per scenario")
     parser.add_argument(
+        "--compare-counts", default=None, help="the counts for compare roots (default: --counts)"
+    )
+    parser.add_argument(
         "--compare-root", help="another checkout (with its own .venv) measured in the same run"
     )
     parser.add_argument("--processes", type=int, default=PROCESSES)
@@ -486,7 +536,8 @@ def main(argv=None):
     parser.add_argument(
         "--roots",
         default="this,compare",
-        help="this, compare (the other checkout), direct (this one's event servers without Apache)",
+        help="this, compare (the other checkout), direct and compare-direct (their event servers' own "
+        "port, no proxy in front)",
     )
     parser.add_argument("--clients", type=int, default=4, help="client processes reading the streams")
     parser.add_argument("--messages", type=int, default=40)
@@ -501,9 +552,18 @@ def main(argv=None):
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "streams.json"))
     parser.add_argument("--url", help="measure a gateway that is already up (one scenario, --counts' first)")
     parser.add_argument(
-        "--serve-args", default="", help='more "hutch serve" flags for this checkout; {streams}: the count'
+        "--serve-args",
+        default="--front haproxy",
+        help='more "hutch serve" flags for this checkout; {streams}: the count',
     )
     parser.add_argument("--compare-serve-args", default="", help="the same for the compare root")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        help="py-spy the event servers for this many seconds from the first broadcast (a profiling run, "
+        "not a measurement: sampling costs CPU)",
+    )
     args = parser.parse_args(argv)
     counts = [int(count) for count in args.counts.split(",")]
     limit = raise_open_files_limit()  # inherited by the gateways started below
@@ -511,15 +571,23 @@ def main(argv=None):
         print(json.dumps(measure_streams(args.url, f"Bearer {API_KEY}", counts[0], args.messages,
                                          args.interval, args.clients), indent=2))  # fmt: skip
         return
-    roots = [("this", ROOT)] if "this" in args.roots else []
-    if "direct" in args.roots:
+    wanted = args.roots.split(",")
+    roots = [("this", ROOT)] if "this" in wanted else []
+    if "direct" in wanted:
         roots.append(("direct", ROOT))
-    if args.compare_root and "compare" in args.roots:
-        roots.append(("compare", pathlib.Path(args.compare_root).resolve()))
+    for label in ("compare", "compare-direct"):
+        if args.compare_root and label in wanted:
+            roots.append((label, pathlib.Path(args.compare_root).resolve()))
     directory = tempfile.mkdtemp(prefix="hutch-bench-streams-")
     os.chmod(directory, 0o755)  # the daemon user reads the ini
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    results = [run_scenario(label, root, count, args, directory) for count in counts for label, root in roots]
+    compare_counts = [int(count) for count in (args.compare_counts or args.counts).split(",")]
+    results = [
+        run_scenario(label, root, count, args, directory)
+        for count in counts
+        for label, root in roots
+        if not label.startswith("compare") or count in compare_counts
+    ]
     document = {
         "started": started,
         "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),

@@ -10,8 +10,11 @@ ini by ``server_limits``; ``tests/unit/test_cli.py`` checks that
 
 ``GET /events/...`` is not served by mod_wsgi: ``hutch serve`` starts the
 asyncio event servers (``hutch events``, ``--events-processes`` of them on
-one local port) and has Apache proxy the ``{mount}/events/`` sub-URL to
-them, so everything is served on one port; it stops them when Apache stops.
+one local port) and serves everything on one port and mount point: Apache
+proxies the ``{mount}/events/`` sub-URL to them (a worker thread per
+stream), or with ``--front haproxy`` HAProxy on the public port sends it to
+them and the rest to mod_wsgi-express on a loopback port (``hutch.front``:
+no thread per stream).  It stops them all when Apache stops or it is told to.
 """
 
 import argparse
@@ -30,6 +33,7 @@ import sys
 import time
 
 from . import __version__, keys_cli
+from .front import FrontError, FrontPlan, FrontProxy, events_path, max_connections
 from .metrics_dir import default_server_root, prepare_metrics_directory
 from .server_errors import ERRORS_DIRECTORY, ERRORS_PATH, error_documents
 from .settings import ConfigurationError, parse_settings
@@ -42,6 +46,7 @@ DEFAULT_PROCESSES = 2
 DEFAULT_THREADS = 20  # request/response only (event streams are the event servers'); see apache/README.md
 DEFAULT_EVENT_PROCESSES = 2
 DEFAULT_PROXY_STREAMS = 1000  # event streams Apache proxies at once: each holds one Apache worker thread
+FRONTS = ("apache", "haproxy")
 EVENTS_START_WAIT = 30  # seconds the event servers may take to listen
 
 BODY_SLACK = 64 * 1024  # Apache's hard limit sits this far above max_body_bytes
@@ -78,10 +83,9 @@ def server_limits(settings):
       gateway answers its JSON 413 and Apache only stops absurd bodies.
     - ``request_timeout``: above the longest a request may legitimately run
       in mod_wsgi: an RPC's maximum (event streams run in the event servers).
-    - ``socket_timeout``: how long Apache waits for the daemon's (or a
-      proxied event server's) next bytes; above the longest silence: an RPC
-      waiting for its reply, a publish waiting for its confirm, an idle
-      event stream between heartbeats.
+    - ``socket_timeout``: how long Apache (and the front proxy) wait for the
+      daemon's next bytes; above the longest silence: an RPC waiting for its
+      reply, a publish waiting for its confirm.
     """
     longest_request = max(settings.rpc_max_timeout, settings.publish_timeout)
     longest_silence = max(
@@ -102,14 +106,17 @@ def events_mount(mount_point):
     return mount_point.rstrip("/") + "/events"
 
 
-def serve_arguments(args, limits, as_root=False, events_port=None):
-    """The mod_wsgi-express command line for ``args`` (pure, for tests)."""
+def serve_arguments(args, limits, as_root=False, gateway_port=None, events_port=None):
+    """The mod_wsgi-express command line for ``args`` (pure, for tests).  With ``gateway_port``
+    Apache listens there on loopback, behind the front proxy, in the server root of the public
+    address; with ``events_port`` Apache itself proxies ``{mount}/events`` to the event servers."""
+    host, port = ("127.0.0.1", gateway_port) if gateway_port else (args.host, args.port)
     command = [
         "start-server",
         str(ROOT / "gateway.wsgi"),
         "--application-type", "script",
-        "--host", args.host,
-        "--port", str(args.port),
+        "--host", host,
+        "--port", str(port),
         "--mount-point", args.mount_point,
         "--processes", str(args.processes),
         "--threads", str(args.threads),
@@ -131,8 +138,8 @@ def serve_arguments(args, limits, as_root=False, events_port=None):
             "--proxy-mount-point", events_mount(args.mount_point), f"http://127.0.0.1:{events_port}/events",
             "--max-clients", str(args.proxy_streams + args.processes * args.threads),
         ]  # fmt: skip
-    if args.server_root:
-        command += ["--server-root", args.server_root]
+    if args.server_root or gateway_port:
+        command += ["--server-root", args.server_root or default_server_root(args.host, args.port)]
     if as_root:
         command += ["--user", args.user, "--group", args.group or args.user]
     return command + list(args.extra)
@@ -207,14 +214,28 @@ def parse(argv):
         "--events-processes",
         type=int,
         default=DEFAULT_EVENT_PROCESSES,
-        help="asyncio event-server processes (0: none; /events is then not served)",
+        help="asyncio event-server processes (0: none, and no front proxy: Apache serves the port "
+        "and /events is not served)",
     )
     serve.add_argument("--events-port", type=int, default=0, help="their local port (default: a free one)")
+    serve.add_argument(
+        "--front",
+        choices=FRONTS,
+        default="apache",
+        help="what serves the public port: apache (it proxies /events itself, a worker thread per "
+        "stream) or haproxy (in front of Apache and the event servers: no thread per stream)",
+    )
     serve.add_argument(
         "--proxy-streams",
         type=int,
         default=DEFAULT_PROXY_STREAMS,
-        help="event streams Apache proxies at once (one Apache worker thread each)",
+        help="--front apache: event streams Apache proxies at once (one Apache worker thread each)",
+    )
+    serve.add_argument(
+        "--gateway-port",
+        type=int,
+        default=0,
+        help="--front haproxy: mod_wsgi-express's local port (default: a free one)",
     )
     serve.add_argument("--server-root", default=None, help="default: mod_wsgi-express's, under /tmp")
     serve.add_argument("--user", default=DEFAULT_USER, help="the daemon user when run as root")
@@ -350,8 +371,14 @@ def resolve_ini(args):
     return os.path.abspath(os.environ.get("HUTCH_INI") or PRODUCTION_INI)
 
 
-def prepare(args, as_root, events_port=None):
+def prepare(args, as_root, gateway_port=None, events_port=None):
     """Validate everything before Apache starts; return mod_wsgi-express's arguments and the ini."""
+    command, ini, _settings = prepare_serving(args, as_root, gateway_port, events_port)
+    return command, ini
+
+
+def prepare_serving(args, as_root, gateway_port=None, events_port=None):
+    """``prepare``, and the parsed settings (the front proxy's timeouts come from them)."""
     ini = resolve_ini(args)
     raw, here = read_ini(ini)
     if as_root:
@@ -373,7 +400,23 @@ def prepare(args, as_root, events_port=None):
         prepare_metrics_directory(server_root, args.user if as_root else None)
     except OSError as error:
         raise ServeError(f"cannot prepare the metrics folder in {server_root}: {error}") from None
-    return serve_arguments(args, server_limits(settings), as_root, events_port), ini
+    limits = server_limits(settings)
+    return serve_arguments(args, limits, as_root, gateway_port, events_port), ini, settings
+
+
+def front_plan(args, settings, gateway_port, events_port, as_root):
+    """Where the front proxy listens and what it sends where, for ``args`` and the ini's settings."""
+    return FrontPlan(
+        host=args.host,
+        port=args.port,
+        mount_point=args.mount_point,
+        gateway_port=gateway_port,
+        events_port=events_port,
+        gateway_timeout=args.socket_timeout or server_limits(settings).socket_timeout,
+        stream_lifetime=settings.events_max_lifetime,
+        max_connections=max_connections(),
+        user=args.user if as_root else None,
+    )
 
 
 def free_port():
@@ -416,17 +459,20 @@ def append_to_output_files(descriptors=(1, 2)):
 
 
 class Supervisor:
-    """Apache (mod_wsgi-express) and the event servers as one service.
+    """Apache (mod_wsgi-express), the event servers and the front proxy as one service.
 
-    SIGTERM, SIGINT and SIGHUP go to all of them; when Apache exits (Ctrl-C,
-    ``apachectl stop``) the event servers are stopped too (each ends its
-    streams with ``closing``), and an event server that dies is restarted.
+    SIGTERM, SIGINT and SIGHUP go to Apache and the event servers; when
+    Apache exits (Ctrl-C, ``apachectl stop``) the event servers are stopped
+    too (each ends its streams with ``closing``, through the front), then the
+    front.  An event server that dies is restarted; a front that dies stops
+    everything, loudly: without it nothing is served.
     """
 
-    def __init__(self, express_command, events_command, processes, user=None):
+    def __init__(self, express_command, events_command, processes, user=None, front=None):
         self.express_command = express_command
         self.events_command = events_command
         self.user = user
+        self.front = front
         self.events = [self.start_events() for _ in range(processes)]
         self.express = None
         self.stopping = False  # after SIGTERM/SIGINT an event server that exits is not restarted
@@ -448,9 +494,18 @@ class Supervisor:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self.forward)
         self.express = subprocess.Popen(self.express_command)  # noqa: S603 - our own command
+        failed = False
         try:
             while self.express.poll() is None:
                 time.sleep(0.5)
+                if self.front is not None and self.front.poll() is not None and not self.stopping:
+                    print(
+                        f"hutch serve: the front proxy exited ({self.front.poll()}); stopping everything",
+                        file=sys.stderr,
+                    )
+                    failed = True
+                    self.forward(signal.SIGTERM, None)
+                    continue
                 for index, process in enumerate(self.events):
                     if process.poll() is not None and self.express.poll() is None and not self.stopping:
                         print(
@@ -460,7 +515,9 @@ class Supervisor:
                         self.events[index] = self.start_events()
         finally:
             self.stop_events()
-        return self.express.returncode
+            if self.front is not None:
+                self.front.stop()
+        return 1 if failed else self.express.returncode
 
     def stop_events(self, timeout=15):
         for process in self.events:
@@ -485,9 +542,14 @@ def main(argv=None):
     if args.command == "keys":
         sys.exit(keys_cli.run(args, load_ini_for_keys))
     as_root = os.geteuid() == 0
-    events_port = (args.events_port or free_port()) if args.events_processes > 0 else None
+    serving_events = args.events_processes > 0
+    events_port = (args.events_port or free_port()) if serving_events else None
+    fronted = serving_events and args.front == "haproxy"
+    gateway_port = (args.gateway_port or free_port()) if fronted else None
     try:
-        command, ini = prepare(args, as_root, events_port)
+        command, ini, settings = prepare_serving(
+            args, as_root, gateway_port, None if fronted else events_port
+        )
     except ServeError as error:
         sys.exit(f"hutch serve: {error}")
     express = shutil.which("mod_wsgi-express", path=os.path.dirname(sys.executable)) or shutil.which(
@@ -496,19 +558,48 @@ def main(argv=None):
     if express is None:
         sys.exit("hutch serve: mod_wsgi-express is not installed: pip install mod_wsgi (needs apache2-dev)")
     append_to_output_files()
-    if events_port is None:
+    if not serving_events:
         os.execv(express, [express, *command])  # noqa: S606 - replace this process, no shell
+    if not fronted:
+        supervisor = Supervisor(
+            [express, *command],
+            events_arguments(ini, events_port),
+            args.events_processes,
+            user=args.user if as_root else None,
+        )
+        try:
+            wait_listening(events_port, supervisor.events)
+        except ServeError as error:
+            supervisor.stop_events()
+            sys.exit(f"hutch serve: {error}")
+        sys.exit(supervisor.run())
+    server_root = args.server_root or default_server_root(args.host, args.port)
+    front = FrontProxy(front_plan(args, settings, gateway_port, events_port, as_root), server_root)
+    try:
+        front.check()
+    except FrontError as error:
+        sys.exit(f"hutch serve: {error}")
     supervisor = Supervisor(
         [express, *command],
         events_arguments(ini, events_port),
         args.events_processes,
         user=args.user if as_root else None,
+        front=front,
     )
     try:
         wait_listening(events_port, supervisor.events)
-    except ServeError as error:
+        front.start()
+    except (ServeError, FrontError) as error:
         supervisor.stop_events()
+        front.stop()
         sys.exit(f"hutch serve: {error}")
+    print(
+        f"hutch serve: http://{args.host}:{args.port}{args.mount_point} is HAProxy: "
+        f"{events_path(args.mount_point)} to the event servers on 127.0.0.1:{events_port}, the rest to "
+        f"mod_wsgi-express on 127.0.0.1:{gateway_port} (its 'Server URL' below)",
+        file=sys.stderr,
+        flush=True,
+    )
     sys.exit(supervisor.run())
 
 

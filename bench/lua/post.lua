@@ -1,8 +1,10 @@
 -- POST a small body; print the run's figures as one JSON line for bench/load.py.
 -- BENCH_BODY, BENCH_CONTENT_TYPE and BENCH_AUTHORIZATION come from the environment.
-wrk.method = "POST"
-wrk.body = os.getenv("BENCH_BODY") or '{"score":"AL 24: FL 7"}'
-wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE") or "application/json"
+wrk.method = os.getenv("BENCH_METHOD") or "POST"  -- bench/front.py GETs /health with it
+if wrk.method ~= "GET" then
+  wrk.body = os.getenv("BENCH_BODY") or '{"score":"AL 24: FL 7"}'
+  wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE") or "application/json"
+end
 local authorization = os.getenv("BENCH_AUTHORIZATION")
 if authorization and authorization ~= "" then
   wrk.headers["Authorization"] = authorization

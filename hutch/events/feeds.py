@@ -3,9 +3,9 @@
 A ``Feed`` consumes one exchange: its history stream from where the feed
 stands (an exchange matching ``events_history``), or an exclusive
 auto-delete queue (a live-only exchange).  Each message is rendered once and
-handed to every ``Client`` of the exchange; a client only collects frames
-and wakes its writer, so a slow browser never slows the others: once more
-than ``events_max_pending`` bytes wait for it, it is cut off (and resumes
+handed to every ``Client`` of the exchange, which writes it straight to its
+socket, so a slow browser never slows the others: once more than
+``events_max_pending`` bytes wait for it, it is cut off (and resumes
 exactly when it reconnects).  The feed keeps its newest events in a buffer,
 so a stream that opens or resumes near the end starts without reading the
 broker; older positions are read from the stream by a ``read_range`` of
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 PREFETCH = 500  # stream consumers must set one; deliveries are acked as they are fanned out
 FIRST_DELIVERY_WAIT = 1.0  # seconds an empty stream takes to prove it is empty
 READ_IDLE = 5.0  # a range read that gets nothing for this long has reached the end of the stream
-DIRECT_WRITE_LIMIT = 16 * 1024  # bytes waiting in a transport above which events queue for its writer
 NOT_FOUND, ACCESS_REFUSED, PRECONDITION_FAILED = 404, 403, 406
 AMQP_ERRORS = (aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError, ConnectionError, OSError)
 
@@ -142,15 +141,18 @@ def close_code(error):
 
 
 class Client:
-    """One open stream as the feed sees it: frames waiting to be written, and its writer's wake-up.
+    """One open stream as the feed sees it.
 
-    While the stream's writer is idle and the socket's buffer nearly empty,
-    ``push`` writes the event to the transport itself: one ``send`` per
-    stream and broadcast, no task switch.  Otherwise it queues the frame and
-    wakes the writer, which awaits the transport's drain (back-pressure);
-    more than ``max_pending`` queued bytes cut the stream off.  The writer
-    waits on a bare future: no timer per stream (heartbeats and lifetimes
-    are the tier's ticker's job).
+    Once its replay is written, ``push`` writes each event's ready-made chunk
+    straight to the stream's transport: one ``send`` per stream and
+    broadcast, no queue and no task wake-up.  The transport's own buffer is
+    the stream's backlog: a stream with more than ``max_pending`` bytes
+    waiting there (a browser that stopped reading) is cut off instead of
+    slowing the others, and resumes exactly when it reconnects.  Until then
+    (the replay is still being written) events wait in ``pending``, bounded
+    the same way.  The stream's task only waits for its end (cut, lifetime,
+    shutdown): one future per stream, no timer (heartbeats and lifetimes are
+    the tier's ticker's job).
     """
 
     __slots__ = (
@@ -175,47 +177,54 @@ class Client:
         self.pending_bytes = 0
         self.cut = False
         self.ending = None  # why the stream is to end (``max_lifetime``, ``shutdown``)
-        self.last_write = 0.0
+        self.last_write = 0.0  # loop time of the last frame that was not an event (events: the feed's)
         self.waiter = None
-        self.transport = None  # set once the replay is written: from then on ``push`` may write
+        self.transport = None  # set once the replay is written: from then on events go straight to it
         self.chunked = True
 
-    def _write_now(self, frame, chunk):
-        """Write at once if nothing is queued, the writer idles and the socket takes it; else False."""
-        transport, waiter = self.transport, self.waiter
-        if transport is None or self.pending or waiter is None or waiter.done():
-            return False
-        if transport.is_closing() or transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT:
-            return False
-        transport.write(chunk if self.chunked else frame)
-        self.last_write = time.monotonic()  # the event loop's clock
-        return True
+    def push(self, event):
+        if event.position <= self.after:
+            return
+        self.after = event.position
+        transport = self.transport
+        if transport is None:
+            self._hold(event.frame)
+            return
+        if self.cut or self.ending:
+            return
+        if transport.is_closing():
+            self.end("disconnected")  # the browser went away: its task ends and detaches it
+            return
+        if transport.get_write_buffer_size() > self.max_pending:
+            self._cut()
+            return
+        transport.write(event.chunk if self.chunked else event.frame)
+
+    def say(self, frame):
+        """A frame outside the positions (a ``gap``, a heartbeat)."""
+        transport = self.transport
+        if transport is None:
+            self._hold(frame)
+        elif not (self.cut or transport.is_closing()):
+            transport.write(as_chunk(frame) if self.chunked else frame)
+
+    def _hold(self, frame):
+        if self.cut:
+            return
+        self.pending.append(frame)
+        self.pending_bytes += len(frame)
+        if self.pending_bytes > self.max_pending:
+            self.pending.clear()
+            self._cut()
+
+    def _cut(self):
+        self.cut = True  # too slow: its task ends the stream; the browser resumes from its last id
+        self._wake()
 
     def _wake(self):
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-
-    def push(self, event):
-        if event.position <= self.after or self.cut:
-            return
-        self.after = event.position
-        if self._write_now(event.frame, event.chunk):
-            return
-        self.pending.append(event.frame)
-        self.pending_bytes += len(event.frame)
-        if self.pending_bytes > self.max_pending:
-            self.cut = True  # too slow: its writer ends the stream; the browser resumes from its last id
-            self.pending.clear()
-        self._wake()
-
-    def say(self, frame):
-        """A frame outside the positions (a ``gap``, a heartbeat)."""
-        if self._write_now(frame, as_chunk(frame)):
-            return
-        self.pending.append(frame)
-        self.pending_bytes += len(frame)
-        self._wake()
 
     def end(self, reason):
         if self.ending is None:
@@ -226,9 +235,14 @@ class Client:
         frames, self.pending, self.pending_bytes = self.pending, [], 0
         return b"".join(frames)
 
+    def go_live(self, transport, chunked):
+        """Write events straight to ``transport`` from now on (call with ``pending`` empty)."""
+        self.transport = transport
+        self.chunked = chunked
+
     async def wait(self):
-        """Until there is something to write, or a reason to end."""
-        if self.pending or self.cut or self.ending:
+        """Until the stream is to end: cut off, or a reason to end."""
+        if self.cut or self.ending:
             return
         self.waiter = asyncio.get_running_loop().create_future()
         try:
@@ -249,6 +263,7 @@ class Feed:
         self.buffer = collections.deque(maxlen=max(settings.events_buffer, settings.history.count, 1))
         self.clients = set()
         self.tail = None  # the newest position seen
+        self.last_publish = 0.0  # loop time of the last event: every live stream got a frame then
         self.feed_id = secrets.token_hex(4)  # names a live-only feed's positions
         self.ready = asyncio.Event()
         self.failure = None
@@ -400,6 +415,7 @@ class Feed:
         self.tail = event.position
         self.buffer.append(event)
         self.tier.deliveries += 1
+        self.last_publish = asyncio.get_running_loop().time()
         for client in self.clients:
             client.push(event)
 

@@ -121,10 +121,11 @@ class EventTier:
             await asyncio.sleep(min(TICK, heartbeat / 2))
             now = loop.time()
             for feed in list(self.feeds.values()):
+                quiet_since = now - feed.last_publish
                 for client in list(feed.clients):
                     if now >= client.deadline:
                         client.end("max_lifetime")
-                    elif now - client.last_write >= heartbeat and not client.pending:
+                    elif quiet_since >= heartbeat and now - client.last_write >= heartbeat:
                         client.last_write = now
                         client.say(beat)
 
@@ -240,6 +241,8 @@ async def serve_stream(request, tier, feed, resume_from):
     client = Client(max(plan.after, seen), settings.events_max_pending, loop.time() + lifetime)
     client.last_write = loop.time()
     feed.attach(client)
+    if tier.stopping:
+        client.end("shutdown")
     metrics.event_stream_opened()
     response = web.StreamResponse(headers=STREAM_HEADERS)
     try:
@@ -268,10 +271,17 @@ async def serve_stream(request, tier, feed, resume_from):
         else:
             ready_id = live_id(feed.feed_id, max(position, 0))
         await response.write(sse.json_frame(ready, "ready", ready_id))
+        while client.pending:  # what the feed published during the replay
+            await response.write(client.take())
         client.last_write = loop.time()
-        client.chunked = response.headers.get("Transfer-Encoding") == "chunked"
-        client.transport = request.transport
-        await pump(response, tier, client)
+        if request.transport is None or request.transport.is_closing():
+            return response  # the browser left during the replay
+        client.go_live(request.transport, response.headers.get("Transfer-Encoding") == "chunked")
+        await client.wait()
+        if client.cut:
+            log.info("cut off a stream that fell %d bytes behind", client.max_pending)
+        else:
+            await response.write(closing(client.ending))
     except (ConnectionResetError, ConnectionError):
         pass  # the client went away
     finally:
@@ -284,26 +294,6 @@ async def write_events(response, events):
     for index in range(0, len(events), WRITE_BATCH):
         await response.write(b"".join(event.frame for event in events[index : index + WRITE_BATCH]))
     return len(events)
-
-
-async def pump(response, tier, client):
-    """Write what the feed hands the client until it lags, its lifetime ends, or the server stops."""
-    loop = asyncio.get_running_loop()
-    while True:
-        if client.cut:
-            log.info("cut off a stream that fell %d bytes behind", client.max_pending)
-            return
-        if client.pending:
-            await response.write(client.take())
-            client.last_write = loop.time()
-            continue
-        if tier.stopping:
-            await response.write(closing("shutdown"))
-            return
-        if client.ending:
-            await response.write(closing(client.ending))
-            return
-        await client.wait()
 
 
 def closing(reason):

@@ -13,6 +13,8 @@ import threading
 import pytest
 
 from hutch import cli
+from hutch.front import FrontPlan, FrontProxy
+from hutch.metrics_dir import default_server_root
 from hutch.server_errors import error_documents
 from hutch.settings import Settings, parse_settings
 
@@ -124,17 +126,48 @@ def test_explicit_flags_win_and_unknown_flags_go_to_mod_wsgi_express():
     assert command[-3:] == ["--log-level", "info", "--access-log"]
 
 
-def test_event_servers_are_proxied_under_the_mount_point():
+def test_behind_the_front_apache_listens_on_loopback_in_the_public_addresss_server_root():
+    args = cli.parse(["serve", "--host", "0.0.0.0", "--port", "8080", "--mount-point", "/gateway"])
+    command = cli.serve_arguments(args, DEFAULT_LIMITS, gateway_port=9123)
+    assert (flag(command, "--host"), flag(command, "--port")) == ("127.0.0.1", "9123")
+    assert flag(command, "--server-root") == default_server_root("0.0.0.0", 8080)
+    assert "--proxy-mount-point" not in command and "--max-clients" not in command
+    own_root = cli.parse(["serve", "--server-root", "/tmp/hutch-x"])
+    assert (
+        flag(cli.serve_arguments(own_root, DEFAULT_LIMITS, gateway_port=1), "--server-root") == "/tmp/hutch-x"
+    )
+
+
+def test_by_default_apache_proxies_the_event_servers_under_the_mount_point():
     args = cli.parse(["serve", "--mount-point", "/gateway", "--processes", "2", "--threads", "5"])
+    assert args.front == "apache"
     command = cli.serve_arguments(args, DEFAULT_LIMITS, events_port=9123)
     at = command.index("--proxy-mount-point")
     assert command[at + 1 : at + 3] == ["/gateway/events", "http://127.0.0.1:9123/events"]
     assert flag(command, "--max-clients") == str(cli.DEFAULT_PROXY_STREAMS + 2 * 5)
+    assert "--proxy-mount-point" not in cli.serve_arguments(args, DEFAULT_LIMITS, gateway_port=9124)
 
-    root = cli.serve_arguments(cli.parse(["serve", "--proxy-streams", "5000"]), DEFAULT_LIMITS, events_port=1)
-    assert root[root.index("--proxy-mount-point") + 1] == "/events"
-    assert flag(root, "--max-clients") == str(5000 + 2 * 20)
-    assert "--proxy-mount-point" not in cli.serve_arguments(cli.parse(["serve"]), DEFAULT_LIMITS)
+
+def test_the_front_plan_takes_its_timeouts_from_the_ini():
+    settings = parse_settings(
+        {
+            "amqp_url": "amqp://localhost",
+            "events_max_lifetime": "120",
+            "session.secret": "s" * 40,
+            "auth": "off",
+        }
+    )
+    args = cli.parse(["serve", "--port", "8088", "--mount-point", "/gateway"])
+    plan = cli.front_plan(args, settings, gateway_port=9001, events_port=9002, as_root=False)
+    assert (plan.host, plan.port, plan.mount_point) == ("localhost", 8088, "/gateway")
+    assert (plan.gateway_port, plan.events_port, plan.user) == (9001, 9002, None)
+    assert plan.gateway_timeout == cli.server_limits(settings).socket_timeout
+    assert plan.stream_lifetime == 120
+    assert (
+        cli.front_plan(cli.parse(["serve", "--socket-timeout", "99"]), settings, 1, 2, True).gateway_timeout
+        == 99
+    )
+    assert cli.front_plan(args, settings, 1, 2, as_root=True).user == "www-data"
 
 
 def test_event_server_command_names_the_ini_and_the_local_port():
@@ -419,4 +452,26 @@ def test_an_event_server_stopped_by_a_signal_is_not_started_again(capfd):
         for signum, handler in saved.items():
             signal.signal(signum, handler)
     assert "restarting it" not in capfd.readouterr().err
+    assert all(process.poll() is not None for process in supervisor.events)
+
+
+def test_a_front_that_dies_stops_everything_loudly(capfd, tmp_path):
+    """Without its front nothing is served: Apache and the event servers are stopped, exit status 1."""
+    apache = [sys.executable, "-c", "import time; time.sleep(60)"]
+    event_server = [sys.executable, "-c", "import time; time.sleep(60)"]
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    plan = FrontPlan("127.0.0.1", 1, "/", 2, 3, 60, 300.0, 100)
+    front = FrontProxy(plan, tmp_path)
+    front.process = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(1); raise SystemExit(3)"]
+    )
+    supervisor = cli.Supervisor(apache, event_server, 1, front=front)
+    try:
+        status = supervisor.run()
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+    assert status == 1
+    assert "the front proxy exited (3); stopping everything" in capfd.readouterr().err
+    assert supervisor.express.poll() is not None
     assert all(process.poll() is not None for process in supervisor.events)

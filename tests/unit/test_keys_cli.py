@@ -155,7 +155,7 @@ def test_help_is_plain_text_with_the_defaults(capsys):
     _, top, _ = run(capsys, "--help")
     assert "serve" in top and "keys" in top and "--version" in top
     _, serve, _ = run(capsys, "serve", "--help")
-    for default in ("localhost", "8080", "20", "2", "1000", "www-data", "$HUTCH_INI"):
+    for default in ("localhost", "8080", "20", "2", "www-data", "$HUTCH_INI"):
         assert f"(default: {default}" in serve, default
     assert "``" not in top + serve and "None" not in serve
     _, add, _ = run(capsys, "keys", "add", "--help")
