@@ -206,7 +206,7 @@ class DirectPublisher:
         self._sending = False
         self._blocked = False
         self._frame_max = CLIENT_FRAME_MAX
-        self._declared = set()  # (exchange, kind name) declared since this connection opened
+        self._declared = set()  # (exchange, idiom) declared since the last connection was lost
         self._last_sent = self._last_received = 0.0
 
     # -- lifecycle ---------------------------------------------------------
@@ -397,7 +397,6 @@ class DirectPublisher:
             self._frame_max = frame_max
             self._sock = sock
             self._blocked = False
-            self._declared = set()
             self._last_sent = self._last_received = now
         self._ready.set()
         self._connected_once = True
@@ -423,8 +422,10 @@ class DirectPublisher:
                 raise ConnectionFailed("the broker closed the socket")
             if data:
                 self._last_received = now
-                for frame in decoder.feed(data):
-                    returning = self._on_frame(frame, returning)
+                decoder.feed(data)
+            frames = decoder.frames  # also what arrived with the handshake's last frame
+            while frames:
+                returning = self._on_frame(frames.popleft(), returning)
             if heartbeat:
                 if now - self._last_received > 2 * heartbeat:
                     raise ConnectionFailed(f"no heartbeat from the broker for {2 * heartbeat} s")
@@ -505,6 +506,7 @@ class DirectPublisher:
             self._generation += 1
             self._sock = None
             self._outbox = []
+            self._declared = set()  # a restarted broker has lost its transient exchanges
             outcomes = []
             for channel in self.channels.values():
                 outcomes += channel.fail_all(error)
@@ -519,13 +521,16 @@ class DirectPublisher:
 
 def _expect(sock, decoder, method_class):
     """Read until ``method_class`` arrives on channel 0 (handshake only); a Connection.Close fails."""
+    frames = decoder.frames
     while True:
-        for frame in decoder.feed(_recv(sock)):
-            method = getattr(frame, "method", None)
-            if isinstance(method, method_class):
-                return method
-            if isinstance(method, spec.Connection.Close):
-                raise ConnectionFailed(f"({method.reply_code}) {method.reply_text}")
+        if not frames:
+            decoder.feed(_recv(sock))
+            continue
+        method = getattr(frames.popleft(), "method", None)
+        if isinstance(method, method_class):
+            return method
+        if isinstance(method, spec.Connection.Close):
+            raise ConnectionFailed(f"({method.reply_code}) {method.reply_text}")
 
 
 def _recv(sock):

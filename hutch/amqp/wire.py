@@ -38,11 +38,12 @@ class Decoder:
 
     def __init__(self):
         self._buffer = b""
+        self.frames = collections.deque()  # decoded, not yet handled
 
     def feed(self, data):
-        """Return the frames completed by ``data``, in order; keep the rest for the next read."""
+        """Decode what ``data`` completes into ``frames`` (returned); keep the rest for the next read."""
         buffer = self._buffer + data if self._buffer else data
-        frames = collections.deque()
+        frames = self.frames
         while buffer:
             consumed, decoded = frame.decode_frame(buffer)
             if not consumed:
