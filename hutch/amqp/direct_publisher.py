@@ -235,8 +235,11 @@ class DirectPublisher:
     # -- what request threads call -----------------------------------------
 
     def publish(self, idiom, kind, exchange, message):
-        """Publish mandatory on the ``idiom`` channel; return whether a queue got it (after the ack)."""
-        self.start()
+        """Publish mandatory on the ``idiom`` channel; return whether a queue got it (after the ack).
+
+        The owner calls ``start`` first (``Broker`` does on every request, and makes a new
+        publisher after a fork); until the connection is open this starts it too.
+        """
         started = time.monotonic()
         for _attempt in range(MAX_ATTEMPTS):
             key = (exchange, idiom)
