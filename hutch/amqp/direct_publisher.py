@@ -61,7 +61,7 @@ class Resend(Exception):
 
     def __init__(self, missing):
         super().__init__(missing)
-        self.missing = missing  # the exchange the broker said is gone
+        self.missing = missing  # the exchange the broker said is gone (None: the channel reopened)
 
 
 class ConnectionFailed(Exception):
@@ -227,8 +227,9 @@ class DirectPublisher:
             return
         self._stopping.set()
         sock = self._sock
-        if sock is not None:
+        if sock is not None:  # the broker answers Close-Ok and closes the socket: the reader ends
             self._send(wire.method(0, spec.Connection.Close(200, "Normal shutdown", 0, 0)))
+            thread.join(min(timeout, 1.0))
             _shutdown(sock)
         thread.join(timeout)
 
@@ -269,8 +270,10 @@ class DirectPublisher:
         lock.acquire()
         item = Publish(exchange, message.properties.message_id, lock)
         with self._lock:
-            if generation != self._generation or not channel.opened.is_set():
+            if generation != self._generation:
                 raise BrokerUnavailable("The connection to the broker was lost.", self.retry_after)
+            if not channel.opened.is_set():  # closed by the broker meanwhile, and being opened again
+                raise Resend(None)
             tag = channel.add(item)
             self._outbox.append(data)
             send = not self._sending
