@@ -16,6 +16,7 @@ it can never be handed another call's reply.  Modelled on pika's
 import collections
 import logging
 import os
+import random
 import threading
 import time
 
@@ -73,7 +74,12 @@ class Broker:
     def _reset(self):
         self._pid = os.getpid()
         # shuffled in each process, so the processes spread over the cluster's nodes
-        self._nodes = Nodes(self.amqp_urls, self._configure, self.reconnect_max_delay)
+        order = random.sample(range(len(self.amqp_urls)), len(self.amqp_urls))
+
+        def shuffle(parameters):  # the same order for the direct publisher's connection
+            parameters[:] = [parameters[index] for index in order]
+
+        self._nodes = Nodes(self.amqp_urls, self._configure, self.reconnect_max_delay, shuffle)
         self._thread = None
         self._stopping = threading.Event()
         self._ready = threading.Event()
@@ -86,7 +92,7 @@ class Broker:
         self._handed = collections.deque()  # (run, waiter) handed to the running loop, not run yet
         self._publisher = None
         if self.direct:
-            nodes = Nodes(self.amqp_urls, self._configure, self.reconnect_max_delay)
+            nodes = Nodes(self.amqp_urls, self._configure, self.reconnect_max_delay, shuffle)
             self._publisher = DirectPublisher(
                 nodes,
                 self._declare_exchange,
