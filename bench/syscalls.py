@@ -39,7 +39,9 @@ def main(argv=None):
         text = ini.read_text().replace("[app:main]\n", "[app:main]\n" + "\n".join(args.ini_line) + "\n", 1)
         ini.write_text(text)
     application = loadapp(f"config:{ini}")
-    template = environ_for(f"/{args.route}/{args.target or f'bench.syscalls.{args.route}'}")
+    exchange = args.target or f"bench.syscalls.{args.route}"
+    sink = exclusive_queue(exchange) if args.route == "notify" else None  # notify needs a bound queue
+    template = environ_for(f"/{args.route}/{exchange}")
     for _ in range(300):
         call(application, template)
     summary = pathlib.Path(tempfile.mkdtemp(prefix="hutch-strace-")) / "summary"
@@ -52,6 +54,8 @@ def main(argv=None):
     tracer.send_signal(signal.SIGINT)
     tracer.wait(30)
     application.gateway.broker.close()
+    if sink is not None:
+        sink.close()  # its exclusive queue goes with it
     counts = parse_summary(summary.read_text())
     per_request = {name: calls / args.requests for name, calls in counts.items()}
     label = " ".join([str(root), args.route, *args.ini_line])
@@ -60,6 +64,18 @@ def main(argv=None):
         if value >= 0.05:
             print(f"  {name:<16} {value:6.2f}")
     print(f"  {'total':<16} {sum(per_request.values()):6.2f}")
+
+
+def exclusive_queue(exchange):
+    """A connection holding an exclusive queue bound to the notify ``exchange`` (declared as Hutch does)."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters("amqp://guest:guest@127.0.0.1:5672/%2F"))
+    channel = connection.channel()
+    channel.exchange_declare(exchange, exchange_type="fanout", durable=True)
+    queue = channel.queue_declare("", exclusive=True, arguments={"x-max-length": 1000}).method.queue
+    channel.queue_bind(queue, exchange)
+    return connection
 
 
 def parse_summary(text):
