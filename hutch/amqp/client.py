@@ -10,7 +10,9 @@ keeps heartbeats flowing, and reconnects with backoff, to the next node when
 connection fails with ``BrokerUnavailable`` (503): a publish not confirmed is
 never reported as done, and a call's reply-to dies with its connection, so
 it can never be handed another call's reply.  Modelled on pika's
-``examples/long_running_publisher.py``.
+``examples/long_running_publisher.py``.  With ``publisher = direct`` (the
+default) broadcast and notify go through ``direct_publisher`` on a second
+connection instead; the exchanges they use are still declared here.
 """
 
 import collections
