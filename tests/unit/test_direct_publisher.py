@@ -106,7 +106,7 @@ def method(channel, amqp_method):
 class Harness:
     """A DirectPublisher connected to FakeSockets, one per connection attempt."""
 
-    def __init__(self, frame_max=131072, heartbeat=0, publish_timeout=WAIT, server_heartbeat=60):
+    def __init__(self, frame_max=131072, heartbeat=0, publish_timeout=60.0, server_heartbeat=60):
         self.sockets = queue.Queue()
         self.declared = []
         self.tune = spec.Connection.Tune(channel_max=2047, frame_max=frame_max, heartbeat=server_heartbeat)
@@ -225,15 +225,18 @@ def test_an_ack_releases_the_publish_and_a_return_makes_it_unrouted(harness):
 
 def test_a_multiple_ack_releases_every_publish_up_to_its_tag(harness):
     h = harness()
-    results = [h.publish_async("notify", "ex", f"m{i}") for i in range(3)]
+    results = {f"m{i}": h.publish_async("notify", "ex", f"m{i}") for i in range(3)}
     sock = h.connected()
+    in_tag_order = []
     for _ in results:
-        assert sock.publish_frames()[0] == 2  # notify's channel
+        channel, _method, properties, _body = sock.publish_frames()
+        assert channel == 2  # notify's channel
+        in_tag_order.append(properties.message_id)
     sock.reply(ack(2, 2, multiple=True))
-    finished = [result for result in results if (result.thread.join(0.5), not result.thread.is_alive())[1]]
-    assert len(finished) == 2
+    assert [results[m]() for m in in_tag_order[:2]] == [(True, None)] * 2
+    assert results[in_tag_order[2]].thread.is_alive()  # tag 3 is not covered
     sock.reply(ack(2, 3))
-    assert [result() for result in results] == [(True, None)] * 3
+    assert results[in_tag_order[2]]() == (True, None)
 
 
 def test_a_return_is_matched_to_its_own_publish_among_several_in_flight(harness):
@@ -270,7 +273,7 @@ def test_a_connection_close_fails_everything_in_flight_at_once_and_reconnects(ha
     forced = spec.Connection.Close(reply_code=320, reply_text="CONNECTION_FORCED", class_id=0, method_id=0)
     sock.reply(method(0, forced))
     for result in results:
-        _routed, error = result(timeout=1.0)
+        _routed, error = result()
         assert isinstance(error, BrokerUnavailable) and "lost" in str(error.detail)
     sock.expect(spec.Connection.CloseOk)
     again = h.connected()  # the reader reconnects by itself
@@ -286,11 +289,11 @@ def test_blocked_fails_in_flight_publishes_and_refuses_new_ones_until_unblocked(
     sock = h.connected()
     sock.publish_frames()
     sock.reply(method(0, spec.Connection.Blocked(reason="low on memory")))
-    _routed, error = in_flight(timeout=1.0)
+    _routed, error = in_flight()
     assert isinstance(error, BrokerUnavailable) and "blocked" in error.detail
     started = time.monotonic()
-    _routed, error = h.publish_async("notify", "ex", "m2")(timeout=1.0)
-    assert isinstance(error, BrokerUnavailable) and time.monotonic() - started < 0.5
+    _routed, error = h.publish_async("notify", "ex", "m2")()
+    assert isinstance(error, BrokerUnavailable) and time.monotonic() - started < WAIT  # not a timeout
     sock.reply(method(0, spec.Connection.Unblocked()))
     deadline = time.monotonic() + WAIT
     while h.publisher._blocked and time.monotonic() < deadline:
