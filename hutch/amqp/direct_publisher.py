@@ -242,13 +242,18 @@ class DirectPublisher:
         publisher after a fork); until the connection is open this starts it too.
         """
         started = time.monotonic()
+        channel = self.channels[idiom]
+        deadline = None  # publish_timeout bounds everything after the connection is there
         for _attempt in range(MAX_ATTEMPTS):
             key = (exchange, idiom)
             if key not in self._declared:
                 self.declare(exchange, kind, again=False)
                 self._declared.add(key)
+            self._wait_ready()
+            if deadline is None:
+                deadline = time.monotonic() + self.publish_timeout
             try:
-                routed = self._publish_once(self.channels[idiom], exchange, message)
+                routed = self._publish_once(channel, exchange, message, deadline)
             except Resend as resend:
                 if resend.missing == exchange:
                     log.info("exchange %r has gone; declaring it again", exchange)
@@ -260,8 +265,9 @@ class DirectPublisher:
             return routed
         raise BrokerUnavailable("The exchange keeps disappearing; retry later.", self.retry_after)
 
-    def _publish_once(self, channel, exchange, message):
-        self._wait_open(channel)
+    def _publish_once(self, channel, exchange, message, deadline):
+        if not channel.opened.is_set() and not channel.opened.wait(max(0.0, deadline - time.monotonic())):
+            raise BrokerUnavailable("The broker did not open the channel in time.", self.retry_after)
         if self._blocked:
             raise BrokerUnavailable("The broker has blocked publishing (resource alarm).", self.retry_after)
         generation = self._generation
@@ -280,7 +286,7 @@ class DirectPublisher:
             self._sending = True
         if send:
             self._flush()
-        if not lock.acquire(timeout=self.publish_timeout):
+        if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             with self._lock:
                 gave_up = channel.pending.get(tag) is item and channel.pending.pop(tag)
             if gave_up:
@@ -290,13 +296,12 @@ class DirectPublisher:
             raise item.error
         return item.routed
 
-    def _wait_open(self, channel):
+    def _wait_ready(self):
+        """Wait for the connection: ``connect_timeout`` until it first opened, then half a second."""
         if not self._ready.is_set():
             self.start()
             if not self._ready.wait(0.5 if self._connected_once else self.connect_timeout):
                 raise BrokerUnavailable("The message broker is unreachable.", self.retry_after)
-        if not channel.opened.is_set() and not channel.opened.wait(self.connect_timeout):
-            raise BrokerUnavailable("The broker did not open the publishing channel.", self.retry_after)
 
     # -- writing -------------------------------------------------------------
 
