@@ -90,6 +90,7 @@ def make_broker(settings):
         reconnect_max_delay=settings.reconnect_max_delay,
         retry_after=settings.retry_after,
         history=settings.history,
+        publisher=settings.publisher,
     )
 
 

@@ -92,6 +92,7 @@ class Settings:
     access_log: bool = False  # one JSON line per request on the hutch.access logger
     events_max_pending: int = 256 * 1024
     events_ticket_ttl: float = 60.0
+    publisher: str = "direct"  # broadcast and notify: "direct" (a connection of their own) or "pika"
     history: HistoryPolicy = dataclasses.field(default_factory=HistoryPolicy)  # the events_history* keys
     session: dict = dataclasses.field(default_factory=dict, repr=False)  # holds the secrets
     auth: AuthPolicy = dataclasses.field(default_factory=AuthPolicy)  # no key: protected routes answer 401
@@ -122,6 +123,7 @@ CONVERTERS = {
     "access_log": asbool,
     "events_max_pending": positive_int,
     "events_ticket_ttl": positive_float,
+    "publisher": one_of("direct", "pika"),
 }
 # events_history* become one HistoryPolicy (hutch.history).
 HISTORY_CONVERTERS = {

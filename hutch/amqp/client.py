@@ -10,18 +10,22 @@ keeps heartbeats flowing, and reconnects with backoff, to the next node when
 connection fails with ``BrokerUnavailable`` (503): a publish not confirmed is
 never reported as done, and a call's reply-to dies with its connection, so
 it can never be handed another call's reply.  Modelled on pika's
-``examples/long_running_publisher.py``.
+``examples/long_running_publisher.py``.  With ``publisher = direct`` (the
+default) broadcast and notify go through ``direct_publisher`` on a second
+connection instead; the exchanges they use are still declared here.
 """
 
 import collections
 import logging
 import os
+import random
 import threading
 import time
 
 from .. import metrics
 from ..errors import BrokerUnavailable, Unroutable
 from .connection import BatchingConnection
+from .direct_publisher import DirectPublisher
 from .nodes import Nodes
 from .outcomes import quiet_answered_closes
 from .publisher import ConfirmPublisher
@@ -46,6 +50,7 @@ class Broker:
         reconnect_max_delay=10.0,
         retry_after=5,
         history=None,
+        publisher="direct",
     ):
         self.amqp_urls = (amqp_url,) if isinstance(amqp_url, str) else tuple(amqp_url)
         self.heartbeat = heartbeat
@@ -55,6 +60,9 @@ class Broker:
         self.retry_after = retry_after
         quiet_answered_closes()
         self.history = history  # HistoryPolicy: broadcast exchanges that get a stream queue
+        # "direct": broadcast and notify on a connection of their own (direct_publisher); amqps:// and
+        # "pika" publish through the I/O thread's connection
+        self.direct = publisher == "direct" and not any(url.startswith("amqps://") for url in self.amqp_urls)
         self._lock = threading.Lock()
         self._reset()
 
@@ -68,7 +76,12 @@ class Broker:
     def _reset(self):
         self._pid = os.getpid()
         # shuffled in each process, so the processes spread over the cluster's nodes
-        self._nodes = Nodes(self.amqp_urls, self._configure, self.reconnect_max_delay)
+        order = random.sample(range(len(self.amqp_urls)), len(self.amqp_urls))
+
+        def shuffle(parameters):  # the same order for the direct publisher's connection
+            parameters[:] = [parameters[index] for index in order]
+
+        self._nodes = Nodes(self.amqp_urls, self._configure, self.reconnect_max_delay, shuffle)
         self._thread = None
         self._stopping = threading.Event()
         self._ready = threading.Event()
@@ -79,6 +92,17 @@ class Broker:
         self._handoff = threading.Lock()  # orders hand-offs against the end of an I/O loop
         self._loop_open = False
         self._handed = collections.deque()  # (run, waiter) handed to the running loop, not run yet
+        self._publisher = None
+        if self.direct:
+            nodes = Nodes(self.amqp_urls, self._configure, self.reconnect_max_delay, shuffle)
+            self._publisher = DirectPublisher(
+                nodes,
+                self._declare_exchange,
+                publish_timeout=self.publish_timeout,
+                connect_timeout=self.connect_timeout,
+                heartbeat=self.heartbeat,
+                retry_after=self.retry_after,
+            )
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -103,6 +127,8 @@ class Broker:
         if thread is None or self._pid != os.getpid():
             return
         self._stopping.set()
+        if self._publisher is not None:
+            self._publisher.close(timeout)
         connection = self._connection
         if connection is not None:
             try:
@@ -268,8 +294,21 @@ class Broker:
 
     # -- what request threads call -----------------------------------------
 
+    def _declare_exchange(self, exchange, kind, again):
+        """Declare for the direct publisher, on this connection (``again``: the broker said it is gone)."""
+
+        def work(state, resolve):
+            if again:
+                state.topology.forget(exchange)
+            state.topology.ensure_exchange(exchange, kind, lambda error: resolve(None, error))
+
+        self._submit(work, self.publish_timeout)
+
     def broadcast(self, exchange, message):
         """Publish to a transient fanout exchange; return whether a queue got it."""
+        if self.direct:
+            self.start()
+            return self._publisher.publish("broadcast", BROADCAST, exchange, message)
 
         def work(state, resolve):
             state.broadcast.publish(state.broadcast.new_item(exchange, message, resolve))
@@ -281,6 +320,11 @@ class Broker:
 
         Raises ``Unroutable`` when no queue is bound (nothing was stored).
         """
+        if self.direct:
+            self.start()
+            if not self._publisher.publish("notify", NOTIFY, exchange, message):
+                raise Unroutable(f"No queue is bound to exchange {exchange!r}; nothing was stored.")
+            return
 
         def work(state, resolve):
             def done(routed, error):

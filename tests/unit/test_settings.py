@@ -21,6 +21,7 @@ def test_defaults():
     settings = parse()
     assert settings.amqp_url == ("amqp://guest:guest@localhost:5672/%2F",)
     assert settings.notify_queue_type == "classic"
+    assert settings.publisher == "direct"
     assert settings.development is False
     assert settings.max_body_bytes == 1024 * 1024
     assert settings.rpc_timeout == 5.0
@@ -81,6 +82,7 @@ def test_unknown_key_is_rejected(key):
         ("amqp_url", "localhost"),
         ("notify_queue_type", "stream"),
         ("notify_queue_type", "Quorum"),
+        ("publisher", "fast"),
     ],
 )
 def test_bad_value_is_rejected_naming_the_key(key, value):
@@ -106,6 +108,11 @@ def test_a_bad_amqp_url_is_named_without_its_password():
 @pytest.mark.parametrize("queue_type", ["quorum", "classic"])
 def test_notify_queue_type(queue_type):
     assert parse(notify_queue_type=queue_type).notify_queue_type == queue_type
+
+
+@pytest.mark.parametrize("publisher", ["direct", "pika"])
+def test_publisher(publisher):
+    assert parse(publisher=publisher).publisher == publisher
 
 
 def test_rpc_timeout_may_not_exceed_its_cap():

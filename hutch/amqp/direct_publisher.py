@@ -1,0 +1,571 @@
+"""Confirmed publishing for broadcast and notify without pika's I/O loop.
+
+Handing each publish to pika's I/O thread costs more than the publish:
+the wake-up, epoll switching the socket to write-readiness and back, and
+an extra failing ``recv`` per read.  Here the request thread does the work
+itself: it encodes its frames, takes the next delivery tag and queues the
+bytes under one lock; whoever finds no send in progress writes everything
+queued with one ``sendall``.  One reader thread per process blocks in
+``recv``, decodes Ack/Nack/Return and releases the waiting request threads;
+it also answers heartbeats and closes, and reconnects (to the next node of
+a cluster) with the back-off of ``nodes``.
+
+The guarantees are those of the pika path (``publisher.ConfirmPublisher``):
+mandatory publishes on two confirm-mode channels (broadcast, notify); a 202
+only after the broker's ack; a Basic.Return marks its publish unroutable; a
+lost or closed connection fails every publish in flight with 503 at once; a
+Connection.Blocked fails them and refuses new ones until unblocked; a
+publish to an exchange the broker reports gone is declared again and sent
+again.  Declarations stay on the pika connection (``Broker``), which also
+keeps subscriptions and RPC.  Plain ``amqp://`` only: a TLS socket cannot
+be read and written by two threads at once, so ``amqps://`` keeps the pika
+path.
+"""
+
+import collections
+import contextlib
+import dataclasses
+import logging
+import os
+import socket
+import struct
+import threading
+import time
+
+from pika import spec
+
+from .. import metrics
+from ..errors import BrokerUnavailable, PublishNacked
+from . import wire
+from .outcomes import error_for_close, missing_exchange
+
+log = logging.getLogger(__name__)
+
+CLIENT_FRAME_MAX = spec.FRAME_MAX_SIZE  # what pika proposes (131072)
+CHANNELS_NEEDED = 2
+MAX_ATTEMPTS = 3  # an exchange that keeps disappearing is a 503
+READ_SIZE = 65536
+IDLE_TICK = 1.0  # seconds a read blocks when heartbeats are off, to notice close()
+CAPABILITIES = {
+    "authentication_failure_close": True,
+    "basic.nack": True,
+    "connection.blocked": True,
+    "consumer_cancel_notify": True,
+    "exchange_exchange_bindings": True,
+    "publisher_confirms": True,
+}
+
+
+class Resend(Exception):
+    """The broker discarded the publish (its channel closed on a missing exchange); send it again."""
+
+    def __init__(self, missing):
+        super().__init__(missing)
+        self.missing = missing  # the exchange the broker said is gone (None: the channel reopened)
+
+
+class ConnectionFailed(Exception):
+    """The handshake was refused or the broker closed the connection."""
+
+
+@dataclasses.dataclass(eq=False)
+class Publish:
+    """One message waiting for its confirm; ``resolve`` releases the waiting request thread."""
+
+    exchange: str
+    message_id: str
+    lock: object
+    returned: bool = False
+    routed: object = None
+    error: object = None
+
+    def resolve(self, routed, error):
+        self.routed, self.error = routed, error
+        self.lock.release()
+
+
+class ConfirmChannel:
+    """One confirm-mode channel: its delivery tags and the publishes waiting for a confirm.
+
+    ``trust_unconfirmed``: a publish the broker handled before its channel
+    closed may count as delivered (broadcast's at-most-once), or must fail
+    (notify's nothing-lost promise).  Runs under the publisher's lock.
+    """
+
+    def __init__(self, number, idiom, trust_unconfirmed):
+        self.number = number
+        self.idiom = idiom
+        self.trust_unconfirmed = trust_unconfirmed
+        self.opened = threading.Event()
+        self.reset()
+
+    def reset(self):
+        self.opened.clear()
+        self.next_tag = 1
+        self.pending = collections.OrderedDict()  # tag -> Publish, in tag order
+        self.returned_after = 0  # the tag of the last publish a Basic.Return marked
+
+    def add(self, item):
+        tag = self.next_tag
+        self.next_tag += 1
+        self.pending[tag] = item
+        return tag
+
+    def confirmed(self, tag, multiple):
+        """The publishes an Ack or Nack names, removed from ``pending``."""
+        pending = self.pending
+        if not multiple:
+            item = pending.pop(tag, None)
+            return [item] if item is not None else []
+        done = []
+        while pending and next(iter(pending)) <= tag:
+            done.append(pending.popitem(last=False)[1])
+        return done
+
+    def mark_returned(self, exchange, message_id):
+        """A Basic.Return arrived: mark the publish it belongs to.
+
+        The broker handles a channel's publishes in order and sends a return
+        before the ack of the same message, so the returned message is the
+        first unconfirmed one with this exchange and message_id after the
+        one the previous return marked.
+        """
+        for tag, item in self.pending.items():
+            if tag > self.returned_after and item.exchange == exchange and item.message_id == message_id:
+                item.returned = True
+                self.returned_after = tag
+                return
+
+    def closed(self, reason):
+        """The broker closed the channel: each waiting publish's outcome, as (item, routed, error)."""
+        items = list(self.pending.values())
+        self.reset()
+        exchange = missing_exchange(reason)
+        if exchange is None:
+            error = error_for_close(reason)
+            return [(item, None, error) for item in items]
+        # Publishes before the first one to the missing exchange were routed (a return would have
+        # come); the rest were discarded and are safe to send again once the exchange exists.
+        first = next((i for i, item in enumerate(items) if item.exchange == exchange), len(items))
+        outcomes = []
+        for item in items[:first]:
+            if self.trust_unconfirmed:
+                outcomes.append((item, not item.returned, None))
+            else:
+                lost = BrokerUnavailable("The broker closed the channel before confirming.")
+                outcomes.append((item, None, lost))
+        outcomes += [(item, None, Resend(exchange)) for item in items[first:]]
+        return outcomes
+
+    def fail_all(self, error):
+        items = list(self.pending.values())
+        self.pending.clear()
+        return [(item, None, error) for item in items]
+
+
+class DirectPublisher:
+    """One AMQP connection per process for confirmed publishes; see the module docstring.
+
+    ``nodes`` is a ``nodes.Nodes``; ``declare(exchange, kind, again)``
+    declares an exchange through the pika connection (``again``: the broker
+    said it is gone).  ``connect(address, timeout)`` makes the socket
+    (``socket.create_connection``; a test passes its own).
+    """
+
+    def __init__(
+        self,
+        nodes,
+        declare,
+        publish_timeout=5.0,
+        connect_timeout=5.0,
+        heartbeat=30,
+        retry_after=5,
+        connect=socket.create_connection,
+    ):
+        self.nodes = nodes
+        self.declare = declare
+        self.publish_timeout = publish_timeout
+        self.connect_timeout = connect_timeout
+        self.heartbeat = heartbeat
+        self.retry_after = retry_after
+        self.connect = connect
+        self.channels = {
+            "broadcast": ConfirmChannel(1, "broadcast", trust_unconfirmed=True),
+            "notify": ConfirmChannel(2, "notify", trust_unconfirmed=False),
+        }
+        self._by_number = {channel.number: channel for channel in self.channels.values()}
+        self._lock = threading.Lock()  # channels' tags and pending, the outbox, the socket
+        self._pid = None
+        self._thread = None
+        self._stopping = threading.Event()
+        self._ready = threading.Event()  # the connection is open (its channels may still be opening)
+        self._connected_once = False
+        self._sock = None
+        self._generation = 0  # counts connections, so a publish never lands on a newer one
+        self._outbox = []
+        self._sending = False
+        self._blocked = False
+        self._frame_max = CLIENT_FRAME_MAX
+        self._declared = set()  # (exchange, idiom) declared since the last connection was lost
+        self._last_sent = self._last_received = 0.0
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self):
+        """Start the reader thread in this process (connect lazily, in the pid that serves)."""
+        if self._thread is not None and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="hutch-amqp-publish", daemon=True)
+                self._thread.start()
+
+    def close(self, timeout=5.0):
+        thread = self._thread
+        if thread is None or self._pid != os.getpid():
+            return
+        self._stopping.set()
+        sock = self._sock
+        if sock is not None:  # the broker answers Close-Ok and closes the socket: the reader ends
+            self._send(wire.method(0, spec.Connection.Close(200, "Normal shutdown", 0, 0)))
+            thread.join(min(timeout, 1.0))
+            _shutdown(sock)
+        thread.join(timeout)
+
+    # -- what request threads call -----------------------------------------
+
+    def publish(self, idiom, kind, exchange, message):
+        """Publish mandatory on the ``idiom`` channel; return whether a queue got it (after the ack).
+
+        The owner calls ``start`` first (``Broker`` does on every request, and makes a new
+        publisher after a fork); until the connection is open this starts it too.
+        """
+        started = time.monotonic()
+        channel = self.channels[idiom]
+        deadline = None  # publish_timeout bounds everything after the connection is there
+        for _attempt in range(MAX_ATTEMPTS):
+            key = (exchange, idiom)
+            if key not in self._declared:
+                self.declare(exchange, kind, again=False)
+                self._declared.add(key)
+            self._wait_ready()
+            if deadline is None:
+                deadline = time.monotonic() + self.publish_timeout
+            try:
+                routed = self._publish_once(channel, exchange, message, deadline)
+            except Resend as resend:
+                if resend.missing == exchange:
+                    log.info("exchange %r has gone; declaring it again", exchange)
+                    self._declared.discard(key)
+                    self.declare(exchange, kind, again=True)
+                    self._declared.add(key)
+                continue
+            metrics.publish_confirmed(idiom, time.monotonic() - started, routed)
+            return routed
+        raise BrokerUnavailable("The exchange keeps disappearing; retry later.", self.retry_after)
+
+    def _publish_once(self, channel, exchange, message, deadline):
+        if not channel.opened.is_set() and not channel.opened.wait(max(0.0, deadline - time.monotonic())):
+            raise BrokerUnavailable("The broker did not open the channel in time.", self.retry_after)
+        if self._blocked:
+            raise BrokerUnavailable("The broker has blocked publishing (resource alarm).", self.retry_after)
+        generation = self._generation
+        data = wire.publish(channel.number, exchange, message.body, message.properties, self._frame_max)
+        lock = threading.Lock()
+        lock.acquire()
+        item = Publish(exchange, message.properties.message_id, lock)
+        with self._lock:
+            if generation != self._generation:
+                raise BrokerUnavailable("The connection to the broker was lost.", self.retry_after)
+            if not channel.opened.is_set():  # closed by the broker meanwhile, and being opened again
+                raise Resend(None)
+            tag = channel.add(item)
+            self._outbox.append(data)
+            send = not self._sending
+            self._sending = True
+        if send:
+            self._flush()
+        if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            with self._lock:
+                gave_up = channel.pending.get(tag) is item and channel.pending.pop(tag)
+            if gave_up:
+                raise BrokerUnavailable("The broker did not confirm the message in time.", self.retry_after)
+            lock.acquire()  # the reader took it out of pending: its outcome is being set
+        if item.error is not None:
+            raise item.error
+        return item.routed
+
+    def _wait_ready(self):
+        """Wait for the connection: ``connect_timeout`` until it first opened, then half a second."""
+        if not self._ready.is_set():
+            self.start()
+            if not self._ready.wait(0.5 if self._connected_once else self.connect_timeout):
+                raise BrokerUnavailable("The message broker is unreachable.", self.retry_after)
+
+    # -- writing -------------------------------------------------------------
+
+    def _send(self, data):
+        """Queue ``data`` and send it, unless a send in progress will take it along."""
+        with self._lock:
+            if self._sock is None:
+                return
+            self._outbox.append(data)
+            if self._sending:
+                return
+            self._sending = True
+        self._flush()
+
+    def _flush(self):
+        """Write everything queued, in order, one ``sendall`` per round, until the outbox is empty."""
+        while True:
+            with self._lock:
+                sock, outbox = self._sock, self._outbox
+                if not outbox or sock is None:
+                    outbox.clear()
+                    self._sending = False
+                    return
+                self._outbox = []
+            try:
+                sock.sendall(outbox[0] if len(outbox) == 1 else b"".join(outbox))
+            except OSError as error:  # the reader sees the socket fail too and fails what is in flight
+                log.warning("sending to the broker failed: %s", error)
+                _shutdown(sock)
+                with self._lock:
+                    self._outbox = []
+                    self._sending = False
+                return
+            self._last_sent = time.monotonic()
+
+    # -- the reader thread ----------------------------------------------------
+
+    def _run(self):
+        nodes = self.nodes
+        while not self._stopping.is_set():
+            parameters = nodes.current
+            opened_at = time.monotonic()
+            opened = False
+            sock = None
+            try:
+                sock, decoder = self._open(parameters)
+                opened = True
+                self._read(sock, decoder)
+            except (OSError, ConnectionFailed, struct.error, ValueError) as error:
+                if not self._stopping.is_set():
+                    where = nodes.describe(parameters)
+                    log.warning("publishing connection to the broker at %s lost: %s", where, error)
+            except Exception:  # never let the reader die: publishing would hang for good
+                log.exception("the publishing connection's reader failed")
+            finally:
+                self._lost(sock)
+            if self._stopping.is_set():
+                break
+            pause = nodes.next_pause(opened, time.monotonic() - opened_at)
+            self._stopping.wait(pause)
+
+    def _open(self, parameters):
+        """TCP, the AMQP handshake (Start/StartOk, Tune/TuneOk, Open), then the two channels."""
+        sock = self.connect((parameters.host, parameters.port), self.connect_timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            decoder = wire.Decoder()
+            sock.sendall(wire.PROTOCOL_HEADER)
+            start = _expect(sock, decoder, spec.Connection.Start)
+            if b"PLAIN" not in start.mechanisms.split():
+                raise ConnectionFailed(f"the broker offers no PLAIN login ({start.mechanisms!r})")
+            credentials = parameters.credentials
+            response = f"\0{credentials.username}\0{credentials.password}"
+            properties = {
+                "product": "hutch",
+                "capabilities": CAPABILITIES,
+                "connection_name": f"hutch pid {os.getpid()} publisher",
+            }
+            sock.sendall(wire.method(0, spec.Connection.StartOk(properties, "PLAIN", response, "en_US")))
+            tune = _expect(sock, decoder, spec.Connection.Tune)
+            channel_max = _negotiate(CHANNELS_NEEDED, tune.channel_max)
+            if channel_max < CHANNELS_NEEDED:
+                raise ConnectionFailed(f"the broker allows {channel_max} channel(s); publishing needs 2")
+            frame_max = _negotiate(CLIENT_FRAME_MAX, tune.frame_max)
+            heartbeat = tune.heartbeat if self.heartbeat is None else self.heartbeat
+            sock.sendall(
+                wire.method(0, spec.Connection.TuneOk(channel_max, frame_max, heartbeat))
+                + wire.method(0, spec.Connection.Open(parameters.virtual_host))
+            )
+            _expect(sock, decoder, spec.Connection.OpenOk)
+        except BaseException:
+            sock.close()
+            raise
+        # Reads block; a quiet socket wakes the reader at the heartbeat's pace.  Sends give up
+        # after publish_timeout (the broker stopped reading): the request then answers 503.
+        sock.settimeout(None)
+        tick = heartbeat / 2 if heartbeat else IDLE_TICK
+        _set_timeout(sock, socket.SO_RCVTIMEO, tick)
+        _set_timeout(sock, socket.SO_SNDTIMEO, self.publish_timeout)
+        self._heartbeat = heartbeat
+        now = time.monotonic()
+        with self._lock:
+            self._generation += 1
+            self._frame_max = frame_max
+            self._sock = sock
+            self._blocked = False
+            self._last_sent = self._last_received = now
+        self._ready.set()
+        self._connected_once = True
+        log.info("publishing connection open to %s", self.nodes.describe(parameters))
+        for channel in self.channels.values():
+            self._open_channel(channel)
+        return sock, decoder
+
+    def _open_channel(self, channel):
+        number = channel.number
+        self._send(wire.method(number, spec.Channel.Open()) + wire.method(number, spec.Confirm.Select()))
+
+    def _read(self, sock, decoder):
+        returning = None  # (channel, Basic.Return, header or None, body bytes so far) of a return being read
+        heartbeat = self._heartbeat
+        while not self._stopping.is_set():
+            try:
+                data = sock.recv(READ_SIZE)
+            except BlockingIOError:  # SO_RCVTIMEO: nothing arrived for a tick
+                data = None
+            now = time.monotonic()
+            if data == b"":
+                raise ConnectionFailed("the broker closed the socket")
+            if data:
+                self._last_received = now
+                decoder.feed(data)
+            frames = decoder.frames  # also what arrived with the handshake's last frame
+            while frames:
+                returning = self._on_frame(frames.popleft(), returning)
+            if heartbeat:
+                if now - self._last_received > 2 * heartbeat:
+                    raise ConnectionFailed(f"no heartbeat from the broker for {2 * heartbeat} s")
+                if now - self._last_sent >= heartbeat / 2:
+                    self._last_sent = now
+                    self._send(wire.HEARTBEAT)
+
+    def _on_frame(self, frame, returning):
+        """Handle one frame; returns the state of a Basic.Return being read (None between returns)."""
+        if returning is not None and frame.channel_number == returning[0].number:
+            return self._on_return_content(frame, returning)
+        method = getattr(frame, "method", None)
+        if method is None:  # heartbeat (or content outside a return: ignored)
+            return returning
+        channel = self._by_number.get(frame.channel_number)
+        if isinstance(method, spec.Basic.Ack):
+            self._settle(channel, method, None)
+        elif isinstance(method, spec.Basic.Nack):
+            self._settle(channel, method, PublishNacked())
+        elif isinstance(method, spec.Basic.Return):
+            return (channel, method, None, [])
+        elif isinstance(method, spec.Confirm.SelectOk):
+            channel.opened.set()
+        elif isinstance(method, spec.Channel.Close):
+            self._on_channel_close(channel, method)
+        elif isinstance(method, spec.Connection.Blocked):
+            self._on_blocked(method)
+        elif isinstance(method, spec.Connection.Unblocked):
+            log.info("the broker unblocked publishing")
+            self._blocked = False
+        elif isinstance(method, spec.Connection.Close):
+            self._send(wire.method(0, spec.Connection.CloseOk()))
+            raise ConnectionFailed(f"closed by the broker ({method.reply_code}) {method.reply_text}")
+        return returning
+
+    def _on_return_content(self, frame, returning):
+        channel, method, header, body = returning
+        if header is None:
+            header = frame
+            size = 0
+        else:
+            body.append(frame.fragment)
+            size = sum(len(fragment) for fragment in body)
+        if size < header.body_size:
+            return (channel, method, header, body)
+        with self._lock:
+            channel.mark_returned(method.exchange, header.properties.message_id)
+        return None
+
+    def _settle(self, channel, method, error):
+        with self._lock:
+            items = channel.confirmed(method.delivery_tag, method.multiple)
+        for item in items:
+            item.resolve(None if error else not item.returned, error)
+
+    def _on_channel_close(self, channel, method):
+        if missing_exchange(method) is None:
+            log.warning("publish channel closed by the broker: (%s) %s", method.reply_code, method.reply_text)
+        with self._lock:
+            outcomes = channel.closed(method)
+        self._send(wire.method(channel.number, spec.Channel.CloseOk()))
+        self._open_channel(channel)
+        _resolve(outcomes)
+
+    def _on_blocked(self, method):
+        log.warning("the broker blocked publishing (resource alarm): %s", method.reason)
+        self._blocked = True
+        error = BrokerUnavailable("The broker has blocked publishing (resource alarm).", self.retry_after)
+        with self._lock:
+            outcomes = [outcome for channel in self.channels.values() for outcome in channel.fail_all(error)]
+        _resolve(outcomes)
+
+    def _lost(self, sock):
+        """The connection is gone: every publish in flight answers 503 now."""
+        self._ready.clear()
+        error = BrokerUnavailable("The connection to the broker was lost.", self.retry_after)
+        with self._lock:
+            self._generation += 1
+            self._sock = None
+            self._outbox = []
+            self._declared = set()  # a restarted broker has lost its transient exchanges
+            outcomes = []
+            for channel in self.channels.values():
+                outcomes += channel.fail_all(error)
+                channel.reset()
+            sending = self._sending
+        if sock is not None:
+            _shutdown(sock)
+            if not sending:  # a sender still inside sendall keeps the fd; the socket closes with it
+                sock.close()
+        _resolve(outcomes)
+
+
+def _expect(sock, decoder, method_class):
+    """Read until ``method_class`` arrives on channel 0 (handshake only); a Connection.Close fails."""
+    frames = decoder.frames
+    while True:
+        if not frames:
+            decoder.feed(_recv(sock))
+            continue
+        method = getattr(frames.popleft(), "method", None)
+        if isinstance(method, method_class):
+            return method
+        if isinstance(method, spec.Connection.Close):
+            raise ConnectionFailed(f"({method.reply_code}) {method.reply_text}")
+
+
+def _recv(sock):
+    data = sock.recv(READ_SIZE)
+    if not data:
+        raise ConnectionFailed("the broker closed the socket during the handshake")
+    return data
+
+
+def _negotiate(client, server):
+    """AMQP's rule (as pika applies it): 0 means no limit, else the smaller one."""
+    return max(client, server) if not client or not server else min(client, server)
+
+
+def _set_timeout(sock, option, seconds):
+    whole = int(seconds)
+    sock.setsockopt(socket.SOL_SOCKET, option, struct.pack("ll", whole, int((seconds - whole) * 1e6)))
+
+
+def _shutdown(sock):
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _resolve(outcomes):
+    for item, routed, error in outcomes:
+        item.resolve(routed, error)
