@@ -16,6 +16,7 @@ connection instead; the exchanges they use are still declared here.
 """
 
 import collections
+import functools
 import logging
 import os
 import random
@@ -256,19 +257,7 @@ class Broker:
         if self._blocked:
             raise BrokerUnavailable("The broker has blocked publishing (resource alarm).", self.retry_after)
         waiter = Waiter()
-        resolve = waiter.resolve
-
-        def run():
-            state = self._state
-            if state is None:
-                resolve(None, BrokerUnavailable("The connection to the broker was lost."))
-                return
-            try:
-                work(state, resolve)
-            except Exception as exc:  # a pika error must not kill the I/O thread
-                log.exception("broker operation failed")
-                resolve(None, BrokerUnavailable(f"The broker operation failed: {exc}"))
-
+        run = functools.partial(self._run_handed, work, waiter.resolve)
         with self._handoff:
             if not self._loop_open:  # between connections: nothing would ever run ``run``
                 raise BrokerUnavailable("The connection to the broker was lost.", self.retry_after)
@@ -283,6 +272,22 @@ class Broker:
         if isinstance(error, BrokerUnavailable):
             error.headers = [("Retry-After", str(self.retry_after))]
         raise error
+
+    def _run_handed(self, work, resolve):
+        """I/O thread: run one piece of handed work, unless the connection went or got blocked
+        after the request thread looked (Connection.Blocked read in the same loop turn)."""
+        state = self._state
+        if state is None:
+            resolve(None, BrokerUnavailable("The connection to the broker was lost."))
+            return
+        if self._blocked:
+            resolve(None, BrokerUnavailable("The broker has blocked publishing (resource alarm)."))
+            return
+        try:
+            work(state, resolve)
+        except Exception as exc:  # a pika error must not kill the I/O thread
+            log.exception("broker operation failed")
+            resolve(None, BrokerUnavailable(f"The broker operation failed: {exc}"))
 
     def _drain(self):
         """I/O thread: run the work handed over since the last drain; send its frames at once."""

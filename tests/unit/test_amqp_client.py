@@ -62,6 +62,22 @@ def test_a_blocked_connection_fails_the_calls_in_flight_until_unblocked(broker, 
     assert not broker._blocked
 
 
+def test_work_handed_before_a_block_and_run_after_it_fails_without_publishing(broker, connection):
+    ran, outcomes = [], Outcomes()
+    [on_blocked] = connection.on_blocked
+    on_blocked(connection, None)  # read in the loop turn that then drains the handed work
+    broker._run_handed(lambda state, resolve: ran.append(state), outcomes)
+    [(value, error)] = outcomes
+    assert not ran and value is None
+    assert isinstance(error, BrokerUnavailable) and "resource alarm" in error.detail
+
+
+def test_handed_work_runs_on_an_open_unblocked_connection(broker, connection):
+    outcomes = Outcomes()
+    broker._run_handed(lambda state, resolve: resolve(state is broker._state, None), outcomes)
+    assert outcomes == [(True, None)]
+
+
 def test_a_lost_connection_fails_everything_in_flight_with_retry_after_and_stops_the_loop(broker, connection):
     outcomes = call_in_flight(broker, connection)
     broker._on_close(connection, ConnectionResetError("gone"))
