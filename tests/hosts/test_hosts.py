@@ -208,6 +208,10 @@ def stop_host_under_traffic(hosts, drain_first):
         deadline = time.monotonic() + 30
         while {answer[2] for answer in traffic.served()} != {"a", "b"} and time.monotonic() < deadline:
             time.sleep(0.05)
+        # "before" counts from here: both hosts in rotation (what came earlier is the previous
+        # test's restart of b settling, not this test's premise)
+        balanced = time.monotonic()
+        time.sleep(0.5)
         stopping = time.monotonic()
         if drain_first:
             hosts.balancer.set_state("b", "maint")  # no new request for b; what it holds completes
@@ -218,7 +222,7 @@ def stop_host_under_traffic(hosts, drain_first):
     finally:
         traffic.stop()
     answers = traffic.served()
-    before = [answer for answer in answers if answer[0] < stopping]
+    before = [answer for answer in answers if balanced <= answer[0] < stopping]
     during = [answer for answer in answers if stopping <= answer[0] < stopped]
     after = [answer for answer in answers if answer[0] >= stopped]
     print(
