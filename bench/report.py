@@ -4,13 +4,15 @@ import json
 import pathlib
 
 # (label, numerator, denominator, factor): numerator req/s >= factor x denominator req/s, at c=16.
+# The hot-path issue's targets (the earlier benchmark issue asked notify >= 2 x, rpc >= 0.3 x, +1.5 ms).
 RATIO_TARGETS = [
     ("broadcast (no queue) >= 0.5 x hello-world", "broadcast", "hello", 0.5),
     ("broadcast (1 queue) >= 0.5 x hello-world", "broadcast_queue", "hello", 0.5),
-    ("notify >= 2 x management API", "notify", "management", 2.0),
-    ("rpc >= 0.3 x hello-world", "rpc", "hello", 0.3),
+    ("broadcast >= 1.3 x pika connection per thread", "broadcast", "threadlocal", 1.3),
+    ("notify >= 1.8 x management API", "notify", "management", 1.8),
+    ("rpc >= 0.35 x hello-world", "rpc", "hello", 0.35),
 ]
-RPC_P50_SLACK_MS = 1.5
+RPC_P50_SLACK_MS = 0.6
 
 
 def targets(scenarios):
