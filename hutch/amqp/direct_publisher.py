@@ -22,7 +22,6 @@ be read and written by two threads at once, so ``amqps://`` keeps the pika
 path.
 """
 
-import collections
 import contextlib
 import dataclasses
 import logging
@@ -37,7 +36,8 @@ from pika import spec
 from .. import metrics
 from ..errors import BrokerUnavailable, PublishNacked
 from . import wire
-from .outcomes import error_for_close, missing_exchange
+from .confirms import ConfirmLedger, Resend
+from .outcomes import missing_exchange
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +54,6 @@ CAPABILITIES = {
     "exchange_exchange_bindings": True,
     "publisher_confirms": True,
 }
-
-
-class Resend(Exception):
-    """The broker discarded the publish (its channel closed on a missing exchange); send it again."""
-
-    def __init__(self, missing):
-        super().__init__(missing)
-        self.missing = missing  # the exchange the broker said is gone (None: the channel reopened)
 
 
 class ConnectionFailed(Exception):
@@ -84,83 +76,19 @@ class Publish:
         self.lock.release()
 
 
-class ConfirmChannel:
-    """One confirm-mode channel: its delivery tags and the publishes waiting for a confirm.
-
-    ``trust_unconfirmed``: a publish the broker handled before its channel
-    closed may count as delivered (broadcast's at-most-once), or must fail
-    (notify's nothing-lost promise).  Runs under the publisher's lock.
-    """
+class ConfirmChannel(ConfirmLedger):
+    """One confirm-mode channel of the direct connection: its number, whether it is open, and
+    its ledger (``confirms.ConfirmLedger``).  Runs under the publisher's lock."""
 
     def __init__(self, number, idiom, trust_unconfirmed):
         self.number = number
         self.idiom = idiom
-        self.trust_unconfirmed = trust_unconfirmed
         self.opened = threading.Event()
-        self.reset()
+        super().__init__(trust_unconfirmed)
 
     def reset(self):
         self.opened.clear()
-        self.next_tag = 1
-        self.pending = collections.OrderedDict()  # tag -> Publish, in tag order
-        self.returned_after = 0  # the tag of the last publish a Basic.Return marked
-
-    def add(self, item):
-        tag = self.next_tag
-        self.next_tag += 1
-        self.pending[tag] = item
-        return tag
-
-    def confirmed(self, tag, multiple):
-        """The publishes an Ack or Nack names, removed from ``pending``."""
-        pending = self.pending
-        if not multiple:
-            item = pending.pop(tag, None)
-            return [item] if item is not None else []
-        done = []
-        while pending and next(iter(pending)) <= tag:
-            done.append(pending.popitem(last=False)[1])
-        return done
-
-    def mark_returned(self, exchange, message_id):
-        """A Basic.Return arrived: mark the publish it belongs to.
-
-        The broker handles a channel's publishes in order and sends a return
-        before the ack of the same message, so the returned message is the
-        first unconfirmed one with this exchange and message_id after the
-        one the previous return marked.
-        """
-        for tag, item in self.pending.items():
-            if tag > self.returned_after and item.exchange == exchange and item.message_id == message_id:
-                item.returned = True
-                self.returned_after = tag
-                return
-
-    def closed(self, reason):
-        """The broker closed the channel: each waiting publish's outcome, as (item, routed, error)."""
-        items = list(self.pending.values())
-        self.reset()
-        exchange = missing_exchange(reason)
-        if exchange is None:
-            error = error_for_close(reason)
-            return [(item, None, error) for item in items]
-        # Publishes before the first one to the missing exchange were routed (a return would have
-        # come); the rest were discarded and are safe to send again once the exchange exists.
-        first = next((i for i, item in enumerate(items) if item.exchange == exchange), len(items))
-        outcomes = []
-        for item in items[:first]:
-            if self.trust_unconfirmed:
-                outcomes.append((item, not item.returned, None))
-            else:
-                lost = BrokerUnavailable("The broker closed the channel before confirming.")
-                outcomes.append((item, None, lost))
-        outcomes += [(item, None, Resend(exchange)) for item in items[first:]]
-        return outcomes
-
-    def fail_all(self, error):
-        items = list(self.pending.values())
-        self.pending.clear()
-        return [(item, None, error) for item in items]
+        super().reset()
 
 
 class DirectPublisher:

@@ -6,14 +6,14 @@ once; each message waits for its own ``basic.ack``.  Messages are published
 ack of the same message) tells us it reached no queue.
 """
 
-import collections
 import dataclasses
 import logging
 import time
 
 from .. import metrics
 from ..errors import BrokerUnavailable, PublishNacked
-from .outcomes import error_for_close, missing_exchange
+from .confirms import ConfirmLedger, Resend
+from .outcomes import missing_exchange
 from .topology import NOTIFY
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,10 @@ class Pending:
     attempts: int = 0
     returned: bool = False
 
+    @property
+    def message_id(self):
+        return self.message.properties.message_id
+
 
 class ConfirmPublisher:
     """One confirm-mode channel and the messages it has in flight.
@@ -46,11 +50,9 @@ class ConfirmPublisher:
         self.topology = topology
         self.kind = kind
         self.publish_timeout = publish_timeout
-        self.trust_unconfirmed = trust_unconfirmed
         self.channel = None
         self.ready = False
-        self.next_tag = 1
-        self.pending = collections.OrderedDict()
+        self.ledger = ConfirmLedger(trust_unconfirmed)
         self.backlog = []
         self.closing = False
         self.idiom = "notify" if kind is NOTIFY else "broadcast"  # the metrics' label
@@ -68,7 +70,7 @@ class ConfirmPublisher:
 
         def selected():
             self.ready = True
-            self.next_tag = 1
+            self.ledger.reset()
             backlog, self.backlog = self.backlog, []
             for item in backlog:
                 self._publish_declared(item)
@@ -82,42 +84,24 @@ class ConfirmPublisher:
         if self.closing or not self.connection.is_open:
             return
         exchange = missing_exchange(reason)
-        items = list(self.pending.values())
-        self.pending.clear()
         if exchange is None:
             log.warning("publish channel closed by the broker: %s", reason)
-            for item in items:
-                item.on_done(None, error_for_close(reason))
         else:
-            self._recover_missing_exchange(exchange, items)
-        self.open()
-
-    def _recover_missing_exchange(self, exchange, items):
-        """An exchange vanished (auto-delete) and a publish to it closed the channel.
-
-        The broker handles a channel's publishes in order: messages before
-        the first one to the missing exchange were routed (a return would
-        already have arrived), the rest were discarded and are safe to send
-        again once the exchange is declared anew.
-        """
-        log.info("exchange %r has gone; declaring it again", exchange)
-        self.topology.forget(exchange)
-        first = next((i for i, item in enumerate(items) if item.exchange == exchange), len(items))
-        for item in items[:first]:
-            if self.trust_unconfirmed:
-                item.on_done(not item.returned, None)
+            log.info("exchange %r has gone; declaring it again", exchange)
+            self.topology.forget(exchange)
+        for item, routed, error in self.ledger.closed(reason):
+            if isinstance(error, Resend):  # discarded by the broker: publish again once declared
+                self.publish(item)
             else:
-                item.on_done(None, BrokerUnavailable("The broker closed the channel before confirming."))
-        for item in items[first:]:
-            self.publish(item)
+                item.on_done(routed, error)
+        self.open()
 
     def fail_in_flight(self, error):
         """Fail every message waiting for a confirm or a channel (blocked, or connection lost)."""
-        items = list(self.pending.values()) + self.backlog
-        self.pending.clear()
+        outcomes = self.ledger.fail_all(error) + [(item, None, error) for item in self.backlog]
         self.backlog = []
-        for item in items:
-            item.on_done(None, error)
+        for item, routed, failure in outcomes:
+            item.on_done(routed, failure)
 
     # -- publishing --------------------------------------------------------
 
@@ -138,33 +122,19 @@ class ConfirmPublisher:
         self.topology.ensure_exchange(item.exchange, self.kind, declared)
 
     def _publish_declared(self, item):
-        tag = self.next_tag
-        self.next_tag += 1
-        self.pending[tag] = item
+        self.ledger.add(item)
         self.channel.basic_publish(
             item.exchange, "", item.message.body, item.message.properties, mandatory=True
         )
 
     def _on_return(self, channel, method, properties, body):
-        for item in self.pending.values():
-            if (
-                not item.returned
-                and item.exchange == method.exchange
-                and item.message.properties.message_id == properties.message_id
-            ):
-                item.returned = True
-                return
+        self.ledger.mark_returned(method.exchange, properties.message_id)
 
     def _on_confirm(self, frame):
         method = frame.method
         acked = method.NAME == "Basic.Ack"
-        if method.multiple:
-            tags = [tag for tag in self.pending if tag <= method.delivery_tag]
-        else:
-            tags = [method.delivery_tag] if method.delivery_tag in self.pending else []
         now = time.monotonic() if acked else 0.0
-        for tag in tags:
-            item = self.pending.pop(tag)
+        for item in self.ledger.confirmed(method.delivery_tag, method.multiple):
             if acked:
                 metrics.publish_confirmed(self.idiom, now - item.started, not item.returned)
                 item.on_done(not item.returned, None)
@@ -173,7 +143,7 @@ class ConfirmPublisher:
 
     def expire(self, now):
         """Fail messages whose confirm is overdue (the broker may be blocked)."""
-        overdue = [self.pending.pop(tag) for tag, item in list(self.pending.items()) if item.deadline <= now]
+        overdue = self.ledger.take_overdue(now)
         overdue += [item for item in self.backlog if item.deadline <= now]
         self.backlog = [item for item in self.backlog if item.deadline > now]
         for item in overdue:
