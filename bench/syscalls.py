@@ -1,10 +1,11 @@
 """System calls per request, in process: ``strace -c -f`` over N sequential requests.
 
-``python -m bench.syscalls [--root TREE] [--route broadcast|notify] [--requests N] [--ini-line 'k = v']``
+``python -m bench.syscalls [--root TREE] [--route broadcast|notify|rpc] [--requests N] [--ini-line 'k = v']``
 builds the WSGI stack as bench/micro.py does, warms it up, attaches strace
 to every thread of this process, makes N requests one after the other and
 prints the calls per request of each system call (the request threads' and
-the AMQP threads' together).  Run it under ``flock -x /work/heavy.lock`` and
+the AMQP threads' together; for rpc, two echo responders in their own
+processes answer, and their system calls are not counted).  Run it under ``flock -x /work/heavy.lock`` and
 compare trees or ``publisher`` settings side by side.
 """
 
@@ -23,7 +24,7 @@ from .micro import BENCH, call, environ_for
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(BENCH.parent), help="the tree whose hutch/ and apps/ to load")
-    parser.add_argument("--route", default="broadcast", choices=("broadcast", "notify"))
+    parser.add_argument("--route", default="broadcast", choices=("broadcast", "notify", "rpc"))
     parser.add_argument("--target", default=None, help="the exchange")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--ini-line", action="append", default=[], help="add 'key = value' to [app:main]")
@@ -41,7 +42,9 @@ def main(argv=None):
     application = loadapp(f"config:{ini}")
     exchange = args.target or f"bench.syscalls.{args.route}"
     sink = exclusive_queue(exchange) if args.route == "notify" else None  # notify needs a bound queue
-    template = environ_for(f"/{args.route}/{exchange}")
+    responders = echo_responders(exchange) if args.route == "rpc" else []
+    path = f"/rpc/{exchange}/echo" if args.route == "rpc" else f"/{args.route}/{exchange}"
+    template = environ_for(path)
     for _ in range(300):
         call(application, template)
     summary = pathlib.Path(tempfile.mkdtemp(prefix="hutch-strace-")) / "summary"
@@ -56,6 +59,9 @@ def main(argv=None):
     application.gateway.broker.close()
     if sink is not None:
         sink.close()  # its exclusive queue goes with it
+    for responder in responders:
+        responder.terminate()
+        responder.wait(10)
     counts = parse_summary(summary.read_text())
     per_request = {name: calls / args.requests for name, calls in counts.items()}
     label = " ".join([str(root), args.route, *args.ini_line])
@@ -76,6 +82,17 @@ def exclusive_queue(exchange):
     queue = channel.queue_declare("", exclusive=True, arguments={"x-max-length": 1000}).method.queue
     channel.queue_bind(queue, exchange)
     return connection
+
+
+def echo_responders(exchange, count=2):
+    """``count`` echo responders (examples/rpc_responder.py) on ``exchange``/echo, each ready."""
+    command = [sys.executable, str(BENCH.parent / "examples" / "rpc_responder.py"), "--answer", "echo"]
+    command += ["--exchange", exchange, "--routing-key", "echo"]
+    responders = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(count)]
+    for responder in responders:
+        if responder.stdout.readline().strip() != "ready":
+            raise SystemExit("an echo responder did not start")
+    return responders
 
 
 def parse_summary(text):
