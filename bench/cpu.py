@@ -3,6 +3,9 @@
 Read from /proc (utime + stime of every thread of a process) before and
 after a load: the gateway's daemons, Apache's own processes, RabbitMQ
 (shared, so other people's work shows up too), the responders, and wrk.
+Also the daemons' context switches per request: on these machines a switch
+costs more than most Python work, and each time a request thread waits for
+I/O or for the GIL it is one.
 """
 
 import os
@@ -18,6 +21,24 @@ def cpu_seconds(pid):
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+
+
+def context_switches(pid):
+    """Voluntary and involuntary context switches of every thread of ``pid`` so far."""
+    total = 0
+    try:
+        tasks = list(pathlib.Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0
+    for task in tasks:
+        try:
+            text = (task / "status").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        for line in text.splitlines():
+            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                total += int(line.split()[1])
+    return total
 
 
 def processes_named(name):
@@ -73,6 +94,19 @@ class Meter:
         taken = {name: {pid: cpu_seconds(pid) for pid in pids()} for name, pids in self.groups.items()}
         taken["wrk"] = {0: children_cpu_seconds()}
         return taken
+
+    def daemon_switches(self):
+        """{pid: context switches so far} of the gateway's daemons ({} where there are none)."""
+        pids = self.groups.get("daemons")
+        return {pid: context_switches(pid) for pid in pids()} if pids else {}
+
+    @staticmethod
+    def switches_per_request(before, after, requests):
+        """Daemons' context switches per request between two ``daemon_switches`` (None: no daemons)."""
+        if not after:
+            return None
+        spent = sum(count - before[pid] for pid, count in after.items() if pid in before)
+        return round(spent / max(requests, 1), 2)
 
     @staticmethod
     def per_request_ms(before, after, requests):

@@ -31,6 +31,7 @@ class Load:
     mean_ms: float
     errors: dict
     cpu_ms: dict = dataclasses.field(default_factory=dict)  # CPU ms per request by process group
+    daemon_switches: float | None = None  # the gateway daemons' context switches per request
 
     @property
     def failed(self):

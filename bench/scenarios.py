@@ -55,11 +55,14 @@ class Scenario:
                 raise RuntimeError(f"{self.name}: expected {self.expect_json}, got {data}")
 
     def load(self, connections, seconds):
-        """wrk's figures, with the CPU ms per request of each process group in ``cpu_ms``."""
+        """wrk's figures, with the CPU ms per request of each process group in ``cpu_ms`` and the
+        daemons' context switches per request in ``daemon_switches``."""
         meter = cpu.Meter(self.cpu_groups)
-        before = meter.snapshot()
+        before, switches_before = meter.snapshot(), meter.daemon_switches()
         load = run_wrk(self.url, connections, seconds, self.authorization, self.body)
         load.cpu_ms = meter.per_request_ms(before, meter.snapshot(), load.requests)
+        switches_after = meter.daemon_switches()
+        load.daemon_switches = meter.switches_per_request(switches_before, switches_after, load.requests)
         return load
 
 
