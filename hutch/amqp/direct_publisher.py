@@ -195,7 +195,6 @@ class DirectPublisher:
         }
         self._by_number = {channel.number: channel for channel in self.channels.values()}
         self._lock = threading.Lock()  # channels' tags and pending, the outbox, the socket
-        self._pid = None
         self._thread = None
         self._stopping = threading.Event()
         self._ready = threading.Event()  # the connection is open (its channels may still be opening)
@@ -212,18 +211,20 @@ class DirectPublisher:
     # -- lifecycle ---------------------------------------------------------
 
     def start(self):
-        """Start the reader thread in this process (connect lazily, in the pid that serves)."""
-        if self._thread is not None and self._pid == os.getpid():
+        """Start the reader thread (connect lazily, on first use).
+
+        Fork safety is the owner's: ``Broker`` makes a new publisher in a forked child.
+        """
+        if self._thread is not None:
             return
         with self._lock:
-            if self._thread is None or self._pid != os.getpid():
-                self._pid = os.getpid()
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="hutch-amqp-publish", daemon=True)
                 self._thread.start()
 
     def close(self, timeout=5.0):
         thread = self._thread
-        if thread is None or self._pid != os.getpid():
+        if thread is None:
             return
         self._stopping.set()
         sock = self._sock
