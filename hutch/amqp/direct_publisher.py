@@ -49,6 +49,7 @@ CHANNELS_NEEDED = 2  # broadcast's and notify's confirm channels; RPC channels a
 CHANNEL_MAX = 2047  # what the client proposes (RabbitMQ's default limit): the rest is for RPC calls
 MAX_ATTEMPTS = 3  # an exchange that keeps disappearing is a 503
 READ_SIZE = 65536
+BLOCKED = "The broker has blocked publishing (resource alarm)."
 IDLE_TICK = 1.0  # seconds a read blocks when heartbeats are off, to notice close()
 CAPABILITIES = {
     "authentication_failure_close": True,
@@ -309,13 +310,13 @@ class DirectPublisher:
         queues the request; the reader releases ``call.lock`` with the reply or the failure.
         """
         self._wait_ready()
-        if self._blocked:
-            raise BrokerUnavailable("The broker has blocked publishing (resource alarm).", self.retry_after)
         call = RpcCall.new(exchange, routing_key, timeout)
         properties = call.properties(message.properties)
         with self._lock:
             if self._sock is None:
                 raise BrokerUnavailable("The connection to the broker was lost.", self.retry_after)
+            if self._blocked:  # under the lock: never queued after the reader failed those in flight
+                raise BrokerUnavailable(BLOCKED, self.retry_after)
             try:
                 channel, opening = self.rpc.take(call)
             except NoChannel:
