@@ -81,7 +81,8 @@ class SessionsByScheme:
             return response(environ, start_response)
 
 
-def make_broker(settings):
+def make_broker(settings, **options):
+    """The Broker the settings describe; ``options`` are further ``Broker`` arguments (tests)."""
     return Broker(
         settings.amqp_url,
         publish_timeout=settings.publish_timeout,
@@ -91,6 +92,7 @@ def make_broker(settings):
         retry_after=settings.retry_after,
         history=settings.history,
         publisher=settings.publisher,
+        **options,
     )
 
 

@@ -11,8 +11,9 @@ connection fails with ``BrokerUnavailable`` (503): a publish not confirmed is
 never reported as done, and a call's reply-to dies with its connection, so
 it can never be handed another call's reply.  Modelled on pika's
 ``examples/long_running_publisher.py``.  With ``publisher = direct`` (the
-default) broadcast, notify and RPC calls go through ``direct_publisher`` on a
-second connection instead; the exchanges they use are still declared here.
+default) broadcast and notify go through ``direct_publisher`` on a second
+connection instead (RPC calls too, with ``DIRECT_RPC``); the exchanges they
+use are still declared here.
 """
 
 import collections
@@ -35,6 +36,10 @@ from .topology import BROADCAST, NOTIFY, Topology
 
 log = logging.getLogger(__name__)
 
+# RPC calls on the direct publisher's connection (``direct_rpc``) instead of the I/O thread's: off
+# until a paired run shows it pays (BENCHMARKS.md, "Hot path: RPC on the direct connection").
+# bench/run compares it with a scratch copy where this is True.
+DIRECT_RPC = False
 SWEEP_INTERVAL = 0.25
 GRACE = 2.0  # extra time a request thread waits beyond the I/O thread's own timers
 
@@ -52,6 +57,7 @@ class Broker:
         retry_after=5,
         history=None,
         publisher="direct",
+        direct_rpc=None,
     ):
         self.amqp_urls = (amqp_url,) if isinstance(amqp_url, str) else tuple(amqp_url)
         self.heartbeat = heartbeat
@@ -64,6 +70,7 @@ class Broker:
         # "direct": broadcast and notify on a connection of their own (direct_publisher); amqps:// and
         # "pika" publish through the I/O thread's connection
         self.direct = publisher == "direct" and not any(url.startswith("amqps://") for url in self.amqp_urls)
+        self.direct_rpc = self.direct and (DIRECT_RPC if direct_rpc is None else direct_rpc)
         self._lock = threading.Lock()
         self._reset()
 
@@ -354,7 +361,7 @@ class Broker:
 
     def call(self, exchange, routing_key, message, timeout):
         """Publish a request and wait for its reply (a ``Reply``)."""
-        if self.direct:  # from this thread, on the direct publisher's connection (direct_rpc)
+        if self.direct_rpc:  # from this thread, on the direct publisher's connection
             self.start()
             return self._publisher.call(exchange, routing_key, message, timeout)
 

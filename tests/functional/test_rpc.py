@@ -1,8 +1,9 @@
 """POST /rpc/{exchange}/{routing_key} against the real RabbitMQ and responders of our own.
 
-Every test runs with both ``publisher`` settings: ``direct`` calls from the
-request thread on the direct publisher's connection (``direct_rpc``),
-``pika`` hands each call to the I/O thread (``rpc``).
+Every test runs on both paths: ``direct`` calls from the request thread on
+the direct publisher's connection (``direct_rpc``, which ``client.DIRECT_RPC``
+turns on), ``pika`` hands each call to the I/O thread (``rpc``, as
+``publisher = pika`` and, while ``DIRECT_RPC`` is off, the default do).
 """
 
 import threading
@@ -12,7 +13,7 @@ import webtest
 from paste.deploy import appconfig
 
 from harness.amqp import Answer
-from hutch.app import make_app
+from hutch.app import make_app, make_broker
 from hutch.settings import parse_settings
 
 from .conftest import INI
@@ -25,11 +26,12 @@ JOIN = 20.0
 
 @pytest.fixture(scope="module", params=PUBLISHERS)
 def gateway_app(request):
-    """test.ini's stack with ``publisher`` set; one per setting (one broker client), as a process has."""
+    """test.ini's stack on one RPC path; one per path (one broker client), as a process has."""
     conf = appconfig(f"config:{INI}")
     settings = parse_settings({**conf.local_conf, "publisher": request.param}, here=str(INI.parent))
-    app = make_app(settings)
-    assert app.gateway.broker.direct is (request.param == "direct")
+    direct = request.param == "direct"
+    app = make_app(settings, make_broker(settings, direct_rpc=direct))
+    assert app.gateway.broker.direct_rpc is direct
     yield app
     app.gateway.broker.close()
 

@@ -122,3 +122,11 @@ def test_a_forked_child_gets_a_publisher_of_its_own_never_the_parents(broker, mo
     broker.start()
     assert broker._publisher is not parent_publisher and broker._publisher._thread is None
     broker._thread.join(5)
+
+
+def test_rpc_takes_the_direct_connection_only_when_asked_and_the_publisher_is_direct():
+    url = "amqp://guest:guest@127.0.0.1:1/%2F"
+    assert client.Broker(url).direct_rpc is client.DIRECT_RPC
+    assert client.Broker(url, direct_rpc=True).direct_rpc
+    assert not client.Broker(url, publisher="pika", direct_rpc=True).direct_rpc
+    assert not client.Broker("amqps://guest:guest@127.0.0.1:1/%2F", direct_rpc=True).direct_rpc
