@@ -11,9 +11,9 @@ connection fails with ``BrokerUnavailable`` (503): a publish not confirmed is
 never reported as done, and a call's reply-to dies with its connection, so
 it can never be handed another call's reply.  Modelled on pika's
 ``examples/long_running_publisher.py``.  With ``publisher = direct`` (the
-default) broadcast and notify go through ``direct_publisher`` on a second
-connection instead (RPC calls too, with ``DIRECT_RPC``); the exchanges they
-use are still declared here.
+default) broadcast, notify and (``DIRECT_RPC``) RPC calls go through
+``direct_publisher`` on a second connection instead; the exchanges they use
+are still declared here.
 """
 
 import collections
@@ -36,10 +36,10 @@ from .topology import BROADCAST, NOTIFY, Topology
 
 log = logging.getLogger(__name__)
 
-# RPC calls on the direct publisher's connection (``direct_rpc``) instead of the I/O thread's: off
-# until a paired run shows it pays (BENCHMARKS.md, "Hot path: RPC on the direct connection").
-# bench/run compares it with a scratch copy where this is True.
-DIRECT_RPC = False
+# RPC calls on the direct publisher's connection (``direct_rpc``) instead of the I/O thread's, when
+# ``publisher = direct``: seven paired runs gave a lower p50 at c=1 in six, c=16 unchanged
+# (BENCHMARKS.md, "Hot path: RPC on the direct connection").  False is the way back.
+DIRECT_RPC = True
 SWEEP_INTERVAL = 0.25
 GRACE = 2.0  # extra time a request thread waits beyond the I/O thread's own timers
 

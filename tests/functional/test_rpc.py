@@ -1,9 +1,9 @@
 """POST /rpc/{exchange}/{routing_key} against the real RabbitMQ and responders of our own.
 
 Every test runs on both paths: ``direct`` calls from the request thread on
-the direct publisher's connection (``direct_rpc``, which ``client.DIRECT_RPC``
-turns on), ``pika`` hands each call to the I/O thread (``rpc``, as
-``publisher = pika`` and, while ``DIRECT_RPC`` is off, the default do).
+the direct publisher's connection (``direct_rpc``: the default, while
+``client.DIRECT_RPC`` is on), ``pika`` hands each call to the I/O thread
+(``rpc``: ``publisher = pika``, ``amqps://``).
 """
 
 import threading
