@@ -11,8 +11,8 @@ connection fails with ``BrokerUnavailable`` (503): a publish not confirmed is
 never reported as done, and a call's reply-to dies with its connection, so
 it can never be handed another call's reply.  Modelled on pika's
 ``examples/long_running_publisher.py``.  With ``publisher = direct`` (the
-default) broadcast and notify go through ``direct_publisher`` on a second
-connection instead; the exchanges they use are still declared here.
+default) broadcast, notify and RPC calls go through ``direct_publisher`` on
+a second connection instead; the exchanges they use are still declared here.
 """
 
 import collections
@@ -61,8 +61,8 @@ class Broker:
         self.retry_after = retry_after
         quiet_answered_closes()
         self.history = history  # HistoryPolicy: broadcast exchanges that get a stream queue
-        # "direct": broadcast and notify on a connection of their own (direct_publisher); amqps:// and
-        # "pika" publish through the I/O thread's connection
+        # "direct": broadcast, notify and RPC calls on a connection of their own (direct_publisher);
+        # amqps:// and "pika" go through the I/O thread's connection
         self.direct = publisher == "direct" and not any(url.startswith("amqps://") for url in self.amqp_urls)
         self._lock = threading.Lock()
         self._reset()
@@ -354,6 +354,9 @@ class Broker:
 
     def call(self, exchange, routing_key, message, timeout):
         """Publish a request and wait for its reply (a ``Reply``)."""
+        if self.direct:  # from this thread, on the direct publisher's connection
+            self.start()
+            return self._publisher.call(exchange, routing_key, message, timeout)
 
         def work(state, resolve):
             state.rpc.call(Call(exchange, routing_key, message, timeout, resolve))

@@ -17,9 +17,11 @@ lost or closed connection fails every publish in flight with 503 at once; a
 Connection.Blocked fails them and refuses new ones until unblocked; a
 publish to an exchange the broker reports gone is declared again and sent
 again.  Declarations stay on the pika connection (``Broker``), which also
-keeps subscriptions and RPC.  Plain ``amqp://`` only: a TLS socket cannot
-be read and written by two threads at once, so ``amqps://`` keeps the pika
-path.
+keeps subscriptions.  RPC calls run here too, on
+channels of their own after the two confirm channels (``direct_rpc``): the
+request thread sends its call and the reader releases it with the reply.  Plain
+``amqp://`` only: a TLS socket cannot be read and written by two threads at
+once, so ``amqps://`` keeps the pika path.
 """
 
 import contextlib
@@ -34,17 +36,20 @@ import time
 from pika import spec
 
 from .. import metrics
-from ..errors import BrokerUnavailable, PublishNacked
+from ..errors import BrokerUnavailable, NoResponder, PublishNacked, RpcTimeout
 from . import wire
 from .confirms import ConfirmLedger, Resend
+from .direct_rpc import NoChannel, RpcCall, RpcChannels
 from .outcomes import missing_exchange
 
 log = logging.getLogger(__name__)
 
 CLIENT_FRAME_MAX = spec.FRAME_MAX_SIZE  # what pika proposes (131072)
-CHANNELS_NEEDED = 2
+CHANNELS_NEEDED = 2  # broadcast's and notify's confirm channels; RPC channels are numbered after them
+CHANNEL_MAX = 2047  # what the client proposes (RabbitMQ's default limit): the rest is for RPC calls
 MAX_ATTEMPTS = 3  # an exchange that keeps disappearing is a 503
 READ_SIZE = 65536
+BLOCKED = "The broker has blocked publishing (resource alarm)."
 IDLE_TICK = 1.0  # seconds a read blocks when heartbeats are off, to notice close()
 CAPABILITIES = {
     "authentication_failure_close": True,
@@ -122,8 +127,8 @@ class DirectPublisher:
             "notify": ConfirmChannel(2, "notify", trust_unconfirmed=False),
         }
         self._by_number = {channel.number: channel for channel in self.channels.values()}
+        self.rpc = RpcChannels(first=CHANNELS_NEEDED + 1)
         self._lock = threading.Lock()  # channels' tags and pending, the outbox, the socket
-        self._pid = None
         self._thread = None
         self._stopping = threading.Event()
         self._ready = threading.Event()  # the connection is open (its channels may still be opening)
@@ -140,18 +145,20 @@ class DirectPublisher:
     # -- lifecycle ---------------------------------------------------------
 
     def start(self):
-        """Start the reader thread in this process (connect lazily, in the pid that serves)."""
-        if self._thread is not None and self._pid == os.getpid():
+        """Start the reader thread (connect lazily, on first use).
+
+        Fork safety is the owner's: ``Broker`` makes a new publisher in a forked child.
+        """
+        if self._thread is not None:
             return
         with self._lock:
-            if self._thread is None or self._pid != os.getpid():
-                self._pid = os.getpid()
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="hutch-amqp-publish", daemon=True)
                 self._thread.start()
 
     def close(self, timeout=5.0):
         thread = self._thread
-        if thread is None or self._pid != os.getpid():
+        if thread is None:
             return
         self._stopping.set()
         sock = self._sock
@@ -224,6 +231,50 @@ class DirectPublisher:
             raise item.error
         return item.routed
 
+    def call(self, exchange, routing_key, message, timeout):
+        """Publish an RPC request and wait for its reply (an ``rpc.Reply``), as ``rpc`` promises.
+
+        One lock hold takes a channel (an idle one, or a new one opened in the same write) and
+        queues the request; the reader releases ``call.lock`` with the reply or the failure.
+        """
+        self._wait_ready()
+        call = RpcCall.new(exchange, routing_key, timeout)
+        properties = call.properties(message.properties)
+        with self._lock:
+            if self._sock is None:
+                raise BrokerUnavailable("The connection to the broker was lost.", self.retry_after)
+            if self._blocked:  # under the lock: never queued after the reader failed those in flight
+                raise BrokerUnavailable(BLOCKED, self.retry_after)
+            try:
+                channel, opening = self.rpc.take(call)
+            except NoChannel:
+                raise BrokerUnavailable("Too many calls in flight; retry later.", self.retry_after) from None
+            data = wire.publish(
+                channel.number, exchange, message.body, properties, self._frame_max, routing_key=routing_key
+            )
+            send = self._enqueue(opening + data if opening else data)
+        if send:
+            self._flush()
+        if not call.lock.acquire(timeout=timeout):
+            with self._lock:
+                gave_up, closing = self.rpc.give_up(channel, call)
+                send = gave_up and self._enqueue(closing)
+            if send:
+                self._flush()
+            if gave_up:
+                metrics.rpc_timed_out()
+                raise RpcTimeout(f"No reply within {timeout:g} s.")
+            call.lock.acquire()  # the reader took the call: its outcome is being set
+        error = call.error
+        if error is None:
+            metrics.rpc_replied(time.monotonic() - call.started)
+            return call.reply
+        if isinstance(error, NoResponder):
+            metrics.rpc_no_responder()
+        elif isinstance(error, BrokerUnavailable):
+            error.headers = [("Retry-After", str(self.retry_after))]
+        raise error
+
     def _wait_ready(self):
         """Wait for the connection: ``connect_timeout`` until it first opened, then half a second."""
         if not self._ready.is_set():
@@ -236,13 +287,23 @@ class DirectPublisher:
     def _send(self, data):
         """Queue ``data`` and send it, unless a send in progress will take it along."""
         with self._lock:
-            if self._sock is None:
-                return
-            self._outbox.append(data)
-            if self._sending:
-                return
-            self._sending = True
-        self._flush()
+            send = self._enqueue(data)
+        if send:
+            self._flush()
+
+    def _enqueue(self, data):
+        """Under the lock: queue ``data``; True when the caller must ``_flush`` (no send in progress).
+
+        Frames whose order matters against other threads' (a channel's Close-Ok before its number
+        carries a new Channel.Open) are queued in the same lock hold as the state change.
+        """
+        if self._sock is None:
+            return False
+        self._outbox.append(data)
+        if self._sending:
+            return False
+        self._sending = True
+        return True
 
     def _flush(self):
         """Write everything queued, in order, one ``sendall`` per round, until the outbox is empty."""
@@ -310,7 +371,7 @@ class DirectPublisher:
             }
             sock.sendall(wire.method(0, spec.Connection.StartOk(properties, "PLAIN", response, "en_US")))
             tune = _expect(sock, decoder, spec.Connection.Tune)
-            channel_max = _negotiate(CHANNELS_NEEDED, tune.channel_max)
+            channel_max = _negotiate(CHANNEL_MAX, tune.channel_max)
             if channel_max < CHANNELS_NEEDED:
                 raise ConnectionFailed(f"the broker allows {channel_max} channel(s); publishing needs 2")
             frame_max = _negotiate(CLIENT_FRAME_MAX, tune.frame_max)
@@ -334,6 +395,7 @@ class DirectPublisher:
         with self._lock:
             self._generation += 1
             self._frame_max = frame_max
+            self.rpc.reset(channel_max)
             self._sock = sock
             self._blocked = False
             self._last_sent = self._last_received = now
@@ -374,6 +436,9 @@ class DirectPublisher:
 
     def _on_frame(self, frame, returning):
         """Handle one frame; returns the state of a Basic.Return being read (None between returns)."""
+        if frame.channel_number > CHANNELS_NEEDED:
+            self._on_rpc_frame(frame)
+            return returning
         if returning is not None and frame.channel_number == returning[0].number:
             return self._on_return_content(frame, returning)
         method = getattr(frame, "method", None)
@@ -399,6 +464,16 @@ class DirectPublisher:
             self._send(wire.method(0, spec.Connection.CloseOk()))
             raise ConnectionFailed(f"closed by the broker ({method.reply_code}) {method.reply_text}")
         return returning
+
+    def _on_rpc_frame(self, frame):
+        send = False
+        with self._lock:
+            sending, outcomes = self.rpc.on_frame(frame)
+            if sending:
+                send = self._enqueue(sending)
+        _resolve(outcomes)
+        if send:
+            self._flush()
 
     def _on_return_content(self, frame, returning):
         channel, method, header, body = returning
@@ -433,9 +508,16 @@ class DirectPublisher:
         log.warning("the broker blocked publishing (resource alarm): %s", method.reason)
         self._blocked = True
         error = BrokerUnavailable("The broker has blocked publishing (resource alarm).", self.retry_after)
+        send = False
         with self._lock:
             outcomes = [outcome for channel in self.channels.values() for outcome in channel.fail_all(error)]
+            closing, failed = self.rpc.fail_in_flight(error)
+            outcomes += failed
+            if closing:
+                send = self._enqueue(closing)
         _resolve(outcomes)
+        if send:
+            self._flush()
 
     def _lost(self, sock):
         """The connection is gone: every publish in flight answers 503 now."""
@@ -450,6 +532,7 @@ class DirectPublisher:
             for channel in self.channels.values():
                 outcomes += channel.fail_all(error)
                 channel.reset()
+            outcomes += [(call, None, error) for call in self.rpc.reset(CHANNELS_NEEDED)]
             sending = self._sending
         if sock is not None:
             _shutdown(sock)

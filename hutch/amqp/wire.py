@@ -21,10 +21,11 @@ def method(channel, amqp_method):
     return frame.Method(channel, amqp_method).marshal()
 
 
-def publish(channel, exchange, body, properties, frame_max, mandatory=True):
+def publish(channel, exchange, body, properties, frame_max, mandatory=True, routing_key=""):
     """Basic.Publish, its content header and the body split into frames of at most ``frame_max``."""
+    published = spec.Basic.Publish(exchange=exchange, routing_key=routing_key, mandatory=mandatory)
     pieces = [
-        frame.Method(channel, spec.Basic.Publish(exchange=exchange, mandatory=mandatory)).marshal(),
+        frame.Method(channel, published).marshal(),
         frame.Header(channel, len(body), properties).marshal(),
     ]
     limit = frame_max - FRAME_OVERHEAD

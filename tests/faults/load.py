@@ -97,6 +97,50 @@ class Load:
                     self._stopping.wait(self.pause_after_failure)
 
 
+class Arrivals:
+    """Requests that arrive every ``interval`` on threads of their own, answered or not.
+
+    A closed loop of clients can all be left waiting at once (each on a call
+    whose responder the broker has blocked), and then nothing new reaches the
+    gateway; arrivals keep coming, as real traffic does.
+    """
+
+    def __init__(self, factory, interval=0.1, timeout=15.0, index=100):
+        self.factory = factory
+        self.interval = interval
+        self.timeout = timeout
+        self.worker = Worker(index)
+        self.outcomes = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._senders = []
+        self._thread = threading.Thread(target=self._run, name="arrivals", daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stopping.set()
+        self._thread.join(self.interval + 5)
+        for sender in self._senders:
+            sender.join(self.timeout + 5)
+        assert not any(sender.is_alive() for sender in self._senders), "an arrival is stuck"
+        return sorted(self.outcomes, key=lambda outcome: outcome.started)
+
+    def _run(self):
+        while not self._stopping.wait(self.interval):
+            sender = threading.Thread(target=self._send, args=(self.factory(self.worker),), daemon=True)
+            self._senders.append(sender)
+            sender.start()
+
+    def _send(self, request):
+        with requests.Session() as session:
+            outcome = send(session, request, self.timeout)
+        with self._lock:
+            self.outcomes.append(outcome)
+
+
 def send(session, request, timeout):
     started = time.monotonic()
     try:

@@ -17,6 +17,7 @@ import requests
 
 from .amqp_tools import drain_message_ids
 from .load import (
+    Arrivals,
     Load,
     alternate,
     broadcast_factory,
@@ -41,10 +42,13 @@ AFTER = 2.0
 RPC_TIMEOUT = 4.0
 
 
-def run_through_alarm(private_broker, url, factory):
-    """Load before, during and after the alarm; the outcomes and the alarm's window."""
+def run_through_alarm(private_broker, url, factory, arrivals=None):
+    """Load (and ``arrivals``, an ``Arrivals``) before, during and after the alarm; the outcomes and
+    the alarm's window."""
     load = Load(factory, threads=CLIENT_THREADS, timeout=20)
     load.start()
+    if arrivals is not None:
+        arrivals.start()
     try:
         time.sleep(2.0)
         with private_broker.memory_alarm(ALARM, NORMAL):
@@ -56,6 +60,8 @@ def run_through_alarm(private_broker, url, factory):
         time.sleep(max(0.0, cleared + RECOVERY + AFTER - time.monotonic()))
     finally:
         outcomes = load.stop()
+        if arrivals is not None:
+            outcomes = sorted(outcomes + arrivals.stop(), key=lambda outcome: outcome.started)
     window = {"alarmed": alarmed, "clearing": clearing, "cleared": cleared}
     return outcomes, window, healthy_after
 
@@ -107,7 +113,12 @@ def test_calls_fail_fast_while_the_broker_blocks_publishing(private_broker, priv
     responder = Responder(private_broker.amqp_url, service, "echo", echo, reconnect=True).start()
     try:
         factory = rpc_factory(url, service, "echo", uuid.uuid4().hex[:6], RPC_TIMEOUT)
-        outcomes, window, healthy_after = run_through_alarm(private_broker, url, factory)
+        # The broker stops reading the responder's connection mid-reply (after the content header
+        # that blocked it), so every client thread can be left waiting on a reply that comes only
+        # after the alarm, and the gateway publishes nothing that would tell it of the alarm:
+        # calls that keep arriving are what must fail fast.
+        arrivals = Arrivals(factory, interval=0.1, timeout=20)
+        outcomes, window, healthy_after = run_through_alarm(private_broker, url, factory, arrivals)
     finally:
         responder.stop()
     report("memory alarm under RPC load", outcomes, window, healthy_after)

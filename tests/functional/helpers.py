@@ -10,6 +10,7 @@ from pika.exceptions import ChannelClosedByBroker
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F?connection_attempts=1&socket_timeout=5"
 WAIT = 5.0
+PUBLISHERS = ("direct", "pika")  # the two ``publisher`` settings, which must give the same answers
 
 
 def connect():

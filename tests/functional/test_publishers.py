@@ -9,9 +9,9 @@ import concurrent.futures
 import pytest
 import webtest
 
-pytestmark = pytest.mark.broker
+from .helpers import PUBLISHERS
 
-PUBLISHERS = ("direct", "pika")
+pytestmark = pytest.mark.broker
 
 
 @pytest.fixture(params=PUBLISHERS)

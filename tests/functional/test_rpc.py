@@ -1,15 +1,38 @@
-"""POST /rpc/{exchange}/{routing_key} against the real RabbitMQ and responders of our own."""
+"""POST /rpc/{exchange}/{routing_key} against the real RabbitMQ and responders of our own.
+
+Every test runs on both paths: ``direct`` calls from the request thread on
+the direct publisher's connection (``direct_rpc``: ``publisher = direct``,
+the default), ``pika`` hands each call to the I/O thread (``rpc``:
+``publisher = pika``, ``amqps://``).
+"""
 
 import threading
 
 import pytest
 import webtest
+from paste.deploy import appconfig
 
 from harness.amqp import Answer
+from hutch.app import make_app
+from hutch.settings import parse_settings
+
+from .conftest import INI
+from .helpers import PUBLISHERS
 
 pytestmark = pytest.mark.broker
 
 JOIN = 20.0
+
+
+@pytest.fixture(scope="module", params=PUBLISHERS)
+def gateway_app(request):
+    """test.ini's stack on one RPC path; one per path (one broker client), as a process has."""
+    conf = appconfig(f"config:{INI}")
+    settings = parse_settings({**conf.local_conf, "publisher": request.param}, here=str(INI.parent))
+    app = make_app(settings)
+    assert app.gateway.broker.direct is (request.param == "direct")
+    yield app
+    app.gateway.broker.close()
 
 
 def seed_style_echo(properties, body):

@@ -111,3 +111,21 @@ def test_a_waiter_wakes_a_thread_waiting_on_it():
     waiter.resolve(1, None)
     thread.join(10)
     assert woken == [True]
+
+
+def test_a_forked_child_gets_a_publisher_of_its_own_never_the_parents(broker, monkeypatch):
+    """Fork safety is the Broker's: the direct publisher keeps no pid of its own."""
+    parent_publisher = broker._publisher
+    parent_publisher._thread = threading.Thread()  # as if the parent had published already
+    monkeypatch.setattr(client.os, "getpid", lambda: broker._pid + 1)  # now in the child
+    monkeypatch.setattr(client.Broker, "_run", lambda self: None)  # no I/O thread work
+    broker.start()
+    assert broker._publisher is not parent_publisher and broker._publisher._thread is None
+    broker._thread.join(5)
+
+
+def test_rpc_takes_the_direct_connection_only_with_the_direct_publisher_over_plain_amqp():
+    url = "amqp://guest:guest@127.0.0.1:1/%2F"
+    assert client.Broker(url).direct
+    assert not client.Broker(url, publisher="pika").direct
+    assert not client.Broker("amqps://guest:guest@127.0.0.1:1/%2F").direct

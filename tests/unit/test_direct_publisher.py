@@ -197,7 +197,7 @@ def test_handshake_logs_in_with_plain_and_honours_tune(harness):
     for name in ("publisher_confirms", "basic.nack", "connection.blocked"):
         assert capabilities[name] is True
     tune_ok = sock.expect(spec.Connection.TuneOk).method
-    assert (tune_ok.channel_max, tune_ok.frame_max, tune_ok.heartbeat) == (2, 4096, 7)
+    assert (tune_ok.channel_max, tune_ok.frame_max, tune_ok.heartbeat) == (2047, 4096, 7)  # RPC: 3 .. 2047
     assert sock.expect(spec.Connection.Open).method.virtual_host == "vhost"
     assert sock.address == ("node-a", 5672)
 
