@@ -149,24 +149,29 @@ class Harness:
         """Publish on a thread; returns a function giving (routed, error) when it finishes."""
         message = Message(body, pika.BasicProperties(message_id=message_id))
         kind = BROADCAST if idiom == "broadcast" else NOTIFY
-        outcome = {}
+        return in_thread(lambda: self.publisher.publish(idiom, kind, exchange, message), "publish")
 
-        def run():
-            try:
-                outcome["routed"] = self.publisher.publish(idiom, kind, exchange, message)
-            except Exception as error:
-                outcome["error"] = error
 
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
+def in_thread(operation, what):
+    """Run ``operation()`` on a thread; returns a function giving (value, error) once it has ended."""
+    outcome = {}
 
-        def result(timeout=WAIT):
-            thread.join(timeout)
-            assert not thread.is_alive(), "the publish is still waiting"
-            return outcome.get("routed"), outcome.get("error")
+    def run():
+        try:
+            outcome["value"] = operation()
+        except Exception as error:
+            outcome["error"] = error
 
-        result.thread = thread
-        return result
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def result(timeout=WAIT):
+        thread.join(timeout)
+        assert not thread.is_alive(), f"the {what} is still waiting"
+        return outcome.get("value"), outcome.get("error")
+
+    result.thread = thread
+    return result
 
 
 @pytest.fixture

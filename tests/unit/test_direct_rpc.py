@@ -7,7 +7,6 @@ channel, replies matched by correlation_id, and a channel retired (its
 number used again only after Close-Ok) whenever a late reply could follow.
 """
 
-import threading
 import time
 
 import pika
@@ -19,7 +18,7 @@ from hutch.amqp.rpc import REPLY_TO, Reply
 from hutch.errors import BrokerUnavailable, NoResponder, RpcTimeout
 from hutch.messages import Message
 
-from .test_direct_publisher import WAIT, Harness, method
+from .test_direct_publisher import WAIT, Harness, in_thread, method
 
 
 @pytest.fixture
@@ -38,24 +37,7 @@ def harness():
 def call_async(h, body=b"ping", timeout=5.0, exchange="api", routing_key="add"):
     """Call on a thread; returns a function giving (reply, error) when the call ends."""
     message = Message(body, pika.BasicProperties(app_id="x"))
-    outcome = {}
-
-    def run():
-        try:
-            outcome["reply"] = h.publisher.call(exchange, routing_key, message, timeout)
-        except Exception as error:
-            outcome["error"] = error
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-
-    def result(timeout=WAIT):
-        thread.join(timeout)
-        assert not thread.is_alive(), "the call is still waiting"
-        return outcome.get("reply"), outcome.get("error")
-
-    result.thread = thread
-    return result
+    return in_thread(lambda: h.publisher.call(exchange, routing_key, message, timeout), "call")
 
 
 def opened(sock):
