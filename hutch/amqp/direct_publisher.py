@@ -17,11 +17,11 @@ lost or closed connection fails every publish in flight with 503 at once; a
 Connection.Blocked fails them and refuses new ones until unblocked; a
 publish to an exchange the broker reports gone is declared again and sent
 again.  Declarations stay on the pika connection (``Broker``), which also
-keeps subscriptions.  RPC calls run here too, on
-channels of their own after the two confirm channels (``direct_rpc``): the
-request thread sends its call and the reader releases it with the reply.  Plain
-``amqp://`` only: a TLS socket cannot be read and written by two threads at
-once, so ``amqps://`` keeps the pika path.
+keeps subscriptions.  RPC calls run here too, on channels of their own
+after the two confirm channels (``direct_rpc``): the request thread sends
+its call and the reader releases it with the reply.  Plain ``amqp://``
+only: a TLS socket cannot be read and written by two threads at once, so
+``amqps://`` keeps the pika path.
 """
 
 import contextlib
