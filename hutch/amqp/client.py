@@ -28,7 +28,7 @@ from ..errors import BrokerUnavailable, Unroutable
 from .connection import BatchingConnection
 from .direct_publisher import DirectPublisher
 from .nodes import Nodes
-from .outcomes import quiet_answered_closes
+from .outcomes import blocked, quiet_answered_closes
 from .publisher import ConfirmPublisher
 from .rpc import Call, RpcPool
 from .topology import BROADCAST, NOTIFY, Topology
@@ -224,7 +224,7 @@ class Broker:
         metrics.broker_blocked(True)
         self._blocked = True
         if self._state is not None:
-            error = BrokerUnavailable("The broker has blocked publishing (resource alarm).")
+            error = blocked()
             self._state.broadcast.fail_in_flight(error)
             self._state.notify.fail_in_flight(error)
             self._state.rpc.fail_in_flight(error)
@@ -255,7 +255,7 @@ class Broker:
         if not ready:
             raise BrokerUnavailable("The message broker is unreachable.", self.retry_after)
         if self._blocked:
-            raise BrokerUnavailable("The broker has blocked publishing (resource alarm).", self.retry_after)
+            raise blocked(self.retry_after)
         waiter = Waiter()
         run = functools.partial(self._run_handed, work, waiter.resolve)
         with self._handoff:
@@ -281,7 +281,7 @@ class Broker:
             resolve(None, BrokerUnavailable("The connection to the broker was lost."))
             return
         if self._blocked:
-            resolve(None, BrokerUnavailable("The broker has blocked publishing (resource alarm)."))
+            resolve(None, blocked())
             return
         try:
             work(state, resolve)

@@ -40,7 +40,7 @@ from ..errors import BrokerUnavailable, NoResponder, PublishNacked, RpcTimeout
 from . import wire
 from .confirms import ConfirmLedger, Resend
 from .direct_rpc import NoChannel, RpcCall, RpcChannels
-from .outcomes import missing_exchange
+from .outcomes import blocked, missing_exchange
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,6 @@ CHANNELS_NEEDED = 2  # broadcast's and notify's confirm channels; RPC channels a
 CHANNEL_MAX = 2047  # what the client proposes (RabbitMQ's default limit): the rest is for RPC calls
 MAX_ATTEMPTS = 3  # an exchange that keeps disappearing is a 503
 READ_SIZE = 65536
-BLOCKED = "The broker has blocked publishing (resource alarm)."
 IDLE_TICK = 1.0  # seconds a read blocks when heartbeats are off, to notice close()
 CAPABILITIES = {
     "authentication_failure_close": True,
@@ -204,7 +203,7 @@ class DirectPublisher:
         if not channel.opened.is_set() and not channel.opened.wait(max(0.0, deadline - time.monotonic())):
             raise BrokerUnavailable("The broker did not open the channel in time.", self.retry_after)
         if self._blocked:
-            raise BrokerUnavailable("The broker has blocked publishing (resource alarm).", self.retry_after)
+            raise blocked(self.retry_after)
         generation = self._generation
         data = wire.publish(channel.number, exchange, message.body, message.properties, self._frame_max)
         lock = threading.Lock()
@@ -244,7 +243,7 @@ class DirectPublisher:
             if self._sock is None:
                 raise BrokerUnavailable("The connection to the broker was lost.", self.retry_after)
             if self._blocked:  # under the lock: never queued after the reader failed those in flight
-                raise BrokerUnavailable(BLOCKED, self.retry_after)
+                raise blocked(self.retry_after)
             try:
                 channel, opening = self.rpc.take(call)
             except NoChannel:
@@ -507,7 +506,7 @@ class DirectPublisher:
     def _on_blocked(self, method):
         log.warning("the broker blocked publishing (resource alarm): %s", method.reason)
         self._blocked = True
-        error = BrokerUnavailable("The broker has blocked publishing (resource alarm).", self.retry_after)
+        error = blocked(self.retry_after)
         send = False
         with self._lock:
             outcomes = [outcome for channel in self.channels.values() for outcome in channel.fail_all(error)]

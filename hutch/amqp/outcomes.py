@@ -23,6 +23,11 @@ ANSWERED_CLOSES = (NOT_FOUND, RESOURCE_LOCKED, PRECONDITION_FAILED)
 log = logging.getLogger(__name__)
 
 
+def blocked(retry_after=None):
+    """The 503 for a publish or call while the broker blocks the connection (a resource alarm)."""
+    return BrokerUnavailable("The broker has blocked publishing (resource alarm).", retry_after)
+
+
 def reply_code(reason):
     return getattr(reason, "reply_code", None)
 

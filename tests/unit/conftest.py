@@ -29,3 +29,20 @@ def no_broker(monkeypatch):
             return _original(sock, address)
 
         monkeypatch.setattr(socket.socket, name, guarded)
+
+
+@pytest.fixture
+def harness():
+    """``harness(**options)``: a direct publisher on a fake socket (``test_direct_publisher.Harness``),
+    stopped after the test; for the direct publisher's and the direct RPC's tests."""
+    from .test_direct_publisher import Harness
+
+    made = []
+
+    def make(**options):
+        made.append(Harness(**options))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.publisher._stopping.set()

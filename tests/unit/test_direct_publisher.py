@@ -10,7 +10,6 @@ import threading
 import time
 
 import pika
-import pytest
 from pika import frame, spec
 
 from hutch.amqp import wire
@@ -172,19 +171,6 @@ def in_thread(operation, what):
 
     result.thread = thread
     return result
-
-
-@pytest.fixture
-def harness():
-    made = []
-
-    def make(**options):
-        made.append(Harness(**options))
-        return made[-1]
-
-    yield make
-    for each in made:
-        each.publisher._stopping.set()
 
 
 def ack(channel, tag, multiple=False):

@@ -10,7 +10,6 @@ number used again only after Close-Ok) whenever a late reply could follow.
 import time
 
 import pika
-import pytest
 from pika import frame, spec
 
 from hutch import metrics
@@ -18,20 +17,7 @@ from hutch.amqp.rpc import REPLY_TO, Reply
 from hutch.errors import BrokerUnavailable, NoResponder, RpcTimeout
 from hutch.messages import Message
 
-from .test_direct_publisher import WAIT, Harness, in_thread, method
-
-
-@pytest.fixture
-def harness():
-    made = []
-
-    def make(**options):
-        made.append(Harness(**options))
-        return made[-1]
-
-    yield make
-    for each in made:
-        each.publisher._stopping.set()
+from .test_direct_publisher import WAIT, in_thread, method
 
 
 def call_async(h, body=b"ping", timeout=5.0, exchange="api", routing_key="add"):
