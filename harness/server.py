@@ -175,6 +175,9 @@ def gateway_ini(template, amqp_urls, settings=None):
     return path
 
 
+HUTCH_LINES = 150  # of the gateway's own log lines printed when a test failed
+
+
 @contextlib.contextmanager
 def running_gateway(request, ini, log_tail=8000, always_log=False, **server_options):
     """A gateway on ``ini`` (removed afterwards with its directory); its log is printed when a
@@ -187,6 +190,11 @@ def running_gateway(request, ini, log_tail=8000, always_log=False, **server_opti
     finally:
         server.stop()
         if request.session.testsfailed > failures or always_log:
-            print(f"\n=== gateway log ({server.url})\n{server.logs()[-log_tail:]}")
+            logs = server.logs(tail=10**7)
+            # Hutch's own lines first (its decisions: connections lost and opened, channels closed),
+            # then the raw tail, where the broker client's tracebacks take most of the room
+            own = [line for line in logs.splitlines() if " [hutch." in line]
+            print(f"\n=== gateway log, Hutch's lines ({server.url})\n" + "\n".join(own[-HUTCH_LINES:]))
+            print(f"\n=== gateway log ({server.url})\n{logs[-log_tail:]}")
         server.cleanup()
         shutil.rmtree(pathlib.Path(ini).parent, ignore_errors=True)
