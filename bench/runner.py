@@ -19,7 +19,7 @@ import pathlib
 import sys
 import tempfile
 
-from . import management, memory, profiling, rawpika, report, servers
+from . import management, memory, profiling, rawdirect, rawpika, report, servers
 from .scenarios import BEARER, Run, say
 
 RESULTS = servers.BENCH / "results" / "latest.json"
@@ -102,6 +102,12 @@ def measure_raw_pika(run, seconds):
         "raw pika publish, no confirms (1 thread)": rawpika.publish_without_confirms(f"{p}.raw", seconds),
         "raw pika publish + confirm each (1 thread)": rawpika.publish_with_confirms(exchange, seconds),
         "raw pika RPC round trip (1 thread)": rawpika.rpc_round_trip(f"{p}.rpc", "echo", seconds),
+        "Hutch's direct path, publish + confirm each (1 thread)": rawdirect.publish_with_confirms(
+            exchange, seconds
+        ),
+        "Hutch's direct path, RPC round trip (1 thread)": rawdirect.rpc_round_trip(
+            f"{p}.rpc", "echo", seconds
+        ),
     }
     run.housekeeper.purge(queue)
     for name, figures in results.items():
