@@ -61,23 +61,30 @@ RPC_NO_RESPONDER = Counter(
     "hutch_rpc_no_responder_total",
     "RPC calls answered 503 no_responder: nothing bound for the routing key, or no such exchange.",
 )
+# A process holds two broker connections, by ``connection``: "pika" (pika's I/O thread: declarations
+# and subscriptions; every publish with publisher = pika) and "direct" (the direct publisher's:
+# broadcast, notify and RPC with publisher = direct, the default).
 BROKER_CONNECTED = Gauge(
     "hutch_broker_connected",
-    "Gateway processes with an open broker connection.",
+    "Gateway processes with an open broker connection, by connection (pika, direct).",
+    ["connection"],
     multiprocess_mode="livesum",
 )
 BROKER_BLOCKED = Gauge(
     "hutch_broker_blocked",
-    "Gateway processes whose connection the broker has blocked (resource alarm).",
+    "Gateway processes whose connection the broker has blocked (resource alarm), by connection.",
+    ["connection"],
     multiprocess_mode="livesum",
 )
 BROKER_RECONNECTS = Counter(
     "hutch_broker_reconnects_total",
-    "Broker connections opened again after a process had lost one.",
+    "Broker connections opened again after a process had lost one, by connection.",
+    ["connection"],
 )
 BROKER_CONNECT_FAILURES = Counter(
     "hutch_broker_connect_failures_total",
-    "Attempts to connect to the broker that failed.",
+    "Attempts to connect to the broker that failed, by connection.",
+    ["connection"],
 )
 EVENT_STREAMS = Gauge(
     "hutch_event_streams_open",
@@ -133,28 +140,28 @@ def rpc_no_responder():
     RPC_NO_RESPONDER.inc()
 
 
-def broker_connected(reconnect):
-    """A connection opened; ``reconnect`` when its broker client had one before.
+def broker_connected(connection, reconnect):
+    """A ``connection`` ("pika" or "direct") opened; ``reconnect`` when its client had one before.
 
-    A count, not a flag: pika calls ``broker_disconnected`` only for a connection that opened,
-    and a process holding several clients (tests, the event tier) must not read 0 while one is up.
+    A count, not a flag: ``broker_disconnected`` follows only a connection that opened, and a
+    process holding several clients (tests) must not read 0 while one is up.
     """
-    BROKER_CONNECTED.inc()
+    BROKER_CONNECTED.labels(connection).inc()
     if reconnect:
-        BROKER_RECONNECTS.inc()
+        BROKER_RECONNECTS.labels(connection).inc()
 
 
-def broker_disconnected():
-    BROKER_CONNECTED.dec()
-    BROKER_BLOCKED.set(0)
+def broker_disconnected(connection):
+    BROKER_CONNECTED.labels(connection).dec()
+    BROKER_BLOCKED.labels(connection).set(0)
 
 
-def broker_connect_failed():
-    BROKER_CONNECT_FAILURES.inc()
+def broker_connect_failed(connection):
+    BROKER_CONNECT_FAILURES.labels(connection).inc()
 
 
-def broker_blocked(blocked):
-    BROKER_BLOCKED.set(1 if blocked else 0)
+def broker_blocked(connection, blocked):
+    BROKER_BLOCKED.labels(connection).set(1 if blocked else 0)
 
 
 def event_stream_opened():

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = 0.25
 GRACE = 2.0  # extra time a request thread waits beyond the I/O thread's own timers
+PIKA = "pika"  # this connection's name in the broker metrics (the direct publisher's: "direct")
 
 
 class Broker:
@@ -178,7 +179,7 @@ class Broker:
     def _on_open(self, connection):
         self._opened = True
         log.info("connected to the broker at %s", self._nodes.describe(self._nodes.current))
-        metrics.broker_connected(reconnect=self._opened_before)
+        metrics.broker_connected(PIKA, reconnect=self._opened_before)
         self._opened_before = True
         self._blocked = False
         connection.add_on_connection_blocked_callback(self._on_blocked)
@@ -205,12 +206,12 @@ class Broker:
     def _on_open_error(self, connection, error):
         where = self._nodes.describe(self._nodes.current)
         log.warning("cannot connect to the broker at %s: %s", where, error)
-        metrics.broker_connect_failed()
+        metrics.broker_connect_failed(PIKA)
         connection.ioloop.stop()
 
     def _on_close(self, connection, reason):
         self._ready.clear()
-        metrics.broker_disconnected()
+        metrics.broker_disconnected(PIKA)
         state, self._state = self._state, None
         if not self._stopping.is_set():
             log.warning("connection to the broker lost: %s", reason)
@@ -221,7 +222,7 @@ class Broker:
 
     def _on_blocked(self, connection, frame):
         log.warning("the broker blocked publishing (resource alarm)")
-        metrics.broker_blocked(True)
+        metrics.broker_blocked(PIKA, True)
         self._blocked = True
         if self._state is not None:
             error = blocked()
@@ -231,7 +232,7 @@ class Broker:
 
     def _on_unblocked(self, connection, frame):
         log.info("the broker unblocked publishing")
-        metrics.broker_blocked(False)
+        metrics.broker_blocked(PIKA, False)
         self._blocked = False
 
     def _sweep(self):
@@ -364,8 +365,16 @@ class Broker:
         return self._submit(work, timeout)
 
     def is_connected(self):
+        """For /health: every connection this process serves requests on is open and unblocked.
+
+        With ``publisher = direct`` that is the direct publisher's too (which carries broadcast,
+        notify and RPC), so a balancer takes a process out of rotation when either is down.
+        """
         self.start()
-        return self._ready.wait(min(self.connect_timeout, 2.0)) and not self._blocked
+        deadline = time.monotonic() + min(self.connect_timeout, 2.0)
+        if not self._ready.wait(deadline - time.monotonic()) or self._blocked:
+            return False
+        return self._publisher is None or self._publisher.is_connected(max(0.0, deadline - time.monotonic()))
 
 
 class Waiter:

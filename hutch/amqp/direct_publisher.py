@@ -50,6 +50,7 @@ CHANNEL_MAX = 2047  # what the client proposes (RabbitMQ's default limit): the r
 MAX_ATTEMPTS = 3  # an exchange that keeps disappearing is a 503
 READ_SIZE = 65536
 IDLE_TICK = 1.0  # seconds a read blocks when heartbeats are off, to notice close()
+DIRECT = "direct"  # this connection's name in the broker metrics (pika's: "pika")
 CAPABILITIES = {
     "authentication_failure_close": True,
     "basic.nack": True,
@@ -274,6 +275,11 @@ class DirectPublisher:
             error.headers = [("Retry-After", str(self.retry_after))]
         raise error
 
+    def is_connected(self, timeout):
+        """The connection is open (waiting up to ``timeout`` for it) and not blocked."""
+        self.start()
+        return (self._ready.is_set() or self._ready.wait(timeout)) and not self._blocked
+
     def _wait_ready(self):
         """Wait for the connection: ``connect_timeout`` until it first opened, then half a second."""
         if not self._ready.is_set():
@@ -333,10 +339,12 @@ class DirectPublisher:
             parameters = nodes.current
             opened_at = time.monotonic()
             opened = False
+            reconnect = self._connected_once
             sock = None
             try:
                 sock, decoder = self._open(parameters)
                 opened = True
+                metrics.broker_connected(DIRECT, reconnect)
                 self._read(sock, decoder)
             except (OSError, ConnectionFailed, struct.error, ValueError) as error:
                 if not self._stopping.is_set():
@@ -346,6 +354,10 @@ class DirectPublisher:
                 log.exception("the publishing connection's reader failed")
             finally:
                 self._lost(sock)
+                if opened:
+                    metrics.broker_disconnected(DIRECT)
+                elif not self._stopping.is_set():
+                    metrics.broker_connect_failed(DIRECT)
             if self._stopping.is_set():
                 break
             pause = nodes.next_pause(opened, time.monotonic() - opened_at)
@@ -459,6 +471,7 @@ class DirectPublisher:
         elif isinstance(method, spec.Connection.Unblocked):
             log.info("the broker unblocked publishing")
             self._blocked = False
+            metrics.broker_blocked(DIRECT, False)
         elif isinstance(method, spec.Connection.Close):
             self._send(wire.method(0, spec.Connection.CloseOk()))
             raise ConnectionFailed(f"closed by the broker ({method.reply_code}) {method.reply_text}")
@@ -506,6 +519,7 @@ class DirectPublisher:
     def _on_blocked(self, method):
         log.warning("the broker blocked publishing (resource alarm): %s", method.reason)
         self._blocked = True
+        metrics.broker_blocked(DIRECT, True)
         error = blocked(self.retry_after)
         send = False
         with self._lock:

@@ -43,7 +43,9 @@ def test_counters_of_both_processes_are_summed(api, gateway):
     assert len(pids_with_files(gateway)) >= 2, "one process served every call"
     assert moved(before, after, "hutch_rpc_timeouts_total") == CALLS
     assert moved(before, after, "hutch_http_requests_total", app="rpc", status="504") == CALLS
-    assert value(after, "hutch_broker_connected") == 2
+    # each process: pika's connection, and the direct publisher's that carried the calls
+    assert value(after, "hutch_broker_connected", connection="pika") == 2
+    assert value(after, "hutch_broker_connected", connection="direct") == 2
 
 
 def test_scraping_needs_the_metrics_permission(anonymous, gateway):

@@ -56,8 +56,11 @@ def test_confirms_and_unroutable_messages(client, amqp, exchange):
     assert moved(before, after, "hutch_publish_confirm_seconds_count", idiom="notify") == 2
     assert moved(before, after, "hutch_unroutable_total", idiom="broadcast") == 1
     assert moved(before, after, "hutch_unroutable_total", idiom="notify") == 1
-    assert value(after, "hutch_broker_connected") >= 1  # this stack's client, and any other test's still open
-    assert value(after, "hutch_broker_blocked") == 0
+    # this stack's connections (pika's, and the direct publisher's), and any other test's still open
+    assert value(after, "hutch_broker_connected", connection="pika") >= 1
+    assert value(after, "hutch_broker_connected", connection="direct") >= 1
+    assert value(after, "hutch_broker_blocked", connection="pika") == 0
+    assert value(after, "hutch_broker_blocked", connection="direct") == 0
 
 
 def test_rpc_latency_timeouts_and_no_responder(client, responder, exchange):
