@@ -87,12 +87,15 @@ class TlsSession:
 
         After a close_notify, ``closed`` is set; the plaintext that came before it is returned.
         """
-        self.incoming.write(data)
+        tls, incoming = self.tls, self.incoming
+        incoming.write(data)
         pieces = []
-        while True:
+        # Read while bytes are left: reading until SSLWantReadError would raise (and build) one
+        # exception per read; OpenSSL takes one record at a time, so an unread record stays counted.
+        while incoming.pending or tls.pending():
             try:
-                piece = self.tls.read(READ_SIZE)
-            except ssl.SSLWantReadError:
+                piece = tls.read(READ_SIZE)
+            except ssl.SSLWantReadError:  # the rest of a record is still on its way
                 break
             if not piece:  # close_notify
                 self.closed = True

@@ -12,18 +12,15 @@ flight with 503 and the gateway serves again on its own.
 """
 
 import contextlib
-import re
 import threading
 import time
-import urllib.parse
 import uuid
 
 import pika
 import pytest
 import webtest
 
-from harness.certs import make_ca, make_server_files
-from harness.private_broker import PrivateBroker, free_ports
+from harness.tls_node import TlsNode, amqps_url
 from hutch.app import make_app
 from hutch.settings import parse_settings
 
@@ -37,57 +34,12 @@ pytestmark = [pytest.mark.broker]
 CONNECT_TIMEOUT = 2.0
 NO_HANG = CONNECT_TIMEOUT + 2.0 + 2.0  # the broker client's GRACE, plus a margin
 RECOVERY = 20.0
-CONNECTION_NAME = re.compile(r'\{"connection_name","([^"]*)"\}')  # in rabbitmqctl's client_properties
-
-
-def amqps_url(port, **ssl_options):
-    """An ``amqps://`` URL for 127.0.0.1:``port`` with pika's ``ssl_options`` query (a dict literal)."""
-    query = urllib.parse.quote(repr({key: str(value) for key, value in ssl_options.items()}))
-    return f"amqps://guest:guest@127.0.0.1:{port}/%2F?ssl_options={query}"
-
-
-class TlsNode:
-    """A private node with a TLS listener; ``url`` verifies it against the test CA."""
-
-    def __init__(self, folder):
-        self.files = make_server_files(folder)
-        self.other_ca = make_ca(folder, name="another CA")[0]
-        self.broker = PrivateBroker(prefix="hutch-tls")
-        taken = {self.broker.port, self.broker.dist_port}
-        self.tls_port = next(port for port in free_ports(3) if port not in taken)
-        self.broker.config = (
-            f"listeners.ssl.default = {self.tls_port}\n"
-            f"ssl_options.cacertfile = {self.files.cafile}\n"
-            f"ssl_options.certfile = {self.files.certfile}\n"
-            f"ssl_options.keyfile = {self.files.keyfile}\n"
-            "ssl_options.verify = verify_none\n"
-            "ssl_options.fail_if_no_peer_cert = false\n"
-        )
-        self.url = amqps_url(self.tls_port, cafile=self.files.cafile)
-        self.plain_url = self.broker.amqp_url  # the tests' own admin connection
-
-    def tls_connections(self):
-        """{connection name (None: unnamed): (ssl, ssl_protocol)} of the node's client connections."""
-        output = self.broker.ctl(
-            "list_connections", "client_properties", "ssl", "ssl_protocol", "--no-table-headers", "-q"
-        )
-        found = {}
-        for line in output.splitlines():
-            properties, ssl, protocol = line.rsplit("\t", 2)
-            name = CONNECTION_NAME.search(properties)
-            found[name and name.group(1)] = (ssl == "true", protocol)
-        return found
 
 
 @pytest.fixture(scope="module")
 def tls_node(tmp_path_factory):
-    node = TlsNode(tmp_path_factory.mktemp("tls"))
-    node.broker.start()
-    try:
+    with TlsNode(tmp_path_factory.mktemp("tls")) as node:
         yield node
-    finally:
-        node.broker.stop()
-        node.broker.cleanup()
 
 
 @contextlib.contextmanager

@@ -7,13 +7,15 @@ the broker in an order it can decrypt, the server is verified, and the
 broker's close_notify is a lost connection.
 """
 
+import contextlib
 import ssl
 import threading
 
+import pika
 import pytest
 
 from harness.certs import make_ca
-from hutch.amqp.tls import SealingOutbox
+from hutch.amqp.tls import SealingOutbox, TlsSession
 from hutch.errors import BrokerUnavailable
 
 from .fake_tls import TlsFakeSocket, amqps_url, server_context
@@ -143,3 +145,40 @@ class BrokenTls:
 
     def __getattr__(self, name):
         return getattr(self.tls, name)
+
+
+def handshaken(tls_files):
+    """A client ``TlsSession`` and a server SSLObject (with its two BIOs) past the handshake."""
+    options = pika.SSLOptions(ssl.create_default_context(cafile=str(tls_files.cafile)))
+    client = TlsSession(options, "node-a")
+    into_server, from_server = ssl.MemoryBIO(), ssl.MemoryBIO()
+    server = server_context(tls_files).wrap_bio(into_server, from_server, server_side=True)
+    for _ in range(4):
+        for side in (client.tls, server):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                side.do_handshake()
+        into_server.write(client.outgoing.read())
+        client.incoming.write(from_server.read())
+    assert client.tls.version() == "TLSv1.3" and server.version() == "TLSv1.3"
+    return client, server, from_server
+
+
+@pytest.mark.parametrize("chunk", [1000, 40000])  # a read ends inside a record / holds several
+def test_records_split_across_reads_come_out_whole_and_in_order(tls_files, chunk):
+    client, server, from_server = handshaken(tls_files)
+    sent = bytes(range(256)) * 400  # 102,400 bytes: seven records of at most 16 KiB
+    server.write(sent)
+    records = from_server.read()
+    received = [client.decrypt(records[at : at + chunk])[0] for at in range(0, len(records), chunk)]
+    assert b"".join(received) == sent
+    assert not client.closed
+
+
+def test_plaintext_before_a_close_notify_is_returned_then_the_session_is_closed(tls_files):
+    client, server, from_server = handshaken(tls_files)
+    server.write(b"last words")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        server.unwrap()
+    plaintext, _reply = client.decrypt(from_server.read())
+    assert plaintext == b"last words"
+    assert client.closed
