@@ -27,8 +27,8 @@ def run_id():
 class Housekeeper:
     """One admin connection (no heartbeats: it idles while wrk runs) and what it must delete."""
 
-    def __init__(self):
-        parameters = pika.URLParameters(AMQP_URL)
+    def __init__(self, url=AMQP_URL):
+        parameters = pika.URLParameters(url)
         parameters.heartbeat = 0
         self.connection = pika.BlockingConnection(parameters)
         self.channel = self.connection.channel()
@@ -80,12 +80,12 @@ class Housekeeper:
 class Responders:
     """``count`` echo responder processes (examples/rpc_responder.py --answer echo) sharing one queue."""
 
-    def __init__(self, exchange, routing_key, count=2):
+    def __init__(self, exchange, routing_key, count=2, url=AMQP_URL):
         self.exchange = exchange
         self.routing_key = routing_key
         self.processes = []
         for _ in range(count):
-            command = [sys.executable, str(RESPONDER), "--answer", "echo"]
+            command = [sys.executable, str(RESPONDER), "--answer", "echo", "--url", url]
             command += ["--exchange", exchange, "--routing-key", routing_key]
             process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
             self.processes.append(process)

@@ -62,9 +62,9 @@ class Broker:
         self.retry_after = retry_after
         quiet_answered_closes()
         self.history = history  # HistoryPolicy: broadcast exchanges that get a stream queue
-        # "direct": broadcast, notify and RPC calls on a connection of their own (direct_publisher);
-        # amqps:// and "pika" go through the I/O thread's connection
-        self.direct = publisher == "direct" and not any(url.startswith("amqps://") for url in self.amqp_urls)
+        # "direct": broadcast, notify and RPC calls on a connection of their own (direct_publisher),
+        # amqps:// too; "pika": through the I/O thread's connection
+        self.direct = publisher == "direct"
         self._lock = threading.Lock()
         self._reset()
 

@@ -19,13 +19,16 @@ publish to an exchange the broker reports gone is declared again and sent
 again.  Declarations stay on the pika connection (``Broker``), which also
 keeps subscriptions.  RPC calls run here too, on channels of their own
 after the two confirm channels (``direct_rpc``): the request thread sends
-its call and the reader releases it with the reply.  Plain ``amqp://``
-only: a TLS socket cannot be read and written by two threads at once, so
-``amqps://`` keeps the pika path.
+its call and the reader releases it with the reply.  On ``amqps://`` the
+socket stays plain and TLS runs on memory BIOs under the same lock (``tls``):
+an ``ssl.SSLSocket`` cannot be read and written by two threads at once.  The
+plain path does no extra work per frame: the outbox on a TLS connection is
+a ``tls.SealingOutbox``, whose ``append`` encrypts, chosen once per connection.
 """
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import socket
@@ -41,6 +44,7 @@ from . import wire
 from .confirms import ConfirmLedger, Resend
 from .direct_rpc import NoChannel, RpcCall, RpcChannels
 from .outcomes import blocked, missing_exchange
+from .tls import BlockingTls, TlsSession
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +139,8 @@ class DirectPublisher:
         self._connected_once = False
         self._sock = None
         self._generation = 0  # counts connections, so a publish never lands on a newer one
-        self._outbox = []
+        self._outbox = []  # a list, or a tls.SealingOutbox on a TLS connection
+        self._new_outbox = list  # makes the next one: chosen per connection
         self._sending = False
         self._blocked = False
         self._frame_max = CLIENT_FRAME_MAX
@@ -310,6 +315,16 @@ class DirectPublisher:
         self._sending = True
         return True
 
+    def _enqueue_sealed(self, records):
+        """Under the lock: queue TLS records made by the reader's decrypt (nothing to encrypt)."""
+        if self._sock is None:
+            return False
+        self._outbox.append_sealed(records)
+        if self._sending:
+            return False
+        self._sending = True
+        return True
+
     def _flush(self):
         """Write everything queued, in order, one ``sendall`` per round, until the outbox is empty."""
         while True:
@@ -319,7 +334,7 @@ class DirectPublisher:
                     outbox.clear()
                     self._sending = False
                     return
-                self._outbox = []
+                self._outbox = self._new_outbox()
             try:
                 sock.sendall(outbox[0] if len(outbox) == 1 else b"".join(outbox))
             except OSError as error:  # the reader sees the socket fail too and fails what is in flight
@@ -342,10 +357,10 @@ class DirectPublisher:
             reconnect = self._connected_once
             sock = None
             try:
-                sock, decoder = self._open(parameters)
+                sock, decoder, receive = self._open(parameters)
                 opened = True
                 metrics.broker_connected(DIRECT, reconnect)
-                self._read(sock, decoder)
+                self._read(receive, decoder)
             except (OSError, ConnectionFailed, struct.error, ValueError) as error:
                 if not self._stopping.is_set():
                     where = nodes.describe(parameters)
@@ -364,13 +379,20 @@ class DirectPublisher:
             self._stopping.wait(pause)
 
     def _open(self, parameters):
-        """TCP, the AMQP handshake (Start/StartOk, Tune/TuneOk, Open), then the two channels."""
+        """TCP, TLS for amqps://, the AMQP handshake (Start/StartOk, Tune/TuneOk, Open), then the two
+        channels.  Returns the socket, the decoder and what the reader calls to read (``recv``)."""
         sock = self.connect((parameters.host, parameters.port), self.connect_timeout)
+        session = None
+        link = sock  # what the handshake writes to and reads from
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if parameters.ssl_options is not None:
+                session = TlsSession(parameters.ssl_options, parameters.host, self.retry_after)
+                session.handshake(sock)
+                link = BlockingTls(sock, session)
             decoder = wire.Decoder()
-            sock.sendall(wire.PROTOCOL_HEADER)
-            start = _expect(sock, decoder, spec.Connection.Start)
+            link.sendall(wire.PROTOCOL_HEADER)
+            start = _expect(link, decoder, spec.Connection.Start)
             if b"PLAIN" not in start.mechanisms.split():
                 raise ConnectionFailed(f"the broker offers no PLAIN login ({start.mechanisms!r})")
             credentials = parameters.credentials
@@ -380,18 +402,18 @@ class DirectPublisher:
                 "capabilities": CAPABILITIES,
                 "connection_name": f"hutch pid {os.getpid()} publisher",
             }
-            sock.sendall(wire.method(0, spec.Connection.StartOk(properties, "PLAIN", response, "en_US")))
-            tune = _expect(sock, decoder, spec.Connection.Tune)
+            link.sendall(wire.method(0, spec.Connection.StartOk(properties, "PLAIN", response, "en_US")))
+            tune = _expect(link, decoder, spec.Connection.Tune)
             channel_max = _negotiate(CHANNEL_MAX, tune.channel_max)
             if channel_max < CHANNELS_NEEDED:
                 raise ConnectionFailed(f"the broker allows {channel_max} channel(s); publishing needs 2")
             frame_max = _negotiate(CLIENT_FRAME_MAX, tune.frame_max)
             heartbeat = tune.heartbeat if self.heartbeat is None else self.heartbeat
-            sock.sendall(
+            link.sendall(
                 wire.method(0, spec.Connection.TuneOk(channel_max, frame_max, heartbeat))
                 + wire.method(0, spec.Connection.Open(parameters.virtual_host))
             )
-            _expect(sock, decoder, spec.Connection.OpenOk)
+            _expect(link, decoder, spec.Connection.OpenOk)
         except BaseException:
             sock.close()
             raise
@@ -407,26 +429,46 @@ class DirectPublisher:
             self._generation += 1
             self._frame_max = frame_max
             self.rpc.reset(channel_max)
+            self._new_outbox = list if session is None else session.outbox
+            self._outbox = self._new_outbox()
             self._sock = sock
             self._blocked = False
             self._last_sent = self._last_received = now
+        for channel in self.channels.values():  # before any request's frames: the order is always the same
+            self._open_channel(channel)
         self._ready.set()
         self._connected_once = True
         log.info("publishing connection open to %s", self.nodes.describe(parameters))
-        for channel in self.channels.values():
-            self._open_channel(channel)
-        return sock, decoder
+        receive = sock.recv if session is None else functools.partial(self._receive_tls, sock, session)
+        return sock, decoder, receive
+
+    def _receive_tls(self, sock, session, size):
+        """The reader's ``recv`` on a TLS connection: plaintext, None when the records read held none
+        (yet), b"" at EOF or after the broker's close_notify."""
+        if session.closed:
+            return b""
+        data = sock.recv(size)
+        if not data:
+            return b""
+        send = False
+        with self._lock:
+            plaintext, reply = session.decrypt(data)
+            if reply:  # behind every record queued so far, as OpenSSL made them
+                send = self._enqueue_sealed(reply)
+        if send:
+            self._flush()
+        return plaintext or None
 
     def _open_channel(self, channel):
         number = channel.number
         self._send(wire.method(number, spec.Channel.Open()) + wire.method(number, spec.Confirm.Select()))
 
-    def _read(self, sock, decoder):
+    def _read(self, receive, decoder):
         returning = None  # (channel, Basic.Return, header or None, body bytes so far) of a return being read
         heartbeat = self._heartbeat
         while not self._stopping.is_set():
             try:
-                data = sock.recv(READ_SIZE)
+                data = receive(READ_SIZE)
             except BlockingIOError:  # SO_RCVTIMEO: nothing arrived for a tick
                 data = None
             now = time.monotonic()
@@ -554,7 +596,7 @@ class DirectPublisher:
         _resolve(outcomes)
 
 
-def _expect(sock, decoder, method_class):
+def _expect(sock, decoder, method_class):  # sock: the socket, or a tls.BlockingTls over it
     """Read until ``method_class`` arrives on channel 0 (handshake only); a Connection.Close fails."""
     frames = decoder.frames
     while True:

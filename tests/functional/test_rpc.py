@@ -3,7 +3,7 @@
 Every test runs on both paths: ``direct`` calls from the request thread on
 the direct publisher's connection (``direct_rpc``: ``publisher = direct``,
 the default), ``pika`` hands each call to the I/O thread (``rpc``:
-``publisher = pika``, ``amqps://``).
+``publisher = pika``).
 """
 
 import threading

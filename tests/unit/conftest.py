@@ -31,16 +31,33 @@ def no_broker(monkeypatch):
         monkeypatch.setattr(socket.socket, name, guarded)
 
 
-@pytest.fixture
-def harness():
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory):
+    """A CA and a server certificate for ``node-a``, the fake broker's host (``harness.certs``)."""
+    from harness.certs import make_server_files
+
+    return make_server_files(tmp_path_factory.mktemp("tls"), hosts=("node-a",), addresses=())
+
+
+@pytest.fixture(params=["plain", "tls"])
+def harness(request):
     """``harness(**options)``: a direct publisher on a fake socket (``test_direct_publisher.Harness``),
-    stopped after the test; for the direct publisher's and the direct RPC's tests."""
+    stopped after the test; for the direct publisher's and the direct RPC's tests, which so run
+    twice: over ``amqp://``, and over ``amqps://`` to a peer speaking real TLS (``fake_tls``)."""
     from .test_direct_publisher import Harness
 
     made = []
+    if request.param == "tls":
+        from .fake_tls import TlsFakeSocket, amqps_url, server_context
+
+        files = request.getfixturevalue("tls_files")
+        context = server_context(files)
+        tls = {"url": amqps_url(files.cafile), "make_socket": lambda: TlsFakeSocket(context)}
+    else:
+        tls = {}
 
     def make(**options):
-        made.append(Harness(**options))
+        made.append(Harness(**{**tls, **options}))
         return made[-1]
 
     yield make

@@ -124,8 +124,9 @@ def test_a_forked_child_gets_a_publisher_of_its_own_never_the_parents(broker, mo
     broker._thread.join(5)
 
 
-def test_rpc_takes_the_direct_connection_only_with_the_direct_publisher_over_plain_amqp():
-    url = "amqp://guest:guest@127.0.0.1:1/%2F"
-    assert client.Broker(url).direct
-    assert not client.Broker(url, publisher="pika").direct
-    assert not client.Broker("amqps://guest:guest@127.0.0.1:1/%2F").direct
+def test_the_direct_connection_serves_amqp_and_amqps_unless_the_publisher_is_pika():
+    for url in ("amqp://guest:guest@127.0.0.1:1/%2F", "amqps://guest:guest@127.0.0.1:1/%2F"):
+        broker = client.Broker(url)
+        assert broker.direct
+        assert (broker._publisher.nodes.current.ssl_options is not None) is url.startswith("amqps:")
+        assert not client.Broker(url, publisher="pika").direct

@@ -103,25 +103,39 @@ def method(channel, amqp_method):
 
 
 class Harness:
-    """A DirectPublisher connected to FakeSockets, one per connection attempt."""
+    """A DirectPublisher connected to FakeSockets, one per connection attempt.
 
-    def __init__(self, frame_max=131072, heartbeat=0, publish_timeout=60.0, server_heartbeat=60):
+    ``url`` and ``make_socket``: an ``amqps://`` URL and a socket whose peer speaks TLS
+    (``fake_tls``; the ``harness`` fixture runs every test both ways).
+    """
+
+    def __init__(
+        self,
+        frame_max=131072,
+        heartbeat=0,
+        publish_timeout=60.0,
+        server_heartbeat=60,
+        connect_timeout=WAIT,
+        url="amqp://user:secret@node-a:5672/vhost",
+        make_socket=FakeSocket,
+    ):
         self.sockets = queue.Queue()
         self.declared = []
+        self.make_socket = make_socket
         self.tune = spec.Connection.Tune(channel_max=2047, frame_max=frame_max, heartbeat=server_heartbeat)
-        nodes = Nodes(["amqp://user:secret@node-a:5672/vhost"], lambda p: None, shuffle=lambda x: None)
+        nodes = Nodes([url], lambda p: None, shuffle=lambda x: None)
         self.publisher = DirectPublisher(
             nodes,
             lambda exchange, kind, again: self.declared.append((exchange, kind, again)),
             publish_timeout=publish_timeout,
-            connect_timeout=WAIT,
+            connect_timeout=connect_timeout,
             heartbeat=heartbeat,
             connect=self._connect,
         )
         self.publisher.nodes.next_pause = lambda opened, lived: 0.01
 
     def _connect(self, address, timeout):
-        sock = FakeSocket()
+        sock = self.make_socket()
         sock.address = address
         sock.reply(
             method(0, spec.Connection.Start(server_properties={}, mechanisms=b"AMQPLAIN PLAIN")),
