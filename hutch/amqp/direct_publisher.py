@@ -222,8 +222,7 @@ class DirectPublisher:
                 raise Resend(None)
             tag = channel.add(item)
             self._outbox.append(data)
-            send = not self._sending
-            self._sending = True
+            send = self._claim_send()
         if send:
             self._flush()
         if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
@@ -310,16 +309,17 @@ class DirectPublisher:
         if self._sock is None:
             return False
         self._outbox.append(data)
-        if self._sending:
-            return False
-        self._sending = True
-        return True
+        return self._claim_send()
 
     def _enqueue_sealed(self, records):
         """Under the lock: queue TLS records made by the reader's decrypt (nothing to encrypt)."""
         if self._sock is None:
             return False
         self._outbox.append_sealed(records)
+        return self._claim_send()
+
+    def _claim_send(self):
+        """Under the lock, after queueing: True when no send is in progress (the caller flushes)."""
         if self._sending:
             return False
         self._sending = True
