@@ -68,7 +68,10 @@ def measure(run, scenarios, args):
     for server, root in ((run.hutch, args.gateway_root), (run.hutch_b, args.compare_root)):
         if server is not None:
             loaded = server.loaded_from()
-            say(f"{server.url} imports hutch from {loaded}")
+            if loaded is None:
+                say(f"{server.url}: which tree it imports hutch from is not checked (needs py-spy: .[bench])")
+            else:
+                say(f"{server.url} imports hutch from {loaded}")
             if loaded is not None and pathlib.Path(loaded) != pathlib.Path(root).resolve():
                 raise RuntimeError(f"{server.url} imports hutch from {loaded}, not from {root}")
     loads = {name: {"c16": [], "c1": []} for name in scenarios}
