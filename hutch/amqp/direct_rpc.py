@@ -14,7 +14,6 @@ with it, so a late reply can never reach a later call.
 publisher's lock and returns the frames to send and the calls to resolve.
 """
 
-import copy
 import dataclasses
 import logging
 import threading
@@ -23,10 +22,10 @@ import uuid
 
 from pika import frame, spec
 
-from ..errors import BrokerUnavailable, NoResponder
+from ..errors import BrokerUnavailable
 from . import wire
 from .outcomes import NOT_FOUND, error_for_close, reply_code
-from .rpc import MAX_IDLE_CHANNELS, REPLY_TO, Reply
+from .rpc import MAX_IDLE_CHANNELS, REPLY_TO, Reply, no_exchange, request_properties, unbound
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +54,8 @@ class RpcCall:
         self.lock.release()
 
     def properties(self, asked):
-        """The request's properties: reply-to, correlation_id and expiration set as ``rpc`` sets them."""
-        properties = copy.copy(asked)
-        properties.reply_to = REPLY_TO
-        properties.correlation_id = self.correlation_id
-        properties.expiration = str(max(1, int(self.timeout * 1000)))
-        return properties
+        """The request's properties, as ``rpc`` sets them."""
+        return request_properties(asked, self.correlation_id, self.timeout)
 
 
 class RpcChannel:
@@ -192,11 +187,7 @@ class RpcChannels:
         if properties.correlation_id != call.correlation_id:
             return b"", []
         channel.call = None
-        detail = (
-            f"No responder queue is bound to exchange {method.exchange!r} "
-            f"with routing key {method.routing_key!r}."
-        )
-        return self._release(channel), [(call, None, NoResponder(detail))]
+        return self._release(channel), [(call, None, unbound(method))]
 
     def _on_close(self, channel, method):
         """The broker closed the channel: Close-Ok, and the number is free at once (unless we are
@@ -211,10 +202,7 @@ class RpcChannels:
         call, channel.call = channel.call, None
         if call is None:
             return sending, []
-        if reply_code(method) == NOT_FOUND:
-            error = NoResponder(f"The exchange {call.exchange!r} does not exist.")
-        else:
-            error = error_for_close(method)
+        error = no_exchange(call.exchange) if reply_code(method) == NOT_FOUND else error_for_close(method)
         return sending, [(call, None, error)]
 
     def fail_in_flight(self, error):

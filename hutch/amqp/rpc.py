@@ -31,6 +31,29 @@ class Reply:
     body: bytes
 
 
+def request_properties(asked, correlation_id, timeout):
+    """A request's properties: the client's, with reply-to, ``correlation_id`` and an expiration
+    (the broker drops a request nobody took within the call's timeout)."""
+    properties = copy.copy(asked)
+    properties.reply_to = REPLY_TO
+    properties.correlation_id = correlation_id
+    properties.expiration = str(max(1, int(timeout * 1000)))
+    return properties
+
+
+def unbound(returned):
+    """The 503 for a request the broker returned (a Basic.Return): no queue for its routing key."""
+    return NoResponder(
+        f"No responder queue is bound to exchange {returned.exchange!r} "
+        f"with routing key {returned.routing_key!r}."
+    )
+
+
+def no_exchange(exchange):
+    """The 503 for a request to an exchange that does not exist (its channel closed with 404)."""
+    return NoResponder(f"The exchange {exchange!r} does not exist.")
+
+
 @dataclasses.dataclass(eq=False)
 class Call:
     exchange: str
@@ -70,10 +93,7 @@ class RpcChannel:
 
     def start(self, call):
         self.call = call
-        properties = copy.copy(call.message.properties)
-        properties.reply_to = REPLY_TO
-        properties.correlation_id = call.correlation_id
-        properties.expiration = str(max(1, int(call.timeout * 1000)))
+        properties = request_properties(call.message.properties, call.correlation_id, call.timeout)
         self.channel.basic_publish(
             call.exchange, call.routing_key, call.message.body, properties, mandatory=True
         )
@@ -103,12 +123,8 @@ class RpcChannel:
 
     def _returned(self, channel, method, properties, body):
         if self.call is not None and properties.correlation_id == self.call.correlation_id:
-            detail = (
-                f"No responder queue is bound to exchange {method.exchange!r} "
-                f"with routing key {method.routing_key!r}."
-            )
             metrics.rpc_no_responder()
-            self._finish(None, NoResponder(detail), reusable=True)
+            self._finish(None, unbound(method), reusable=True)
 
     def _timed_out(self):
         if self.call is not None:
@@ -129,7 +145,7 @@ class RpcChannel:
             return
         if reply_code(reason) == NOT_FOUND:
             metrics.rpc_no_responder()
-            error = NoResponder(f"The exchange {self.call.exchange!r} does not exist.")
+            error = no_exchange(self.call.exchange)
         elif self.pool.connection.is_open:
             error = error_for_close(reason)
         else:
