@@ -110,16 +110,14 @@ class Cluster:
         """
         counts = dict.fromkeys(self.nodes, 0)
         by_port = {str(node.port): node for node in self.nodes}
-        marker = f'{{"connection_name","{connection_name_prefix}'
         for node in self.nodes:
             if not self.answering(node):
                 continue
             with contextlib.suppress(RuntimeError):
-                output = node.ctl("list_connections", "port", "client_properties", "--no-table-headers", "-q")
-                for line in output.splitlines():
-                    port, _, properties = line.partition("\t")
-                    if marker in properties and port in by_port:
-                        counts[by_port[port]] += 1
+                for connection in node.connections("port"):
+                    name = connection["name"] or ""
+                    if name.startswith(connection_name_prefix) and connection["port"] in by_port:
+                        counts[by_port[connection["port"]]] += 1
                 break
         node, count = max(counts.items(), key=lambda item: item[1])
         return node if count else None

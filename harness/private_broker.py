@@ -13,6 +13,7 @@ import contextlib
 import os
 import pathlib
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -26,6 +27,7 @@ RABBITMQ_BIN = pathlib.Path(os.environ.get("HUTCH_RABBITMQ_BIN", "/usr/lib/rabbi
 START_TIMEOUT = 60.0
 CTL_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
+CONNECTION_NAME = re.compile(r'\{"connection_name","([^"]*)"\}')  # in rabbitmqctl's client_properties
 
 
 def ephemeral_ports():
@@ -234,6 +236,17 @@ class PrivateBroker:
                 f"rabbitmqctl {' '.join(args)} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
             )
         return result.stdout
+
+    def connections(self, *items):
+        """The client connections this node lists (in a cluster, every node's): for each, ``name``
+        (its connection_name, None when unnamed) and the ``list_connections`` ``items`` asked for."""
+        output = self.ctl("list_connections", "client_properties", *items, "--no-table-headers", "-q")
+        found = []
+        for line in output.splitlines():
+            properties, *values = line.rsplit("\t", len(items))
+            name = CONNECTION_NAME.search(properties)
+            found.append({"name": name and name.group(1), **dict(zip(items, values, strict=True))})
+        return found
 
     @contextlib.contextmanager
     def app_stopped(self):

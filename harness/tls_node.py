@@ -8,13 +8,10 @@ production URL does with a real CA.  The plain listener is for the tests'
 own administration.
 """
 
-import re
 import urllib.parse
 
 from .certs import make_ca, make_server_files
 from .private_broker import PrivateBroker, free_ports
-
-CONNECTION_NAME = re.compile(r'\{"connection_name","([^"]*)"\}')  # in rabbitmqctl's client_properties
 
 
 def amqps_url(port, **ssl_options):
@@ -45,15 +42,10 @@ class TlsNode:
 
     def tls_connections(self):
         """{connection name (None: unnamed): (ssl, ssl_protocol)} of the node's client connections."""
-        output = self.broker.ctl(
-            "list_connections", "client_properties", "ssl", "ssl_protocol", "--no-table-headers", "-q"
-        )
-        found = {}
-        for line in output.splitlines():
-            properties, ssl, protocol = line.rsplit("\t", 2)
-            name = CONNECTION_NAME.search(properties)
-            found[name and name.group(1)] = (ssl == "true", protocol)
-        return found
+        return {
+            connection["name"]: (connection["ssl"] == "true", connection["ssl_protocol"])
+            for connection in self.broker.connections("ssl", "ssl_protocol")
+        }
 
     def __enter__(self):
         self.broker.start()

@@ -24,7 +24,7 @@ from .conftest import running_gateway
 
 pytestmark = [pytest.mark.broker, pytest.mark.e2e]
 
-PUBLISHING = re.compile(r'"connection_name","hutch pid \d+ publisher"')  # the direct publisher's
+PUBLISHING = re.compile(r"hutch pid \d+ publisher")  # the direct publisher's connection_name
 RECOVERY = 15.0  # the direct publisher retries with back-off up to reconnect_max_delay (faults.ini)
 
 
@@ -51,10 +51,8 @@ def limited_user(private_broker):
 
 
 def connections_of(broker, user):
-    """(pid, client properties) of each connection ``user`` holds on ``broker``."""
-    listing = broker.ctl("list_connections", "--silent", "user", "pid", "client_properties")
-    rows = [line.split("\t") for line in listing.splitlines()]
-    return [(row[1], row[2]) for row in rows if len(row) >= 3 and row[0] == user]
+    """(pid, connection name) of each connection ``user`` holds on ``broker``."""
+    return [(c["pid"], c["name"]) for c in broker.connections("user", "pid") if c["user"] == user]
 
 
 def test_a_refused_publishing_connection_takes_the_process_out_of_rotation(
@@ -71,7 +69,7 @@ def test_a_refused_publishing_connection_takes_the_process_out_of_rotation(
         assert before.status_code == 202, before.text
         # every connection the gateway has stays; the direct publisher's, cut, may not come back
         held = connections_of(private_broker, user)
-        publishing = [pid for pid, properties in held if PUBLISHING.search(properties)]
+        publishing = [pid for pid, name in held if name and PUBLISHING.fullmatch(name)]
         assert len(publishing) == 1, held
         private_broker.ctl("set_user_limits", user, f'{{"max-connections": {len(held) - 1}}}')
         failures_before = connect_failures(url)
