@@ -1,6 +1,14 @@
 """POST /broadcast/{exchange}: fire-and-forget to a transient fanout exchange."""
 
-from hutch.errors import IDEMPOTENCY_ERRORS, PUBLISH_FAILURES, InvalidHeader
+from hutch.bulk import publish_batch
+from hutch.errors import (
+    BATCH_ERRORS,
+    IDEMPOTENCY_ERRORS,
+    PUBLISH_FAILURES,
+    BrokerUnavailable,
+    InvalidHeader,
+    PreconditionFailed,
+)
 from hutch.messages import message_from_environ
 from hutch.web import BODY_ERRORS, Route, Routes, json_response, operation, read_body
 
@@ -17,4 +25,12 @@ def publish(request, gateway, exchange):
     return gateway.idempotency.once(request.environ, "broadcast", exchange, message, send)
 
 
-application = Routes(Route("{exchange}", permission="broadcast", POST=publish))
+@operation("broadcastBatch", raises=(*BODY_ERRORS, *BATCH_ERRORS, PreconditionFailed, BrokerUnavailable))
+def publish_many(request, gateway, exchange):
+    return publish_batch(request, gateway, "broadcast", exchange)
+
+
+application = Routes(
+    Route("{exchange}", permission="broadcast", POST=publish),
+    Route("{exchange}/batch", permission="broadcast", POST=publish_many),
+)

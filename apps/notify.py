@@ -2,9 +2,12 @@
 
 POST /notify/{exchange}                    -> 202 once confirmed, 409 if unroutable
 PUT  /notify/{exchange}/queues/{consumer}  -> 201 created, 200 existed (whatever its type)
+POST /notify/{exchange}/batch              -> 200, one result a line (``hutch.bulk``)
 """
 
+from hutch.bulk import publish_batch
 from hutch.errors import (
+    BATCH_ERRORS,
     IDEMPOTENCY_ERRORS,
     PUBLISH_FAILURES,
     BrokerUnavailable,
@@ -38,7 +41,13 @@ def register(request, gateway, exchange, consumer):
     return json_response(201 if created else 200, body)
 
 
+@operation("notifyBatch", raises=(*BODY_ERRORS, *BATCH_ERRORS, PreconditionFailed, BrokerUnavailable))
+def publish_many(request, gateway, exchange):
+    return publish_batch(request, gateway, "notify", exchange)
+
+
 application = Routes(
     Route("{exchange}", permission="notify", POST=publish),
     Route("{exchange}/queues/{consumer}", permission="register", PUT=register),
+    Route("{exchange}/batch", permission="notify", POST=publish_many),
 )

@@ -126,6 +126,7 @@ def serve_arguments(args, limits, as_root=False, gateway_port=None, events_port=
         "--limit-request-body", str(args.limit_request_body or limits.limit_request_body),
         *READ_TIMEOUTS,
         "--chunked-request",
+        "--include-file", str(ROOT / "apache" / "batch-bodies.conf"),
         "--include-file", str(ROOT / "apache" / "chunked-bodies.conf"),
         "--header-buffer-size", "32768",
         "--locale", "C.UTF-8",

@@ -46,6 +46,11 @@ class InvalidMessage(BadRequest):
     detail = "The message does not match its content type."
 
 
+class InvalidBatch(BadRequest):
+    code = "invalid_batch"
+    detail = "A line of the batch is not a message; nothing was published."
+
+
 class Unauthorized(HutchError):
     status = 401
     code = "unauthorized"
@@ -220,3 +225,7 @@ class IdempotencyUnavailable(IdempotencyError):
 
 
 IDEMPOTENCY_ERRORS = (IdempotencyKeyReused, IdempotencyInFlight, IdempotencyUnavailable)
+
+# What a batch (``hutch.bulk``) answers for the whole request besides a publish's failures; a line's
+# own failures (409, 422, 503) are in the 200's results.
+BATCH_ERRORS = (InvalidBatch, IdempotencyUnavailable)

@@ -23,6 +23,7 @@ is refused with 503 and Retry-After (publishing could store a duplicate);
 requests without the header never touch Redis.
 """
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -140,12 +141,102 @@ class IdempotencyStore:
     def close(self):
         self.redis.close()
 
+    # -- a batch's lines, each with its own key (``hutch.bulk``) ---------------------------------
+
+    def claim_each(self, environ, idiom, exchange, keyed):
+        """Claim the keys of a batch's lines, ``{index: (idempotency_key, message)}``, as ``once``
+        does for one request, with one pipelined round trip a look.  Returns ``{index: outcome}``:
+        a ``Claim`` (publish it), a stored answer (replay it) or the line's ``IdempotencyError``
+        (422 key reused, 409 still in flight after ``wait``).  Redis down: 503 for the batch."""
+        scope = f"{KEY_PREFIX}{idiom}/{environ.get(ENVIRON_KEY) or ANONYMOUS}/{exchange}/"
+        waiting = {index: (scope + key, fingerprint_of(message)) for index, (key, message) in keyed.items()}
+        outcomes = {}
+        deadline = time.monotonic() + self.wait
+        pause = POLL_FIRST
+        while True:
+            claims = {
+                index: json.dumps({"state": "pending", "owner": uuid.uuid4().hex, "fingerprint": fingerprint})
+                for index, (_key, fingerprint) in waiting.items()
+            }
+            try:
+                pipe = self.redis.pipeline(transaction=False)
+                for index, (key, _fingerprint) in waiting.items():
+                    pipe.set(key, claims[index], nx=True, px=self.lease_ms, get=True)
+                found = pipe.execute()
+            except redis.RedisError as error:
+                log.warning("idempotency store unavailable: %s", error)
+                self.settle_each({i: o for i, o in outcomes.items() if isinstance(o, Claim)}, {})
+                raise IdempotencyUnavailable(retry_after=self.retry_after) from None
+            still = {}
+            for (index, (key, fingerprint)), text in zip(waiting.items(), found, strict=True):
+                answer = None if text is None else json.loads(text)
+                if answer is None:
+                    outcomes[index] = Claim(key, claims[index])
+                elif answer.get("fingerprint") != fingerprint:
+                    outcomes[index] = IdempotencyKeyReused()
+                elif answer["state"] == "done":
+                    metrics.idempotent_replay(idiom)
+                    outcomes[index] = answer
+                else:
+                    still[index] = (key, fingerprint)
+            waiting = still
+            if not waiting:
+                return outcomes
+            if time.monotonic() >= deadline:
+                outcomes.update(
+                    {index: IdempotencyInFlight(retry_after=self.retry_after) for index in waiting}
+                )
+                return outcomes
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, POLL_MAX)
+
+    def settle_each(self, claims, answers):
+        """Store ``answers[index]`` (status, JSON body text) for the claims that published, release
+        the others, in one round trip; only claims still ours (as ``once`` does)."""
+        if not claims:
+            return
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for index, claim in claims.items():
+                answer = answers.get(index)
+                if answer is None:
+                    self._release(keys=[claim.key], args=[claim.owner], client=pipe)
+                else:
+                    status, body = answer
+                    stored = {
+                        "state": "done",
+                        "fingerprint": json.loads(claim.owner)["fingerprint"],
+                        "status": status,
+                        "content_type": "application/json",
+                        "body": body,
+                    }
+                    self._complete(
+                        keys=[claim.key], args=[claim.owner, json.dumps(stored), self.ttl_ms], client=pipe
+                    )
+            pipe.execute()
+        except redis.RedisError as error:
+            log.warning("could not store or release a batch's idempotency claims; they lapse: %s", error)
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A batch line's key, claimed by this request (``owner``: the claim's text)."""
+
+    key: str
+    owner: str
+
 
 class NoIdempotency:
     """``idempotency_url`` unset: every request publishes (Idempotency-Key is only the message_id)."""
 
     def once(self, environ, idiom, exchange, message, publish):
         return publish()
+
+    def claim_each(self, environ, idiom, exchange, keyed):
+        return {}
+
+    def settle_each(self, claims, answers):
+        pass
 
     def close(self):
         pass

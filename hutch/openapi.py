@@ -715,6 +715,80 @@ OPERATIONS = {
 }
 
 # The event tier (``hutch.events``) serves this path, not an app module: its route as data.
+# --- bulk publishing: the batch operations' body and answer -----------------------------------
+
+BATCH_LINE = {
+    "type": "object",
+    "description": "One line of the NDJSON body: one message.",
+    "additionalProperties": False,
+    "properties": {
+        "body": {"type": "string", "description": "The message as text, published as UTF-8."},
+        "body_base64": {"type": "string", "format": "byte", "description": "The message's bytes."},
+        "content_type": {"type": "string", "maxLength": SHORTSTR_MAX, "default": DEFAULT_CONTENT_TYPE},
+        "headers": {
+            "type": "object",
+            "maxProperties": MAX_HEADERS,
+            "additionalProperties": {
+                "type": "string",
+                "maxLength": MAX_HEADER_VALUE,
+                "pattern": PRINTABLE_ASCII,
+            },
+        },
+        "idempotency_key": {"type": "string", "maxLength": SHORTSTR_MAX, "pattern": PRINTABLE_ASCII},
+        "correlation_id": {"type": "string", "maxLength": SHORTSTR_MAX, "pattern": PRINTABLE_ASCII},
+    },
+}
+SCHEMAS["BatchResults"] = {
+    "type": "object",
+    "required": ["results", "accepted", "failed"],
+    "properties": {
+        "results": {
+            "type": "array",
+            "description": "One result a message, in the body's order.",
+            "items": {
+                "type": "object",
+                "required": ["status", "message_id"],
+                "properties": {
+                    "status": {
+                        "type": "integer",
+                        "description": "202 (confirmed), or the line's error status.",
+                    },
+                    "message_id": {"type": "string"},
+                    "routed": {"type": "boolean", "description": "Broadcast: a queue got it."},
+                    "replayed": {
+                        "type": "boolean",
+                        "description": "The first answer for its idempotency_key.",
+                    },
+                    "error": {"type": "string", "description": "A failed line's error code."},
+                    "detail": {"type": "string"},
+                },
+            },
+        },
+        "accepted": {"type": "integer", "description": "Results with status 202."},
+        "failed": {"type": "integer", "description": "The other results."},
+    },
+    "example": {
+        "results": [
+            {"status": 202, "message_id": "order-1"},
+            {"status": 503, "message_id": "order-2", "error": "broker_unavailable", "detail": "..."},
+        ],
+        "accepted": 1,
+        "failed": 1,
+    },
+}
+BATCH_BODY = {
+    "description": "NDJSON: one JSON object (`BatchLine`, `x-hutch-line-schema`) a line.",
+    "required": True,
+    "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+}
+for _batch_operation in ("broadcastBatch", "notifyBatch"):
+    OPERATIONS[_batch_operation] = {
+        "responses": {"200": _json("Every line's outcome, in order.", "BatchResults")},
+        "requestBody": BATCH_BODY,
+        "x-hutch-line-schema": BATCH_LINE,
+    }
+
+
 EVENTS_PATH = "/events/{exchange}"
 EVENTS_VIEW = types.SimpleNamespace(
     operation_id="events", raises=(PreconditionFailed, BrokerUnavailable, TooManyStreams)

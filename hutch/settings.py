@@ -93,6 +93,8 @@ class Settings:
     events_max_pending: int = 256 * 1024
     events_ticket_ttl: float = 60.0
     publisher: str = "direct"  # broadcast and notify: "direct" (a connection of their own) or "pika"
+    max_batch_messages: int = 1000  # bulk publishing: messages in one POST .../batch
+    max_batch_bytes: int = 16 * 1024 * 1024  # ... and its body's bytes
     history: HistoryPolicy = dataclasses.field(default_factory=HistoryPolicy)  # the events_history* keys
     session: dict = dataclasses.field(default_factory=dict, repr=False)  # holds the secrets
     auth: AuthPolicy = dataclasses.field(default_factory=AuthPolicy)  # no key: protected routes answer 401
@@ -124,6 +126,8 @@ CONVERTERS = {
     "events_max_pending": positive_int,
     "events_ticket_ttl": positive_float,
     "publisher": one_of("direct", "pika"),
+    "max_batch_messages": positive_int,
+    "max_batch_bytes": positive_int,
 }
 # events_history* become one HistoryPolicy (hutch.history).
 HISTORY_CONVERTERS = {

@@ -342,6 +342,54 @@ class Broker:
 
         self._submit(work, self.publish_timeout)
 
+    def publish_batch(self, idiom, exchange, messages):
+        """Publish a batch (broadcast or notify) and wait for every confirm: one outcome per message,
+        in order: True (a queue got it), False (broadcast: none did), or the ``HutchError`` it failed
+        with (notify's unroutable is ``Unroutable``).  Raises, with nothing published, where one
+        publish would before it is sent (broker unreachable or blocked, exchange of another type).
+        """
+        kind = BROADCAST if idiom == "broadcast" else NOTIFY
+        if self.direct:
+            self.start()
+            outcomes = self._publisher.publish_many(idiom, kind, exchange, messages)
+        else:
+            outcomes = self._publish_batch_pika(idiom, exchange, messages)
+        if idiom == "notify":
+            unroutable = Unroutable(f"No queue is bound to exchange {exchange!r}; nothing was stored.")
+            outcomes = [unroutable if outcome is False else outcome for outcome in outcomes]
+        return outcomes
+
+    def _publish_batch_pika(self, idiom, exchange, messages):
+        """The I/O thread publishes the whole batch in one hand-off; every message keeps its own
+        confirm (``ConfirmPublisher``), and the request thread wakes when the last is settled.
+        The exchange is declared first (known ones at once), so a clash fails the whole batch, as
+        on the direct path."""
+        self._declare_exchange(exchange, BROADCAST if idiom == "broadcast" else NOTIFY, again=False)
+        outcomes = [None] * len(messages)
+        state = {"remaining": len(messages), "handed": False}
+
+        def work(connection_state, resolve):
+            state["handed"] = True
+            publisher = getattr(connection_state, idiom)
+            for index, message in enumerate(messages):
+
+                def done(routed, error, index=index):  # on the I/O thread, once per message
+                    outcomes[index] = routed if error is None else error
+                    state["remaining"] -= 1
+                    if not state["remaining"]:
+                        resolve(outcomes, None)
+
+                publisher.publish(publisher.new_item(exchange, message, done, confirmed_only=True))
+
+        try:
+            return self._submit(work, self.publish_timeout)
+        except BrokerUnavailable as error:
+            if not state["handed"]:
+                raise
+            late = BrokerUnavailable("The broker did not confirm the message in time.", self.retry_after)
+            late.headers = error.headers
+            return [late if outcome is None else outcome for outcome in list(outcomes)]
+
     def ensure_consumer_queue(self, exchange, queue, queue_type):
         """Declare durable ``queue`` (``quorum`` or ``classic``) bound to notify ``exchange``.
 

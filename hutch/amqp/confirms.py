@@ -29,7 +29,8 @@ class ConfirmLedger:
     Items need ``exchange``, ``message_id`` and a ``returned`` flag.
     ``trust_unconfirmed``: a publish the broker handled before its channel
     closed may count as delivered (broadcast's at-most-once), or must fail
-    (notify's nothing-lost promise).
+    (notify's nothing-lost promise); an item's ``confirmed_only`` (a
+    batch's, which reports each line as confirmed) makes it fail too.
     """
 
     def __init__(self, trust_unconfirmed):
@@ -91,7 +92,7 @@ class ConfirmLedger:
         first = next((i for i, item in enumerate(items) if item.exchange == exchange), len(items))
         outcomes = []
         for item in items[:first]:
-            if self.trust_unconfirmed:
+            if self.trust_unconfirmed and not getattr(item, "confirmed_only", False):
                 outcomes.append((item, not item.returned, None))
             else:
                 lost = BrokerUnavailable("The broker closed the channel before confirming.")

@@ -39,7 +39,7 @@ import time
 from pika import spec
 
 from .. import metrics
-from ..errors import BrokerUnavailable, NoResponder, PublishNacked, RpcTimeout
+from ..errors import BrokerUnavailable, HutchError, NoResponder, PublishNacked, RpcTimeout
 from . import wire
 from .confirms import ConfirmLedger, Resend
 from .direct_rpc import NoChannel, RpcCall, RpcChannels
@@ -79,10 +79,35 @@ class Publish:
     returned: bool = False
     routed: object = None
     error: object = None
+    confirmed_only: bool = False  # a batch's: routed only on the broker's ack (``ConfirmLedger.closed``)
 
     def resolve(self, routed, error):
         self.routed, self.error = routed, error
         self.lock.release()
+
+
+class Countdown:
+    """What a batch's publishes release: the waiting request thread wakes once all are settled.
+
+    Each publish is settled once, by the reader or by the request thread that gave up on it
+    (whoever took it out of ``pending``), so ``release`` may come from either thread.
+    """
+
+    def __init__(self, count):
+        self.remaining = count
+        self._count = threading.Lock()
+        self._done = threading.Lock()
+        self._done.acquire()
+
+    def release(self):
+        with self._count:
+            self.remaining -= 1
+            last = self.remaining == 0
+        if last:
+            self._done.release()
+
+    def acquire(self, timeout=-1):
+        return self._done.acquire(timeout=timeout)
 
 
 class ConfirmChannel(ConfirmLedger):
@@ -234,6 +259,96 @@ class DirectPublisher:
         if item.error is not None:
             raise item.error
         return item.routed
+
+    def publish_many(self, idiom, kind, exchange, messages):
+        """Publish ``messages`` mandatory on the ``idiom`` channel under one lock hold, then wait for
+        every confirm.  Returns one outcome per message, in order: whether a queue got it (after
+        its ack) or the ``HutchError`` it failed with.  Every publish is ``confirmed_only``: a
+        channel closed before the ack fails it, even on broadcast's channel.
+
+        Raises, with nothing sent, where one publish would (broker unreachable or blocked, the
+        exchange not declarable); once sent, a failure is a publish's outcome.
+        """
+        started = time.monotonic()
+        channel = self.channels[idiom]
+        key = (exchange, idiom)
+        outcomes = [None] * len(messages)
+        todo = list(range(len(messages)))
+        deadline = None
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                if key not in self._declared:
+                    self.declare(exchange, kind, again=attempt > 0)
+                    self._declared.add(key)
+                self._wait_ready()
+                if deadline is None:
+                    deadline = time.monotonic() + self.publish_timeout
+                items = self._publish_many_once(channel, exchange, [messages[i] for i in todo], deadline)
+            except Resend:  # the channel reopened before anything was sent: send all of them again
+                continue
+            except HutchError as error:  # before anything of this attempt was sent
+                if attempt == 0:
+                    raise
+                items = [error] * len(todo)
+            again = []
+            for index, item in zip(todo, items, strict=True):
+                error = item if isinstance(item, Exception) else item.error
+                if isinstance(error, Resend):
+                    if error.missing == exchange:
+                        self._declared.discard(key)
+                    again.append(index)
+                else:
+                    outcomes[index] = item.routed if error is None else error
+            todo = again
+            if not todo:
+                break
+            log.info(
+                "exchange %r has gone; declaring it again for %d publishes of a batch", exchange, len(todo)
+            )
+        for index in todo:
+            outcomes[index] = BrokerUnavailable(
+                "The exchange keeps disappearing; retry later.", self.retry_after
+            )
+        elapsed = time.monotonic() - started
+        for outcome in outcomes:
+            if not isinstance(outcome, Exception):
+                metrics.publish_confirmed(idiom, elapsed, outcome)
+        return outcomes
+
+    def _publish_many_once(self, channel, exchange, messages, deadline):
+        """Send ``messages`` in one lock hold and wait for all their confirms; their ``Publish`` items."""
+        if not channel.opened.is_set() and not channel.opened.wait(max(0.0, deadline - time.monotonic())):
+            raise BrokerUnavailable("The broker did not open the channel in time.", self.retry_after)
+        if self._blocked:
+            raise blocked(self.retry_after)
+        generation = self._generation
+        frame_max, number = self._frame_max, channel.number
+        data = b"".join(wire.publish(number, exchange, m.body, m.properties, frame_max) for m in messages)
+        countdown = Countdown(len(messages))
+        items = [Publish(exchange, m.properties.message_id, countdown, confirmed_only=True) for m in messages]
+        with self._lock:
+            if generation != self._generation:
+                raise BrokerUnavailable("The connection to the broker was lost.", self.retry_after)
+            if not channel.opened.is_set():
+                raise Resend(None)
+            tags = [channel.add(item) for item in items]
+            self._outbox.append(data)
+            send = self._claim_send()
+        if send:
+            self._flush()
+        if not countdown.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            pending = channel.pending
+            with self._lock:
+                given_up = [
+                    pending.pop(tag)
+                    for tag, item in zip(tags, items, strict=True)
+                    if pending.get(tag) is item
+                ]
+            late = BrokerUnavailable("The broker did not confirm the message in time.", self.retry_after)
+            for item in given_up:
+                item.resolve(None, late)
+            countdown.acquire()  # the reader settles the ones it took out of pending
+        return items
 
     def call(self, exchange, routing_key, message, timeout):
         """Publish an RPC request and wait for its reply (an ``rpc.Reply``), as ``rpc`` promises.

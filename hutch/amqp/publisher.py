@@ -30,6 +30,7 @@ class Pending:
     started: float = 0.0  # time.monotonic() when handed over, for the confirm latency metric
     attempts: int = 0
     returned: bool = False
+    confirmed_only: bool = False  # a batch's: routed only on the broker's ack (``ConfirmLedger.closed``)
 
     @property
     def message_id(self):
@@ -149,6 +150,8 @@ class ConfirmPublisher:
         for item in overdue:
             item.on_done(None, BrokerUnavailable("The broker did not confirm the message in time."))
 
-    def new_item(self, exchange, message, on_done):
+    def new_item(self, exchange, message, on_done, confirmed_only=False):
         now = time.monotonic()
-        return Pending(exchange, message, on_done, now + self.publish_timeout, started=now)
+        return Pending(
+            exchange, message, on_done, now + self.publish_timeout, now, confirmed_only=confirmed_only
+        )

@@ -12,6 +12,7 @@ EXPECTED = [
     (errors.BadRequest, 400, "bad_request"),
     (errors.InvalidName, 400, "invalid_name"),
     (errors.InvalidMessage, 400, "invalid_message"),
+    (errors.InvalidBatch, 400, "invalid_batch"),
     (errors.TooManyStreams, 503, "too_many_streams"),
     (errors.SessionStoreUnavailable, 503, "session_store_unavailable"),
     (errors.InvalidHeader, 400, "invalid_header"),

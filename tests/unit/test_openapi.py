@@ -44,6 +44,8 @@ CONTRACT_ROUTES = [
     ("get", "/openapi.json", {"200"}),
     ("get", "/", {"200", "303"}),
     ("get", "/metrics", {"200"}),
+    ("post", "/broadcast/{exchange}/batch", {"200", "400", "413"}),
+    ("post", "/notify/{exchange}/batch", {"200", "400", "413"}),
 ]
 NAMED_ROUTES = [(method, path) for method, path, _ in CONTRACT_ROUTES if "{" in path]
 # The dashboard's own pages, forms and assets: served, so documented, but not among the contract's API routes.

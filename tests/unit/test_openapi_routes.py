@@ -30,6 +30,7 @@ SETTINGS = {
     "auth.key.full": FULL_KEY,
     "auth.permissions.full": "*",
     "max_body_bytes": "1024",
+    "max_batch_bytes": "1024",
 }
 MAX_BODY = 1024
 
@@ -170,6 +171,8 @@ def provoke(app, path, method, code, raised):
     if code == "invalid_header":
         headers = {**full, "X-Amqp-Header-Big": "x" * 4097}
         return request(fill(path), params=b"{}", headers=headers, expect_errors=True)
+    if code == "invalid_batch":
+        return request(fill(path), params=b"[]\n", headers=full, expect_errors=True)
     if code == "bad_csrf_token":
         form = {"Content-Type": "application/x-www-form-urlencoded"}
         return request(fill(path), params=b"", headers={**full, **form}, expect_errors=True)

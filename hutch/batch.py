@@ -1,0 +1,143 @@
+"""Bulk publishing's request body: NDJSON lines in, checked ``Message``s out.
+
+One JSON object a line: ``body`` (text, sent as UTF-8) or ``body_base64``,
+and optionally ``content_type``, ``headers``, ``idempotency_key`` and
+``correlation_id``.  The whole body is checked before anything is
+published, so a client never has to guess which half of a bad batch went
+out: the first bad line is a 400 naming its number, and a batch over
+``max_batch_messages`` is a 413.  Blank lines (a trailing newline) carry
+no message.  The limits on each property are those of one message
+(``hutch.messages``).
+"""
+
+import base64
+import binascii
+import dataclasses
+import json
+import time
+import uuid
+
+import pika
+
+from .errors import InvalidBatch, PayloadTooLarge
+from .messages import DEFAULT_CONTENT_TYPE, MAX_HEADER_VALUE, MAX_HEADERS, MEDIA_TYPE, SHORTSTR_MAX, Message
+
+FIELDS = frozenset({"body", "body_base64", "content_type", "headers", "idempotency_key", "correlation_id"})
+HEADER_NAME = SHORTSTR_MAX  # an AMQP table key is a short string
+
+
+@dataclasses.dataclass(frozen=True)
+class Line:
+    """One message of a batch; ``key`` is its ``idempotency_key`` (None without one)."""
+
+    number: int
+    message: Message
+    key: str | None
+
+
+def parse_batch(body, max_messages, persistent=False):
+    """The batch's messages in order; ``InvalidBatch`` (400) for the first bad line, 413 over the limit."""
+    lines = []
+    seen = {}  # idempotency_key -> the line that carried it first
+    timestamp = int(time.time())
+    for number, raw in enumerate(body.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        if len(lines) == max_messages:
+            raise PayloadTooLarge(f"The batch holds more than {max_messages} messages (max_batch_messages).")
+        line = _line(number, raw, timestamp, persistent)
+        if line.key is not None:
+            first = seen.setdefault(line.key, number)
+            if first != number:
+                raise InvalidBatch(f"Line {number}: idempotency_key repeats the one of line {first}.")
+        lines.append(line)
+    if not lines:
+        raise InvalidBatch("The batch holds no message: send one JSON object a line.")
+    return lines
+
+
+def _line(number, raw, timestamp, persistent):
+    try:
+        item = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidBatch(f"Line {number}: not valid JSON ({exc}).") from None
+    if not isinstance(item, dict):
+        raise InvalidBatch(f"Line {number}: must be a JSON object.")
+    unknown = item.keys() - FIELDS
+    if unknown:
+        raise InvalidBatch(f"Line {number}: unknown field {sorted(unknown)[0]!r}.")
+    key = _shortstr(number, item, "idempotency_key")
+    properties = pika.BasicProperties(
+        content_type=_content_type(number, item),
+        message_id=key or uuid.uuid4().hex,
+        correlation_id=_shortstr(number, item, "correlation_id"),
+        timestamp=timestamp,
+        headers=_headers(number, item.get("headers")),
+        delivery_mode=pika.DeliveryMode.Persistent if persistent else None,
+    )
+    return Line(number, Message(_body(number, item), properties), key)
+
+
+def _body(number, item):
+    if ("body" in item) == ("body_base64" in item):
+        raise InvalidBatch(f"Line {number}: give exactly one of body and body_base64.")
+    if "body" in item:
+        text = item["body"]
+        if not isinstance(text, str):
+            raise InvalidBatch(f"Line {number}: body must be a string (use body_base64 for bytes).")
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape
+            raise InvalidBatch(f"Line {number}: body is not valid Unicode text.") from None
+    encoded = item["body_base64"]
+    if not isinstance(encoded, str):
+        raise InvalidBatch(f"Line {number}: body_base64 must be a string.")
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidBatch(f"Line {number}: body_base64 is not valid base64.") from None
+
+
+def _content_type(number, item):
+    value = item.get("content_type")
+    if value is None:
+        return DEFAULT_CONTENT_TYPE
+    if not isinstance(value, str) or len(value) > SHORTSTR_MAX or not MEDIA_TYPE.fullmatch(value):
+        raise InvalidBatch(f"Line {number}: content_type must look like type/subtype, e.g. application/json.")
+    return value
+
+
+def _shortstr(number, item, field):
+    value = item.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _printable(value) or not 0 < len(value) <= SHORTSTR_MAX:
+        raise InvalidBatch(f"Line {number}: {field} must be 1-{SHORTSTR_MAX} printable ASCII characters.")
+    return value
+
+
+def _headers(number, headers):
+    """AMQP headers, names as sent (JSON keeps their case), values printable ASCII as for one message."""
+    if headers is None:
+        return None
+    if not isinstance(headers, dict):
+        raise InvalidBatch(f"Line {number}: headers must be a JSON object of strings.")
+    if len(headers) > MAX_HEADERS:
+        raise InvalidBatch(f"Line {number}: at most {MAX_HEADERS} headers are allowed.")
+    checked = {}
+    for name, value in headers.items():
+        if not name or len(name) > HEADER_NAME or not _printable(name):
+            raise InvalidBatch(
+                f"Line {number}: a header name must be 1-{HEADER_NAME} printable ASCII characters."
+            )
+        if not isinstance(value, str) or len(value) > MAX_HEADER_VALUE or not _printable(value):
+            raise InvalidBatch(
+                f"Line {number}: header {name!r} must be a string of at most {MAX_HEADER_VALUE} "
+                "printable ASCII characters."
+            )
+        checked[name] = value
+    return checked or None
+
+
+def _printable(text):
+    return text.isascii() and text.isprintable()
