@@ -14,8 +14,8 @@ import base64
 import binascii
 import dataclasses
 import json
+import os
 import time
-import uuid
 
 import pika
 
@@ -24,6 +24,8 @@ from .messages import DEFAULT_CONTENT_TYPE, MAX_HEADER_VALUE, MAX_HEADERS, MEDIA
 
 FIELDS = frozenset({"body", "body_base64", "content_type", "headers", "idempotency_key", "correlation_id"})
 HEADER_NAME = SHORTSTR_MAX  # an AMQP table key is a short string
+JSON_SPACE = " \t\r"  # JSON's whitespace, besides the newline that ends a line
+DECODE = json.JSONDecoder().raw_decode  # one value from a str: json.loads without its checks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,39 +39,57 @@ class Line:
 
 def parse_batch(body, max_messages, persistent=False):
     """The batch's messages in order; ``InvalidBatch`` (400) for the first bad line, 413 over the limit."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        number = body.count(b"\n", 0, exc.start) + 1
+        raise InvalidBatch(f"Line {number}: not valid JSON (not UTF-8).") from None
+    numbered = [
+        (number, raw) for number, raw in enumerate(text.split("\n"), start=1) if raw.strip(JSON_SPACE)
+    ]
+    if len(numbered) > max_messages:
+        raise PayloadTooLarge(f"The batch holds more than {max_messages} messages (max_batch_messages).")
+    if not numbered:
+        raise InvalidBatch("The batch holds no message: send one JSON object a line.")
+    timestamp = int(time.time())
     lines = []
     seen = {}  # idempotency_key -> the line that carried it first
-    timestamp = int(time.time())
-    for number, raw in enumerate(body.split(b"\n"), start=1):
-        if not raw.strip():
-            continue
-        if len(lines) == max_messages:
-            raise PayloadTooLarge(f"The batch holds more than {max_messages} messages (max_batch_messages).")
-        line = _line(number, raw, timestamp, persistent)
+    for (number, raw), fresh_id in zip(numbered, message_ids(len(numbered)), strict=True):
+        line = _line(number, raw, timestamp, persistent, fresh_id)
         if line.key is not None:
             first = seen.setdefault(line.key, number)
             if first != number:
                 raise InvalidBatch(f"Line {number}: idempotency_key repeats the one of line {first}.")
         lines.append(line)
-    if not lines:
-        raise InvalidBatch("The batch holds no message: send one JSON object a line.")
     return lines
 
 
-def _line(number, raw, timestamp, persistent):
+def message_ids(count):
+    """``count`` random version-4 UUIDs in hex, as ``uuid.uuid4().hex`` makes them, from one read of
+    the system's randomness (a third of the cost of ``uuid4`` each, for a batch's unkeyed lines)."""
+    raw = bytearray(os.urandom(16 * count))
+    raw[6::16] = bytes(octet & 0x0F | 0x40 for octet in raw[6::16])  # version 4
+    raw[8::16] = bytes(octet & 0x3F | 0x80 for octet in raw[8::16])  # the RFC 4122 variant
+    text = raw.hex()
+    return [text[start : start + 32] for start in range(0, 32 * count, 32)]
+
+
+def _line(number, raw, timestamp, persistent, fresh_id):
+    raw = raw.strip(JSON_SPACE)
     try:
-        item = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        item, end = DECODE(raw)
+    except ValueError as exc:
         raise InvalidBatch(f"Line {number}: not valid JSON ({exc}).") from None
+    if end != len(raw):
+        raise InvalidBatch(f"Line {number}: not valid JSON (more after the first value).")
     if not isinstance(item, dict):
         raise InvalidBatch(f"Line {number}: must be a JSON object.")
-    unknown = item.keys() - FIELDS
-    if unknown:
-        raise InvalidBatch(f"Line {number}: unknown field {sorted(unknown)[0]!r}.")
+    if not item.keys() <= FIELDS:
+        raise InvalidBatch(f"Line {number}: unknown field {sorted(item.keys() - FIELDS)[0]!r}.")
     key = _shortstr(number, item, "idempotency_key")
     properties = pika.BasicProperties(
         content_type=_content_type(number, item),
-        message_id=key or uuid.uuid4().hex,
+        message_id=key or fresh_id,
         correlation_id=_shortstr(number, item, "correlation_id"),
         timestamp=timestamp,
         headers=_headers(number, item.get("headers")),

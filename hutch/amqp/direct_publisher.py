@@ -309,10 +309,10 @@ class DirectPublisher:
             outcomes[index] = BrokerUnavailable(
                 "The exchange keeps disappearing; retry later.", self.retry_after
             )
-        elapsed = time.monotonic() - started
-        for outcome in outcomes:
-            if not isinstance(outcome, Exception):
-                metrics.publish_confirmed(idiom, elapsed, outcome)
+        confirmed = [outcome for outcome in outcomes if not isinstance(outcome, Exception)]
+        metrics.publish_confirmed_many(
+            idiom, time.monotonic() - started, len(confirmed), confirmed.count(False)
+        )
         return outcomes
 
     def _publish_many_once(self, channel, exchange, messages, deadline):
@@ -323,7 +323,7 @@ class DirectPublisher:
             raise blocked(self.retry_after)
         generation = self._generation
         frame_max, number = self._frame_max, channel.number
-        data = b"".join(wire.publish(number, exchange, m.body, m.properties, frame_max) for m in messages)
+        data = wire.publish_all(number, exchange, messages, frame_max)
         countdown = Countdown(len(messages))
         items = [Publish(exchange, m.properties.message_id, countdown, confirmed_only=True) for m in messages]
         with self._lock:

@@ -2,10 +2,11 @@
 
 import base64
 import json
+import uuid
 
 import pytest
 
-from hutch.batch import parse_batch
+from hutch.batch import message_ids, parse_batch
 from hutch.errors import InvalidBatch, PayloadTooLarge
 
 
@@ -103,3 +104,19 @@ def test_more_messages_than_max_batch_messages_is_413():
     with pytest.raises(PayloadTooLarge) as caught:
         parse_batch(body, 3)
     assert "more than 3 messages" in caught.value.detail
+
+
+def test_fresh_message_ids_are_version_4_uuids_and_differ():
+    ids = message_ids(500)
+    assert len(set(ids)) == 500
+    for text in ids:
+        parsed = uuid.UUID(hex=text)
+        assert (parsed.hex, parsed.version, parsed.variant) == (text, 4, uuid.RFC_4122)
+
+
+def test_a_line_must_hold_one_value_and_be_utf8():
+    assert refused(b'{"body": "a"}\n{"body": "b"} {"body": "c"}\n') == (
+        "Line 2: not valid JSON (more after the first value)."
+    )
+    assert refused(b'{"body": "a"}\n\n{"body": "\xff"}\n').startswith("Line 3: not valid JSON")
+    assert refused('{"body": "a"}\n\u00a0\n'.encode()).startswith("Line 2: not valid JSON")

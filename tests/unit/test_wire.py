@@ -5,6 +5,7 @@ import pytest
 from pika import frame, spec
 
 from hutch.amqp import wire
+from hutch.messages import Message
 
 PROPERTIES = pika.BasicProperties(
     content_type="application/json",
@@ -35,6 +36,16 @@ def test_publish_is_pikas_bytes(size, properties):
     assert wire.publish(2, "ex.name", body, properties, 4096) == pika_publish_bytes(
         2, "ex.name", body, properties, 4096
     )
+
+
+def test_a_batch_is_each_publish_joined():
+    messages = [
+        Message(bytes(size), properties)
+        for size in (0, 1, 4089, 9000)
+        for properties in (PROPERTIES, pika.BasicProperties(message_id="m"))
+    ]
+    expected = b"".join(wire.publish(3, "ex.b", m.body, m.properties, 4096) for m in messages)
+    assert wire.publish_all(3, "ex.b", messages, 4096) == expected
 
 
 def test_body_frames_never_exceed_frame_max():
