@@ -54,8 +54,9 @@ def parse_batch(body, max_messages, persistent=False):
     timestamp = int(time.time())
     lines = []
     seen = {}  # idempotency_key -> the line that carried it first
+    checked_types = set()  # content types that passed the check (a batch mostly repeats one)
     for (number, raw), fresh_id in zip(numbered, message_ids(len(numbered)), strict=True):
-        line = _line(number, raw, timestamp, persistent, fresh_id)
+        line = _line(number, raw, timestamp, persistent, fresh_id, checked_types)
         if line.key is not None:
             first = seen.setdefault(line.key, number)
             if first != number:
@@ -74,7 +75,9 @@ def message_ids(count):
     return [text[start : start + 32] for start in range(0, 32 * count, 32)]
 
 
-def _line(number, raw, timestamp, persistent, fresh_id):
+def _line(number, raw, timestamp, persistent, fresh_id, checked_types):
+    """One line's message.  The common line (a text ``body``, maybe a ``content_type`` seen before
+    in the batch) takes the short way; anything else is checked field by field."""
     raw = raw.strip(JSON_SPACE)
     try:
         item, end = DECODE(raw)
@@ -82,33 +85,47 @@ def _line(number, raw, timestamp, persistent, fresh_id):
         raise InvalidBatch(f"Line {number}: not valid JSON ({exc}).") from None
     if end != len(raw):
         raise InvalidBatch(f"Line {number}: not valid JSON (more after the first value).")
-    if not isinstance(item, dict):
+    if item.__class__ is not dict:
         raise InvalidBatch(f"Line {number}: must be a JSON object.")
     if not item.keys() <= FIELDS:
         raise InvalidBatch(f"Line {number}: unknown field {sorted(item.keys() - FIELDS)[0]!r}.")
-    key = _shortstr(number, item, "idempotency_key")
+    get = item.get
+    text = get("body")
+    if text.__class__ is str and "body_base64" not in item:
+        try:
+            body = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape
+            raise InvalidBatch(f"Line {number}: body is not valid Unicode text.") from None
+    else:
+        body = _body(number, item)
+    content_type = get("content_type")
+    if content_type is None:
+        content_type = DEFAULT_CONTENT_TYPE
+    elif content_type.__class__ is not str or content_type not in checked_types:
+        checked_types.add(_content_type(number, content_type))
+    key = get("idempotency_key")
+    if key is not None:
+        _shortstr(number, "idempotency_key", key)
+    correlation_id = get("correlation_id")
+    if correlation_id is not None:
+        _shortstr(number, "correlation_id", correlation_id)
+    headers = get("headers")
     properties = pika.BasicProperties(
-        content_type=_content_type(number, item),
+        content_type=content_type,
         message_id=key or fresh_id,
-        correlation_id=_shortstr(number, item, "correlation_id"),
+        correlation_id=correlation_id,
         timestamp=timestamp,
-        headers=_headers(number, item.get("headers")),
+        headers=None if headers is None else _headers(number, headers),
         delivery_mode=pika.DeliveryMode.Persistent if persistent else None,
     )
-    return Line(number, Message(_body(number, item), properties), key)
+    return Line(number, Message(body, properties), key)
 
 
 def _body(number, item):
     if ("body" in item) == ("body_base64" in item):
         raise InvalidBatch(f"Line {number}: give exactly one of body and body_base64.")
     if "body" in item:
-        text = item["body"]
-        if not isinstance(text, str):
-            raise InvalidBatch(f"Line {number}: body must be a string (use body_base64 for bytes).")
-        try:
-            return text.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape
-            raise InvalidBatch(f"Line {number}: body is not valid Unicode text.") from None
+        raise InvalidBatch(f"Line {number}: body must be a string (use body_base64 for bytes).")
     encoded = item["body_base64"]
     if not isinstance(encoded, str):
         raise InvalidBatch(f"Line {number}: body_base64 must be a string.")
@@ -118,22 +135,15 @@ def _body(number, item):
         raise InvalidBatch(f"Line {number}: body_base64 is not valid base64.") from None
 
 
-def _content_type(number, item):
-    value = item.get("content_type")
-    if value is None:
-        return DEFAULT_CONTENT_TYPE
+def _content_type(number, value):
     if not isinstance(value, str) or len(value) > SHORTSTR_MAX or not MEDIA_TYPE.fullmatch(value):
         raise InvalidBatch(f"Line {number}: content_type must look like type/subtype, e.g. application/json.")
     return value
 
 
-def _shortstr(number, item, field):
-    value = item.get(field)
-    if value is None:
-        return None
+def _shortstr(number, field, value):
     if not isinstance(value, str) or not _printable(value) or not 0 < len(value) <= SHORTSTR_MAX:
         raise InvalidBatch(f"Line {number}: {field} must be 1-{SHORTSTR_MAX} printable ASCII characters.")
-    return value
 
 
 def _headers(number, headers):
