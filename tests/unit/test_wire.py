@@ -48,6 +48,42 @@ def test_a_batch_is_each_publish_joined():
     assert wire.publish_all(3, "ex.b", messages, 4096) == expected
 
 
+BATCH_LINE_PROPERTIES = [
+    pika.BasicProperties(message_id="m", timestamp=1700000000),
+    pika.BasicProperties(
+        content_type="text/plain; charset=utf-8",
+        message_id="k" * 255,
+        correlation_id="c-1",
+        timestamp=1700000000,
+        headers={"Source": "lab", "x": "1"},
+        delivery_mode=pika.DeliveryMode.Persistent,
+    ),
+    pika.BasicProperties(content_type="a/b", correlation_id="c", message_id="m", delivery_mode=1),
+    pika.BasicProperties(headers={}, timestamp=0),
+    pika.BasicProperties(),
+]
+NOT_A_BATCH_LINES = [
+    PROPERTIES,  # content_encoding
+    pika.BasicProperties(message_id="m", priority=3),
+    pika.BasicProperties(message_id="m", app_id="x"),
+    pika.BasicProperties(message_id="caf\u00e9"),
+]
+
+
+@pytest.mark.parametrize("properties", BATCH_LINE_PROPERTIES + NOT_A_BATCH_LINES)
+def test_a_batchs_content_headers_are_pikas(properties):
+    """A batch line's header is encoded by hutch.amqp.wire itself; the bytes must be pika's."""
+    messages = [Message(b"x" * 300, properties), Message(b"", properties)]
+    assert wire.publish_all(5, "ex.b", messages, 131072) == b"".join(
+        pika_publish_bytes(5, "ex.b", m.body, m.properties, 131072) for m in messages
+    )
+
+
+def test_the_short_way_is_taken_only_for_a_batch_lines_properties():
+    assert all(wire._batch_header(1, 10, p) is not None for p in BATCH_LINE_PROPERTIES)
+    assert all(wire._batch_header(1, 10, p) is None for p in NOT_A_BATCH_LINES)
+
+
 def test_body_frames_never_exceed_frame_max():
     data = wire.publish(1, "x", b"y" * 10_000, PROPERTIES, 4096)
     frames = list(wire.Decoder().feed(data))
