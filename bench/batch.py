@@ -41,7 +41,6 @@ BATCH_LUA = servers.BENCH / "lua" / "batch.lua"
 BODY = ("Hutch bulk publishing benchmark message, 200 bytes of text: " * 4)[:200]
 SIZES = (1, 10, 100, 1000)
 IDIOMS = ("broadcast", "notify")
-BROADCAST_QUEUE_MAX = 100_000  # the bound broadcast queue drops its oldest beyond this (memory)
 
 
 def batch_body(size):
@@ -163,7 +162,7 @@ def declare(housekeeper, prefix):
     channel = housekeeper.channel
     broadcast, broadcast_queue = f"{prefix}.b", f"{prefix}.b.q"
     channel.exchange_declare(broadcast, "fanout", durable=False, auto_delete=True)
-    channel.queue_declare(broadcast_queue, arguments={"x-max-length": BROADCAST_QUEUE_MAX})
+    channel.queue_declare(broadcast_queue)  # purged after each measurement
     channel.queue_bind(broadcast_queue, broadcast)
     notify, notify_queue = f"{prefix}.n", f"{prefix}.n.quorum"
     channel.exchange_declare(notify, "fanout", durable=True, auto_delete=False)

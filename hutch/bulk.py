@@ -45,18 +45,20 @@ def publish_batch(request, gateway, idiom, exchange):
         gateway.idempotency.settle_each(claims, {})
         raise
     answers = {}
+    broadcast = idiom == "broadcast"
     for index, outcome in zip(todo, outcomes, strict=True):
         message_id = lines[index].message.message_id
-        if isinstance(outcome, HutchError):
+        if outcome.__class__ is not bool:  # the HutchError it failed with
             results[index] = _failed(outcome, message_id)
             continue
-        # What one message's 202 says, so a line and a single request may retry each other.
-        single = {"message_id": message_id, "exchange": exchange}
         result = {"status": 202, "message_id": message_id}
-        if idiom == "broadcast":
-            single["routed"] = result["routed"] = outcome
+        if broadcast:
+            result["routed"] = outcome
         results[index] = result
-        if index in claims:
+        if index in claims:  # what one message's 202 says: a line and a single request retry each other
+            single = {"message_id": message_id, "exchange": exchange}
+            if broadcast:
+                single["routed"] = outcome
             answers[index] = (202, json.dumps(single, separators=(",", ":")) + "\n")
     gateway.idempotency.settle_each(claims, answers)
     accepted = sum(1 for result in results if result["status"] == 202)

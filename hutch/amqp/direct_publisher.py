@@ -69,7 +69,7 @@ class ConnectionFailed(Exception):
     """The handshake was refused or the broker closed the connection."""
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class Publish:
     """One message waiting for its confirm; ``resolve`` releases the waiting request thread."""
 
