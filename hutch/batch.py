@@ -53,15 +53,9 @@ def parse_batch(body, max_messages, persistent=False):
         raise InvalidBatch("The batch holds no message: send one JSON object a line.")
     timestamp = int(time.time())
     lines = []
-    seen = {}  # idempotency_key -> the line that carried it first
     checked_types = set()  # content types that passed the check (a batch mostly repeats one)
     for (number, raw), fresh_id in zip(numbered, message_ids(len(numbered)), strict=True):
-        line = _line(number, raw, timestamp, persistent, fresh_id, checked_types)
-        if line.key is not None:
-            first = seen.setdefault(line.key, number)
-            if first != number:
-                raise InvalidBatch(f"Line {number}: idempotency_key repeats the one of line {first}.")
-        lines.append(line)
+        lines.append(_line(number, raw, timestamp, persistent, fresh_id, checked_types))
     return lines
 
 
@@ -147,7 +141,8 @@ def _shortstr(number, field, value):
 
 
 def _headers(number, headers):
-    """AMQP headers, names as sent (JSON keeps their case), values printable ASCII as for one message."""
+    """AMQP headers: names as sent (JSON keeps their case; any text an AMQP table key holds), values
+    printable ASCII as for one message."""
     if headers is None:
         return None
     if not isinstance(headers, dict):
@@ -156,9 +151,9 @@ def _headers(number, headers):
         raise InvalidBatch(f"Line {number}: at most {MAX_HEADERS} headers are allowed.")
     checked = {}
     for name, value in headers.items():
-        if not name or len(name) > HEADER_NAME or not _printable(name):
+        if not _fits_shortstr(name):
             raise InvalidBatch(
-                f"Line {number}: a header name must be 1-{HEADER_NAME} printable ASCII characters."
+                f"Line {number}: a header name must be text of at most {HEADER_NAME} bytes of UTF-8."
             )
         if not isinstance(value, str) or len(value) > MAX_HEADER_VALUE or not _printable(value):
             raise InvalidBatch(
@@ -167,6 +162,14 @@ def _headers(number, headers):
             )
         checked[name] = value
     return checked or None
+
+
+def _fits_shortstr(text):
+    """An AMQP short string holds it: at most 255 bytes of UTF-8 (no lone surrogate)."""
+    try:
+        return len(text) <= SHORTSTR_MAX and len(text.encode("utf-8")) <= SHORTSTR_MAX
+    except UnicodeEncodeError:
+        return False
 
 
 def _printable(text):

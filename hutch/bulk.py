@@ -14,8 +14,8 @@ published.
 import json
 
 from .batch import parse_batch
-from .errors import HutchError
-from .idempotency import Claim
+from .errors import HutchError, IdempotencyKeyReused
+from .idempotency import Claim, fingerprint_of
 from .web import json_response, read_body
 
 
@@ -26,7 +26,7 @@ def publish_batch(request, gateway, idiom, exchange):
     body = read_body(environ, settings.max_batch_bytes)
     lines = parse_batch(body, settings.max_batch_messages, persistent=idiom == "notify")
     results = [None] * len(lines)
-    keyed = {index: (line.key, line.message) for index, line in enumerate(lines) if line.key is not None}
+    keyed, repeats = _keys(lines) if gateway.idempotency.enabled else ({}, {})
     claims = {}
     if keyed:
         for index, outcome in gateway.idempotency.claim_each(environ, idiom, exchange, keyed).items():
@@ -36,7 +36,7 @@ def publish_batch(request, gateway, idiom, exchange):
                 results[index] = _failed(outcome, lines[index].message.message_id)
             else:
                 results[index] = _replayed(outcome)
-    todo = [index for index, result in enumerate(results) if result is None]
+    todo = [index for index, result in enumerate(results) if result is None and index not in repeats]
     try:
         outcomes = (
             gateway.broker.publish_batch(idiom, exchange, [lines[i].message for i in todo]) if todo else []
@@ -61,8 +61,34 @@ def publish_batch(request, gateway, idiom, exchange):
                 single["routed"] = outcome
             answers[index] = (202, json.dumps(single, separators=(",", ":")) + "\n")
     gateway.idempotency.settle_each(claims, answers)
+    for index, first in repeats.items():
+        results[index] = _repeated(results[first], lines[first].message, lines[index].message)
     accepted = sum(1 for result in results if result["status"] == 202)
     return json_response(200, {"results": results, "accepted": accepted, "failed": len(results) - accepted})
+
+
+def _keys(lines):
+    """``({index: (key, message)}, {index: index of the first line with its key})``: a key repeated
+    in the batch is published once, by its first line; the others answer as retries would."""
+    keyed, repeats, first_of = {}, {}, {}
+    for index, line in enumerate(lines):
+        if line.key is not None:
+            first = first_of.setdefault(line.key, index)
+            if first == index:
+                keyed[index] = (line.key, line.message)
+            else:
+                repeats[index] = first
+    return keyed, repeats
+
+
+def _repeated(first_result, first, message):
+    """A line repeating an earlier line's key: the earlier answer (``replayed`` if it was a 202), or
+    422 for another body or content type, as for a retried request."""
+    if fingerprint_of(message) != fingerprint_of(first):
+        return _failed(IdempotencyKeyReused(), message.message_id)
+    if first_result["status"] == 202:
+        return {**first_result, "replayed": True}
+    return dict(first_result)
 
 
 def _failed(error, message_id):

@@ -58,6 +58,8 @@ RELEASE = OURS + "return redis.call('DEL', KEYS[1]) end return 0"
 class IdempotencyStore:
     """The answers of keyed requests, in Redis; ``once`` runs a publish at most once per key."""
 
+    enabled = True
+
     def __init__(self, url, ttl, lease, wait, retry_after, socket_timeout=2.0):
         self.ttl_ms = int(ttl * 1000)
         self.lease_ms = int(lease * 1000)
@@ -228,6 +230,8 @@ class Claim:
 
 class NoIdempotency:
     """``idempotency_url`` unset: every request publishes (Idempotency-Key is only the message_id)."""
+
+    enabled = False
 
     def once(self, environ, idiom, exchange, message, publish):
         return publish()

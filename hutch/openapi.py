@@ -41,7 +41,7 @@ from .errors import (
 )
 from .events.resume import MAX_ID_LENGTH
 from .events.sse import PREVIEW_BYTES
-from .messages import DEFAULT_CONTENT_TYPE, MAX_HEADER_VALUE, MAX_HEADERS, SHORTSTR_MAX
+from .messages import DEFAULT_CONTENT_TYPE, MAX_HEADER_VALUE, MAX_HEADERS, MEDIA_TYPE, SHORTSTR_MAX
 from .names import NAME, NAME_MAX
 from .pages import ASSETS, MAX_FOLLOWED
 from .settings import SESSION_DEFAULTS, Settings
@@ -717,16 +717,34 @@ OPERATIONS = {
 # The event tier (``hutch.events``) serves this path, not an app module: its route as data.
 # --- bulk publishing: the batch operations' body and answer -----------------------------------
 
+MEDIA_TYPE_PATTERN = f"^{MEDIA_TYPE.pattern}$"  # what hutch.messages checks a content type with
+BATCH_SHORTSTR = {
+    "type": "string",
+    "nullable": True,
+    "minLength": 1,
+    "maxLength": SHORTSTR_MAX,
+    "pattern": PRINTABLE_ASCII,
+}
 BATCH_LINE = {
     "type": "object",
-    "description": "One line of the NDJSON body: one message.",
+    "description": "One line of the NDJSON body: one message. Exactly one of `body` and `body_base64`; "
+    "an optional field that is null is as if it were absent.",
     "additionalProperties": False,
+    "oneOf": [{"required": ["body"]}, {"required": ["body_base64"]}],
     "properties": {
         "body": {"type": "string", "description": "The message as text, published as UTF-8."},
         "body_base64": {"type": "string", "format": "byte", "description": "The message's bytes."},
-        "content_type": {"type": "string", "maxLength": SHORTSTR_MAX, "default": DEFAULT_CONTENT_TYPE},
+        "content_type": {
+            "type": "string",
+            "nullable": True,
+            "maxLength": SHORTSTR_MAX,
+            "pattern": MEDIA_TYPE_PATTERN,
+            "default": DEFAULT_CONTENT_TYPE,
+        },
         "headers": {
             "type": "object",
+            "nullable": True,
+            "description": "AMQP headers; a name is any text of at most 255 bytes of UTF-8.",
             "maxProperties": MAX_HEADERS,
             "additionalProperties": {
                 "type": "string",
@@ -734,8 +752,8 @@ BATCH_LINE = {
                 "pattern": PRINTABLE_ASCII,
             },
         },
-        "idempotency_key": {"type": "string", "maxLength": SHORTSTR_MAX, "pattern": PRINTABLE_ASCII},
-        "correlation_id": {"type": "string", "maxLength": SHORTSTR_MAX, "pattern": PRINTABLE_ASCII},
+        "idempotency_key": {**BATCH_SHORTSTR, "description": "As `Idempotency-Key`; also the `message_id`."},
+        "correlation_id": BATCH_SHORTSTR,
     },
 }
 SCHEMAS["BatchResults"] = {
@@ -776,16 +794,26 @@ SCHEMAS["BatchResults"] = {
         "failed": 1,
     },
 }
+SCHEMAS["BatchLine"] = BATCH_LINE
 BATCH_BODY = {
-    "description": "NDJSON: one JSON object (`BatchLine`, `x-hutch-line-schema`) a line.",
+    "description": "NDJSON: the array's items, one JSON object (`BatchLine`) a line; blank lines carry no "
+    f"message. At most `max_batch_messages` (default {Settings.max_batch_messages}) messages and "
+    f"`max_batch_bytes` (default {Settings.max_batch_bytes} bytes), else 413.",
     "required": True,
-    "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+    "content": {
+        "application/x-ndjson": {
+            "schema": {
+                "type": "array",
+                "minItems": 1,  # the limits (413, not 400) are in the description, not maxItems
+                "items": _ref("schemas", "BatchLine"),
+            }
+        }
+    },
 }
 for _batch_operation in ("broadcastBatch", "notifyBatch"):
     OPERATIONS[_batch_operation] = {
         "responses": {"200": _json("Every line's outcome, in order.", "BatchResults")},
         "requestBody": BATCH_BODY,
-        "x-hutch-line-schema": BATCH_LINE,
     }
 
 

@@ -296,8 +296,7 @@ OPERATIONS = {
 
 CODE_MEANINGS["invalid_batch"] = (
     "A line of a batch is not a message (its number is in `detail`): not a JSON object, an unknown "
-    "field, not exactly one of `body` and `body_base64`, a bad property, or an `idempotency_key` "
-    "repeated in the batch. Nothing was published."
+    "field, not exactly one of `body` and `body_base64`, or a bad property. Nothing was published."
 )
 CODE_MEANINGS["payload_too_large"] += (
     " A batch: over `max_batch_bytes` or `max_batch_messages` (nothing was published)."
@@ -306,8 +305,8 @@ BATCH_PROSE = (
     "The body is NDJSON (`application/x-ndjson`): one JSON object a line, each one message: `body` "
     "(text, published as UTF-8) or `body_base64`, and optionally `content_type` (default "
     "`application/octet-stream`), `headers` (an object of printable ASCII strings; at most "
-    "$max_headers), `idempotency_key` (also the `message_id`) and `correlation_id`. Blank lines "
-    "carry no message. The whole batch is checked before anything is published: a bad line is "
+    "$max_headers), `idempotency_key` (also the `message_id`) and `correlation_id` (`BatchLine`). "
+    "Blank lines carry no message. The whole batch is checked before anything is published: a bad line is "
     "400 `invalid_batch` naming its line number, more than `max_batch_messages` (default 1000) "
     "messages or `max_batch_bytes` (default 16 MiB) is 413, and nothing was published. Then every "
     "message is published at once and the answer waits for every confirm: 200 with one result a "
@@ -316,7 +315,7 @@ BATCH_PROSE = (
     "line's `idempotency_key` works as one message's `Idempotency-Key` (the same scope: a line and "
     "a single request retry each other): a repeat is answered with the first answer and "
     "`replayed: true`, 422 `idempotency_key_reused` or 409 `idempotency_in_flight` as a line's "
-    "result. When nothing could be sent (broker unreachable or blocked, the exchange of another "
+    "result; a key repeated in one batch is published once, by its first line. When nothing could be sent (broker unreachable or blocked, the exchange of another "
     "type, the idempotency store down) the whole request fails as one message would."
 )
 OPERATIONS["broadcastBatch"] = (

@@ -2,7 +2,9 @@
 
 The document marks some 5xx answers as ordinary outcomes of an operation
 (``x-hutch-expected-errors``: an RPC with no responder, or none in time);
-every other 5xx is still a server error.
+every other 5xx is still a server error.  A batch's body is NDJSON, which
+the document describes as the array of its lines: ``ndjson`` writes an
+array one item a line, and anything else as one line that is no message.
 """
 
 import json
@@ -26,3 +28,12 @@ def not_a_server_error_unless_documented_as_expected(ctx, response, case):
     if response.status_code >= 500 and _error_code(response) in expected:
         return None
     return not_a_server_error(ctx, response, case)
+
+
+@schemathesis.serializer("application/x-ndjson")
+def ndjson(ctx, value):
+    if isinstance(value, list):
+        text = "".join(json.dumps(item) + "\n" for item in value)
+    else:  # not the array of lines the document asks for: one line that is no line object
+        text = json.dumps([value]) + "\n"
+    return text.encode()

@@ -265,3 +265,27 @@ def test_an_unreachable_idempotency_store_refuses_a_keyed_batch_whole(stack, amq
     assert amqp.queue_depth(queue) == 0
     client.post(f"/notify/{exchange}/batch", ndjson({"body": "free"}), status=200)  # no key: no Redis
     assert amqp.queue_depth(queue) == 1
+
+
+@pytest.mark.redis
+def test_a_key_repeated_in_one_batch_is_published_once(keyed, amqp, exchange):
+    client = keyed
+    queue = register(client, amqp, exchange)
+    body = ndjson(
+        {"body": "a", "idempotency_key": "d-1"},
+        {"body": "a", "idempotency_key": "d-1"},
+        {"body": "changed", "idempotency_key": "d-1"},
+    )
+    first, again, changed = client.post(f"/notify/{exchange}/batch", body).json["results"]
+    assert first == {"status": 202, "message_id": "d-1"}
+    assert again == {**first, "replayed": True}
+    assert (changed["status"], changed["error"]) == (422, "idempotency_key_reused")
+    assert [body for _, body in drain(amqp, queue)] == [b"a"]
+
+
+def test_without_an_idempotency_store_a_repeated_key_is_only_a_message_id(client, amqp, exchange):
+    queue = register(client, amqp, exchange)
+    body = ndjson({"body": "a", "idempotency_key": "d-2"}, {"body": "a", "idempotency_key": "d-2"})
+    results = client.post(f"/notify/{exchange}/batch", body).json["results"]
+    assert results == [{"status": 202, "message_id": "d-2"}] * 2
+    assert [properties.message_id for properties, _ in drain(amqp, queue)] == ["d-2", "d-2"]
