@@ -315,7 +315,8 @@ BATCH_PROSE = (
     "line's `idempotency_key` works as one message's `Idempotency-Key` (the same scope: a line and "
     "a single request retry each other): a repeat is answered with the first answer and "
     "`replayed: true`, 422 `idempotency_key_reused` or 409 `idempotency_in_flight` as a line's "
-    "result; a key repeated in one batch is published once, by its first line. When nothing could be sent (broker unreachable or blocked, the exchange of another "
+    "result; a key repeated in one batch is published once, by its first line. When nothing "
+    "could be sent (broker unreachable or blocked, the exchange of another "
     "type, the idempotency store down) the whole request fails as one message would."
 )
 OPERATIONS["broadcastBatch"] = (
