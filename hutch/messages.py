@@ -6,9 +6,9 @@ reply_to, delivery_mode and every other property stay the gateway's.
 
 import dataclasses
 import json
+import os
 import re
 import time
-import uuid
 
 import pika
 
@@ -43,18 +43,17 @@ MESSAGE_ID_KEY = "hutch.message_id"  # the environ key where the access log find
 def message_from_environ(environ, body, persistent=False):
     """Build a ``Message`` from a WSGI environ and the already-read body."""
     headers = {}
-    for key, value in environ.items():
-        if key.startswith(HEADER_PREFIX):
-            name = key[len(HEADER_PREFIX) :].replace("_", "-").lower()
-            if not name:
-                raise InvalidHeader("X-Amqp-Header- needs a name after the prefix.")
-            headers[name] = _checked_value(f"X-Amqp-Header-{name}", value, MAX_HEADER_VALUE)
+    for key in [key for key in environ if key.startswith(HEADER_PREFIX)]:  # mostly none
+        name = key[len(HEADER_PREFIX) :].replace("_", "-").lower()
+        if not name:
+            raise InvalidHeader("X-Amqp-Header- needs a name after the prefix.")
+        headers[name] = _checked_value(f"X-Amqp-Header-{name}", environ[key], MAX_HEADER_VALUE)
     if len(headers) > MAX_HEADERS:
         raise InvalidHeader(f"At most {MAX_HEADERS} X-Amqp-Header-* headers are allowed.")
     properties = pika.BasicProperties(
         content_type=_shortstr(environ, "CONTENT_TYPE", "Content-Type") or DEFAULT_CONTENT_TYPE,
         content_encoding=_shortstr(environ, "HTTP_CONTENT_ENCODING", "Content-Encoding"),
-        message_id=_shortstr(environ, "HTTP_IDEMPOTENCY_KEY", "Idempotency-Key") or uuid.uuid4().hex,
+        message_id=_shortstr(environ, "HTTP_IDEMPOTENCY_KEY", "Idempotency-Key") or new_message_id(),
         correlation_id=_shortstr(environ, "HTTP_X_CORRELATION_ID", "X-Correlation-Id"),
         timestamp=int(time.time()),
         headers=headers or None,
@@ -62,6 +61,15 @@ def message_from_environ(environ, body, persistent=False):
     )
     environ[MESSAGE_ID_KEY] = properties.message_id
     return Message(body, properties)
+
+
+UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))  # the version and variant bits of a UUID ...
+UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # ... set for version 4, the RFC 4122 variant
+
+
+def new_message_id():
+    """A random version-4 UUID in hex, as ``uuid.uuid4().hex`` makes it, in half its time."""
+    return "%032x" % (int.from_bytes(os.urandom(16), "big") & UUID4_CLEAR | UUID4_SET)
 
 
 def message_from_form(content_type, text, limit):
@@ -80,7 +88,7 @@ def message_from_form(content_type, text, limit):
             raise InvalidMessage(f"The message is not valid JSON: {exc}.") from None
     properties = pika.BasicProperties(
         content_type=content_type,
-        message_id=uuid.uuid4().hex,
+        message_id=new_message_id(),
         timestamp=int(time.time()),
         app_id=FORM_APP_ID,
     )

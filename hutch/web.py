@@ -20,8 +20,11 @@ ROUTE_NAMES_KEY = "hutch.route_names"  # the names in the path, for the access l
 NAME_KINDS = {"exchange": "exchange", "routing_key": "routing key", "consumer": "consumer"}
 
 
+ENCODE_JSON = json.JSONEncoder(separators=(",", ":")).encode  # one encoder: json.dumps makes one per call
+
+
 def json_response(status, data, headers=()):
-    body = json.dumps(data, separators=(",", ":")).encode() + b"\n"
+    body = ENCODE_JSON(data).encode() + b"\n"
     # A ready headerlist skips WebOb's content-type and charset negotiation.
     headerlist = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *headers]
     return Response(body=body, status=status, headerlist=headerlist)

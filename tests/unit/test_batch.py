@@ -8,6 +8,7 @@ import pytest
 
 from hutch.batch import message_ids, parse_batch
 from hutch.errors import InvalidBatch, PayloadTooLarge
+from hutch.messages import new_message_id
 
 
 def ndjson(*items):
@@ -127,3 +128,11 @@ def test_a_line_must_hold_one_value_and_be_utf8():
     )
     assert refused(b'{"body": "a"}\n\n{"body": "\xff"}\n').startswith("Line 3: not valid JSON")
     assert refused('{"body": "a"}\n\u00a0\n'.encode()).startswith("Line 2: not valid JSON")
+
+
+def test_one_message_ids_are_version_4_uuids_too():
+    ids = {new_message_id() for _ in range(500)}
+    assert len(ids) == 500
+    for text in ids:
+        parsed = uuid.UUID(hex=text)
+        assert (parsed.hex, parsed.version, parsed.variant) == (text, 4, uuid.RFC_4122)
