@@ -26,6 +26,7 @@ setup(
         "prometheus-client>=0.26.0",
         "aiohttp>=3.14",
         "aio-pika>=10.2",
+        "swagger-ui-py>=25.7.1",  # Swagger UI's files for GET /reference, served by the gateway
     ],
     extras_require={
         "test": [

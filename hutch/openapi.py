@@ -44,6 +44,7 @@ from .events.sse import PREVIEW_BYTES
 from .messages import DEFAULT_CONTENT_TYPE, MAX_HEADER_VALUE, MAX_HEADERS, SHORTSTR_MAX
 from .names import NAME, NAME_MAX
 from .pages import ASSETS, MAX_FOLLOWED
+from .reference import ASSETS as REFERENCE_ASSETS
 from .settings import SESSION_DEFAULTS, Settings
 
 OPENAPI_VERSION = "3.0.3"
@@ -675,6 +676,27 @@ OPERATIONS = {
                 "content": {JSON: {"schema": {"type": "object"}}},
             }
         },
+    },
+    "reference": {
+        "responses": {"200": {"description": "The page.", "content": HTML_PAGE}},
+    },
+    "referenceAsset": {
+        "responses": {
+            "200": {
+                "description": "The file.",
+                "headers": {"ETag": {"schema": {"type": "string"}}},
+                "content": {kind: {"schema": {"type": "string"}} for kind, _ in REFERENCE_ASSETS.values()},
+            },
+            "304": {"description": "Not modified (`If-None-Match`)."},
+        },
+        "parameters": [
+            {
+                "name": "name",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "enum": list(REFERENCE_ASSETS)},
+            }
+        ],
     },
     "index": {
         "responses": {

@@ -270,6 +270,20 @@ OPERATIONS = {
         "This contract, machine-readable",
         ("This OpenAPI document; `servers` names where the gateway is mounted (its SCRIPT_NAME prefix)."),
     ),
+    "reference": (
+        "operations",
+        "This contract, browsable",
+        (
+            "Swagger UI over this gateway's `/openapi.json`: every operation with its parameters, "
+            'bodies and answers, and "Try it out". Its files are the gateway\'s own '
+            "(`/reference/{name}`); nothing is loaded from another site. Never needs an API key."
+        ),
+    ),
+    "referenceAsset": (
+        "operations",
+        "The browsable reference's stylesheet and scripts",
+        "Only these files are served: Swagger UI's and the script that starts it, with an `ETag`.",
+    ),
     "index": (
         "operations",
         "Where to start: the dashboard for a browser, links for a client",

@@ -54,6 +54,8 @@ BROWSER_ROUTES = {
     ("get", "/dashboard/{exchange}/ticket"),
     ("get", "/static/{name}"),
 }
+# The browsable reference of this document: open, as the document is.
+REFERENCE_ROUTES = {("get", "/reference"), ("get", "/reference/{name}")}
 PUBLISHING_ROUTES = [
     ("post", "/broadcast/{exchange}"),
     ("post", "/notify/{exchange}"),
@@ -175,9 +177,11 @@ def test_paths_and_methods_are_the_contracts_and_the_dashboards_pages(doc):
     documented = {(method, path) for path, item in doc["paths"].items() for method in item}
     contract = {(method, path) for method, path, _ in CONTRACT_ROUTES}
     assert contract <= documented
-    assert documented - contract == BROWSER_ROUTES
+    assert documented - contract == BROWSER_ROUTES | REFERENCE_ROUTES
     for method, path in BROWSER_ROUTES:
         assert operation(doc, method, path)["tags"] == ["dashboard UI"]
+    for method, path in REFERENCE_ROUTES:
+        assert operation(doc, method, path)["security"] == []
 
 
 @pytest.mark.parametrize(("method", "path", "statuses"), CONTRACT_ROUTES)
