@@ -59,6 +59,7 @@ def page(assets_url, openapi_url):
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         "<title>Hutch API reference</title>\n"
+        '<link rel="icon" href="data:,">\n'  # no request for /favicon.ico, which the gateway lacks
         f'<link rel="stylesheet" href="{assets}/swagger-ui.css">\n'
         "</head>\n<body>\n"
         f'<div id="swagger-ui" data-openapi-url="{html.escape(openapi_url)}"></div>\n'
