@@ -1,6 +1,6 @@
 """The mapping between HTTP requests/responses and AMQP messages.
 
-Only the properties the contract lists (README, /openapi.json) cross from HTTP into AMQP; user_id,
+Only the properties the contract lists (docs/http.md, /openapi.json) cross from HTTP into AMQP; user_id,
 reply_to, delivery_mode and every other property stay the gateway's.
 """
 

@@ -1,6 +1,6 @@
 """The OpenAPI document: valid OpenAPI 3.0, faithful to the contract and to the code.
 
-The routes and statuses below are copied from the contract (README) by hand on
+The routes and statuses below are copied from the contract (docs/http.md) by hand on
 purpose: the test must fail when the document drifts from the contract, so
 it cannot derive its expectations from the document.  Error codes come from
 the source of ``hutch/errors.py``, read independently of ``hutch.openapi``.
