@@ -1,4 +1,7 @@
-"""The README says one thing about the server's processes and threads, and it is what runs."""
+"""The README and docs/ as a newcomer reads them: one thing said about the server's processes and
+threads (what runs), every link and anchor leading somewhere, every file a command names there.
+
+The README's tour itself runs in tests/e2e/test_readme_tour.py."""
 
 import pathlib
 import re
@@ -11,15 +14,25 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 def test_every_thread_count_in_the_docs_is_the_default():
     conf = (ROOT / "apache" / "hutch.conf").read_text()
     assert f"processes={DEFAULT_PROCESSES}" in conf and f"threads={DEFAULT_THREADS}" in conf
-    for name in ("README.md", "apache/README.md"):
+    pages = [
+        "README.md",
+        "apache/README.md",
+        *(f"docs/{path.name}" for path in sorted(ROOT.glob("docs/*.md"))),
+    ]
+    mentioned = set()
+    for name in pages:
         text = (ROOT / name).read_text()
         flags = re.findall(r"--threads (\d+)", text)
         groups = re.findall(r"(\d+|two) (?:daemon )?processes\s+(?:\u00d7|x|of)\s+(\d+) threads", text)
-        assert flags or groups, name
+        if flags or groups:
+            mentioned.add(name)
         assert {int(count) for count in flags} <= {DEFAULT_THREADS}, f"{name}: --threads {flags}"
         for processes, threads in groups:
             count = 2 if processes == "two" else int(processes)
             assert (count, int(threads)) == (DEFAULT_PROCESSES, DEFAULT_THREADS), name
+    assert "apache/README.md" in mentioned and len(mentioned) >= 2, (
+        mentioned
+    )  # the sysadmin's guide, and the user's
 
 
 # --- the README and docs/ as a newcomer follows them -------------------------------------------
