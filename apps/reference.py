@@ -10,8 +10,10 @@ from webob import Response
 
 from hutch.errors import NotFound
 from hutch.pages import SECURITY_HEADERS
-from hutch.reference import load_assets, page
+from hutch.reference import load_assets, package_static, page
 from hutch.web import Route, Routes, operation
+
+package_static()  # at start-up: a gateway without swagger-ui-py stops here, naming it
 
 
 @operation("reference")
