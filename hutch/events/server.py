@@ -38,12 +38,22 @@ from ..tickets import signing_key, verify
 from . import sse
 from .feeds import Client, Feed
 from .link import BrokerLink
-from .resume import MAX_ID_LENGTH, gap_event, live_id, plan_history, plan_live, split_replay
+from .resume import (
+    MAX_ID_LENGTH,
+    beyond_end,
+    gap_event,
+    live_id,
+    parse_offset,
+    plan_history,
+    plan_live,
+    split_replay,
+)
 
 log = logging.getLogger(__name__)
 
 LIFETIME_JITTER = 0.15  # streams end between 85% and 100% of events_max_lifetime, so reconnects spread out
 START_WAIT = 30.0  # seconds a stream waits for its exchange's feed to start
+CATCH_UP_WAIT = 2.0  # seconds a Last-Event-ID beyond the feed's tail waits for the feed to reach it
 TICK = 1.0  # seconds between the checks for heartbeats and lifetimes
 WRITE_BATCH = 200  # events per write while replaying
 STREAM_HEADERS = {
@@ -225,6 +235,8 @@ async def stream(request):
 
 async def serve_stream(request, tier, feed, resume_from):
     settings = tier.settings
+    if feed.history and beyond_end(resume_from, feed.tail):
+        await feed.reach(parse_offset(resume_from), CATCH_UP_WAIT)  # another process may have sent it
     # Everything from planning to attaching runs without an await: no event slips between them.
     if feed.history:
         plan = plan_history(resume_from, settings.history.count, feed.tail)
@@ -249,8 +261,7 @@ async def serve_stream(request, tier, feed, resume_from):
         await response.prepare(request)
         await response.write(sse.retry())
         if plan.unknown is not None:
-            reason = "unknown_id"
-            await response.write(sse.json_frame(gap_event(reason, plan.unknown, None), "gap"))
+            await response.write(sse.json_frame(gap_event(plan.reason, plan.unknown, None), "gap"))
         replayed = 0
         if read is not None:
             events, dropped = await feed.read_range(*read)
