@@ -134,7 +134,7 @@ PRECONDITION_ERRORS = (
     aio_pika.exceptions.ChannelPreconditionFailed,
     aiormq.exceptions.ChannelPreconditionFailed,
 )
-ACCESS_ERRORS = (aio_pika.exceptions.ChannelAccessRefused, aiormq.exceptions.ChannelAccessRefused)
+ACCESS_ERRORS = (aiormq.exceptions.ChannelAccessRefused,)
 
 
 def broker_error(error):

@@ -75,3 +75,16 @@ def test_received_is_when_the_message_was_published_not_when_it_was_read():
     assert event["received"] == "2026-01-02T03:04:05.000Z"
     # an AMQP publisher that sets no timestamp (or an absurd one): when it was read
     assert sse.published_at(aio_pika.Message(b"x"), 1800000000.5) == 1800000000.5
+
+
+def test_a_refused_declaration_maps_by_the_exception_class_as_aiormq_gives_no_reply_code():
+    import aiormq
+
+    from hutch.errors import BrokerUnavailable, Forbidden, PreconditionFailed
+    from hutch.events.feeds import broker_error
+
+    clash = aiormq.exceptions.ChannelPreconditionFailed("PRECONDITION_FAILED - inequivalent arg 'type'")
+    assert getattr(clash, "reply_code", None) is None
+    assert isinstance(broker_error(clash), PreconditionFailed)
+    assert isinstance(broker_error(aiormq.exceptions.ChannelAccessRefused("ACCESS_REFUSED")), Forbidden)
+    assert isinstance(broker_error(ConnectionError("gone")), BrokerUnavailable)
