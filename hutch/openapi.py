@@ -751,9 +751,9 @@ EVENTS_VIEW = types.SimpleNamespace(
 )
 EVENTS_ROUTE = types.SimpleNamespace(
     permissions={"GET": ("watch",)},
-    browser=True,  # a ticket from the dashboard's session stands for the key
+    browser=True,  # the dashboard's session (its cookie, or a ticket made from it) stands for the key
     page=None,
-    reads_session=False,  # the event servers check the ticket, never the session store
+    reads_session=True,  # the event servers read the session's store when no key or ticket is sent
     views={"GET": EVENTS_VIEW},
 )
 

@@ -10,7 +10,8 @@ API keys and session secret.
 Authorization is the gateway's: an API key with ``watch`` on the exchange
 in ``Authorization``, or (for the dashboard's EventSource, which cannot
 send headers) a ticket the gateway signed for the logged-in browser
-(``hutch.tickets``).  Errors are the gateway's JSON errors, mapped here in
+(``hutch.tickets``), or that browser's session cookie itself
+(``hutch.events.session``).  Errors are the gateway's JSON errors, mapped here in
 one place.
 """
 
@@ -48,6 +49,7 @@ from .resume import (
     plan_live,
     split_replay,
 )
+from .session import SessionReader
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class EventTier:
             reconnect_max_delay=settings.reconnect_max_delay,
         )
         self.ticket_key = signing_key(settings.session["session.secret"])
+        self.sessions = SessionReader(settings.session)
         self.feeds = {}
         self.streams = 0
         self.deliveries = 0
@@ -157,8 +160,9 @@ class EventTier:
 # --- authorization and errors -------------------------------------------------
 
 
-def authorize_stream(request, tier, exchange):
-    """401/403 exactly as the gateway answers them: an API key, or the dashboard's ticket."""
+async def authorize_stream(request, tier, exchange):
+    """401/403 exactly as the gateway answers them: an API key, the dashboard's ticket, or the
+    dashboard's session (its cookie), in that order."""
     policy = tier.settings.auth
     if not policy.enabled:
         return None
@@ -166,14 +170,20 @@ def authorize_stream(request, tier, exchange):
     if header:
         return authorize({"HTTP_AUTHORIZATION": header}, policy, "watch", exchange)
     ticket = request.query.get("ticket")
-    if not ticket:
+    cookie = request.headers.get("Cookie", "")
+    if ticket:
+        name = verify(tier.ticket_key, ticket, exchange)
+        key = next((key for key in policy.keys if key.name == name), None) if name else None
+        if key is None:
+            raise Unauthorized(
+                "The dashboard's ticket is invalid or expired; reload the page.", headers=[CHALLENGE]
+            )
+    elif tier.sessions.carries_session(cookie):
+        key = await tier.sessions.key(cookie, policy)
+        if key is None:
+            raise Unauthorized("Log in to the dashboard (again), or send an API key.", headers=[CHALLENGE])
+    else:
         raise Unauthorized("Log in to the dashboard, or send an API key.", headers=[CHALLENGE])
-    name = verify(tier.ticket_key, ticket, exchange)
-    key = next((key for key in policy.keys if key.name == name), None) if name else None
-    if key is None:
-        raise Unauthorized(
-            "The dashboard's ticket is invalid or expired; reload the page.", headers=[CHALLENGE]
-        )
     if not key.allows("watch", exchange):
         raise Forbidden(f"The API key {key.name!r} may not watch {exchange!r}.")
     return key.name
@@ -215,7 +225,7 @@ async def stream(request):
     tier = request.app[TIER]
     settings = tier.settings
     exchange = checked_name(request.match_info["exchange"], "exchange")
-    authorize_stream(request, tier, exchange)
+    await authorize_stream(request, tier, exchange)
     if tier.stopping:
         raise TooManyStreams("This event server is shutting down; retry shortly.", settings.retry_after)
     if 0 < settings.events_max_streams <= tier.streams:

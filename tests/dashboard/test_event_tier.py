@@ -149,6 +149,31 @@ def test_a_browser_logged_in_by_its_session_gets_a_ticket(stream_server, exchang
         ready(stream)
 
 
+def test_a_logged_in_browser_session_opens_its_event_stream_without_a_ticket(stream_server, exchange):
+    """The session cookie authorizes /events as it authorizes the dashboard's pages."""
+    url = f"{stream_server.url}/events/{exchange}"
+    browser = requests.Session()
+    login_page = browser.get(f"{stream_server.url}/dashboard/", headers={"Accept": "text/html"}, timeout=5)
+    token = login_page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    anonymous = browser.get(url, timeout=5)  # a session, but nobody logged in
+    assert error_of_json(anonymous) == (401, "unauthorized")
+    form = {"action": "login", "api_key": KEYS["watcher"][0], "csrf_token": token}
+    assert browser.post(f"{stream_server.url}/dashboard/", data=form, timeout=5, allow_redirects=False).ok
+    cookie = "; ".join(f"{name}={value}" for name, value in browser.cookies.items())
+    with open_stream(stream_server, exchange, headers={"Cookie": cookie}) as stream:
+        ready(stream)
+    # the session's key may watch t.* only; a forged cookie is no session
+    forbidden = requests.get(f"{stream_server.url}/events/other.x", headers={"Cookie": cookie}, timeout=5)
+    assert error_of_json(forbidden) == (403, "forbidden")
+    forged = requests.get(url, headers={"Cookie": "hutch_session=forged"}, timeout=5)
+    assert error_of_json(forged) == (401, "unauthorized")
+    # logged out: the cookie's session is gone
+    token = browser.get(f"{stream_server.url}/dashboard/", headers={"Accept": "text/html"}, timeout=5)
+    token = token.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    browser.post(f"{stream_server.url}/dashboard/", data={"action": "logout", "csrf_token": token}, timeout=5)
+    assert error_of_json(browser.get(url, timeout=5)) == (401, "unauthorized")
+
+
 # --- history, resume, gap ------------------------------------------------------------------------------
 
 
