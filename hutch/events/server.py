@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import random
+import time
 
 from aiohttp import web
 
@@ -200,8 +201,12 @@ def error_response(error):
     return json_response(error.status, {"error": error.code, "detail": error.detail}, error.headers)
 
 
+STARTED = "hutch.started"  # the request's arrival (monotonic), for the request metrics
+
+
 @web.middleware
 async def json_errors(request, handler):
+    request[STARTED] = time.monotonic()
     try:
         return await handler(request)
     except HutchError as error:
@@ -350,8 +355,13 @@ def make_app(settings):
     async def close_tier(_app):
         await tier.close()
 
-    async def plain_server_header(_request, response):
+    async def plain_server_header(request, response):
         response.headers["Server"] = "hutch"  # not aiohttp's name and version
+        # counted as the gateway counts its requests; a stream when it starts (its status is sent)
+        started = request.get(STARTED)
+        if started is not None:
+            app = "health" if request.path.endswith("/health") else "events"
+            metrics.request_answered(app, response.status, time.monotonic() - started)
 
     app.on_response_prepare.append(plain_server_header)
     app.on_startup.append(start_link)
