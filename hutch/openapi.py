@@ -764,7 +764,8 @@ def route_operation(path, method, route, view):
     idioms = route.permissions.get(method, ())
     tag, summary, description = text.OPERATIONS[view.operation_id]
     extra = OPERATIONS[view.operation_id]
-    # Before the route is chosen: JSON always.  After it: a page for a browser where the route has pages.
+    # Before the route is chosen (405): JSON always.  Once it is (a bad name, then the route's own
+    # errors): a page for a browser where the route has pages.
     dispatch = (MethodNotAllowed, *(NAME_ERRORS if names else ()))
     guarded = (
         *(AUTH_ERRORS if idioms else ()),
@@ -782,7 +783,7 @@ def route_operation(path, method, route, view):
         ],
         "responses": {
             **extra["responses"],
-            **error_responses(*dispatch, *guarded, pages=guarded if route.page else ()),
+            **error_responses(*dispatch, *guarded, pages=(*guarded, *NAME_ERRORS) if route.page else ()),
         },
     }
     if "requestBody" in extra:
