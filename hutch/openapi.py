@@ -306,17 +306,20 @@ AMQP_HEADER_FAMILY = {
     "schema": {"type": "string", "maxLength": MAX_HEADER_VALUE, "pattern": PRINTABLE_ASCII},
 }
 # A message body's media types, as concrete types that client generators accept (a ``*/*`` body is
-# skipped by some, e.g. openapi-python-client): bytes of any type as ``application/octet-stream``, and
-# the common text and JSON types.  The gateway takes any ``Content-Type``; these only name examples.
+# skipped by some, e.g. openapi-python-client): bytes of any type as ``application/octet-stream``
+# (first: a generator that picks one picks it), and text.  The gateway takes any ``Content-Type``.
+# No ``application/json``: the gateway takes any JSON value, and a schema that says so (arrays
+# included) makes openapi-python-client 0.29 emit code that fails on every call, while an object-only
+# schema would narrow what the gateway takes.  Batch routes and the like reuse this constant.
 BINARY_SCHEMA = {"type": "string", "format": "binary"}
 MESSAGE_BODY_CONTENT = {
     "application/octet-stream": {"schema": BINARY_SCHEMA},
-    JSON: {"schema": {"type": "object", "additionalProperties": True, "description": "Any JSON."}},
     "text/plain": {"schema": {"type": "string"}},
 }
 MESSAGE_BODY = {
-    "description": "The message body, bytes as sent, of any media type (the types listed are examples: "
-    "send any other with `application/octet-stream`'s schema and your own `Content-Type`). "
+    "description": "The message body, bytes as sent, of any media type: the types listed are the "
+    "two shapes a body takes (bytes, text); send JSON or any other type with its own `Content-Type` "
+    "(a client that can only send `application/octet-stream` publishes it with that type). "
     "`Content-Type` becomes the "
     f"message's `content_type` (default `{DEFAULT_CONTENT_TYPE}`; printable ASCII, at most {SHORTSTR_MAX} "
     f"characters). At most `max_body_bytes` (default {Settings.max_body_bytes} bytes), else 413 "

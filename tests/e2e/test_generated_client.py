@@ -96,10 +96,9 @@ def test_every_operation_is_generated(generated):
         assert operations <= found, (tag, found)
 
 
-def test_broadcast_with_each_body_type_and_its_errors(gateway, generated):
+def test_broadcast_bytes_idempotency_key_and_errors(gateway, generated):
     broadcast = module("api.broadcast.broadcast")
     types_ = module("types")
-    models = module("models")
     exchange = amqp.unique("gen")
     api = client(gateway)
     try:
@@ -108,11 +107,12 @@ def test_broadcast_with_each_body_type_and_its_errors(gateway, generated):
             assert raw.status_code == 202 and raw.parsed.exchange == exchange and raw.parsed.routed
             _method, properties, body = queue.get()
             assert (properties.content_type, body) == ("application/octet-stream", b"\x00\x01")
-            document = models.BroadcastJsonBody.from_dict({"score": 3})
-            as_json = broadcast.sync_detailed(exchange, client=api, body=document, idempotency_key="k-1")
-            assert as_json.parsed.message_id == "k-1"
+            keyed = broadcast.sync_detailed(
+                exchange, client=api, body=types_.File(payload=b"{}"), idempotency_key="k-1"
+            )
+            assert keyed.parsed.message_id == "k-1"
             _method, properties, body = queue.get()
-            assert properties.content_type == "application/json" and json.loads(body) == {"score": 3}
+            assert properties.message_id == "k-1" and body == b"{}"
         error_of(broadcast.sync(exchange, client=client(gateway, None)), 401, "unauthorized")
         error_of(broadcast.sync("amq.fanout", client=api), 403, "reserved_name")
         error_of(broadcast.sync("bad/name", client=api), 400, "invalid_name")  # sent as bad%2Fname
@@ -181,13 +181,16 @@ def test_events_errors_and_dashboard_pages(gateway, generated):
     error_of(events.sync("amq.x", client=api), 403, "reserved_name")
     error_of(events.sync("t.gen.x", client=client(gateway, None)), 401, "unauthorized")
     assert dashboard.sync_detailed("t.gen.x", client=api).status_code == 200
-    error_of(dashboard.sync("bad name", client=api), 400, "invalid_name")
+    as_json = client(gateway, headers={"Accept": "application/json"})  # the UI answers */* with HTML
+    page = requests.get(f"{gateway.url}/dashboard/bad%20name", headers={"Accept": "*/*"}, timeout=10)
+    assert page.status_code == 400 and page.headers["Content-Type"].startswith("text/html")
+    error_of(dashboard.sync("bad name", client=as_json), 400, "invalid_name")
     issued = ticket.sync("t.gen.x", client=api)
     assert issued.ticket and issued.expires_in > 0
     assert index.sync_detailed(client=api).status_code == 200
     for name in models.DashboardAssetName:
         assert asset.sync_detailed(name, client=api).status_code == 200
-    api = client(gateway, headers={"Accept": "application/json"})  # the UI's pages answer */* with HTML
+    api = as_json
     no_token = models.DashboardForm(csrf_token="forged", action=models.DashboardFormAction.LOGOUT)
     error_of(act.sync(client=api, body=no_token), 403, "bad_csrf_token")
     form = models.BroadcastForm(csrf_token="forged", body="hi")
