@@ -38,6 +38,8 @@ setup(
             "ruff>=0.6",
             "openapi-spec-validator>=0.7.1",
             "schemathesis>=4.32.5,<5",
+            "openapi-python-client>=0.29.1",  # tests/e2e/test_generated_client.py
+            "amqp>=5.2",  # py-amqp: the seed's programs, ported (examples/seed)
         ],
         "bench": ["py-spy>=0.4"],
     },

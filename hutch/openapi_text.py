@@ -196,8 +196,9 @@ OPERATIONS = {
             "`events_max_lifetime` seconds,\n"
             "or at shutdown; reconnect with the last id). A browser, which cannot send "
             "`Authorization` from\n"
-            "EventSource, passes the `ticket` the dashboard's `GET "
-            "/dashboard/{exchange}/ticket` gives it."
+            "EventSource, is known by its dashboard session's cookie (same origin), or passes the "
+            "`ticket` the dashboard's `GET /dashboard/{exchange}/ticket` gives it. Precedence: "
+            "`Authorization`, then `ticket`, then the session."
         ),
     ),
     "dashboard": (
@@ -214,8 +215,8 @@ OPERATIONS = {
         "dashboard UI",
         "A short-lived ticket that opens the exchange's event stream",
         (
-            "${browser_only}The page's EventSource cannot send `Authorization`, and the event "
-            "servers do not read the session: the page gets this ticket (signed with the "
+            "${browser_only}The page's EventSource cannot send `Authorization`. The event servers "
+            "accept the session cookie too, but the page gets this ticket (signed with the "
             "session secret, naming the logged-in key and the exchange, valid "
             "`events_ticket_ttl` seconds) before each connection and passes it as "
             "`/events/{exchange}?ticket=...`."
