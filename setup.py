@@ -26,6 +26,7 @@ setup(
         "prometheus-client>=0.26.0",
         "aiohttp>=3.14",
         "aio-pika>=10.2",
+        "swagger-ui-py>=25.7.1",  # Swagger UI's files for GET /reference, served by the gateway
     ],
     extras_require={
         "test": [
@@ -37,6 +38,8 @@ setup(
             "ruff>=0.6",
             "openapi-spec-validator>=0.7.1",
             "schemathesis>=4.32.5,<5",
+            "openapi-python-client>=0.29.1",  # tests/e2e/test_generated_client.py
+            "amqp>=5.2",  # py-amqp: the seed's programs, ported (examples/seed)
         ],
         "bench": ["py-spy>=0.4"],
     },

@@ -12,6 +12,7 @@ url_names = ("",)
 
 LINKS = {
     "openapi": "/openapi.json",
+    "reference": "/reference",
     "health": "/health",
     "metrics": "/metrics",
     "dashboard": "/dashboard/",

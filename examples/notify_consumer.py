@@ -6,7 +6,7 @@ one a line, and acknowledges it only after it was printed, so a message is never
 if the consumer stops half-way.  It runs until stopped (Ctrl-C or SIGTERM), or until
 ``--count`` messages were handled.
 
-    python examples/notify_consumer.py notify.patient.add.scheduling
+    .venv/bin/python examples/notify_consumer.py notify.patient.add.scheduling
 """
 
 import argparse

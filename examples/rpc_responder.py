@@ -5,8 +5,8 @@ auto-deleted queue bound with the routing key, prints ``ready``, then answers ev
 request on ``reply_to`` with the request's ``correlation_id``, until it is stopped
 (Ctrl-C or SIGTERM); several copies may share the queue.
 
-    python examples/rpc_responder.py                      # answers POST /rpc/api/add_patient
-    python examples/rpc_responder.py --answer echo --exchange bench --routing-key echo
+    .venv/bin/python examples/rpc_responder.py                      # answers POST /rpc/api/add_patient
+    .venv/bin/python examples/rpc_responder.py --answer echo --exchange bench --routing-key echo
 """
 
 import argparse

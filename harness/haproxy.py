@@ -1,6 +1,6 @@
 """Debian's HAProxy in front of several gateway hosts, configured and started by the tests.
 
-The configuration is the one the README's "Production topology" shows:
+The configuration is the one docs/deployment.md's "Production topology" shows:
 round robin over the hosts, a health check of ``/health`` (a host whose
 broker is unreachable, or that is stopped, leaves the rotation), and
 ``timeout server``/``timeout tunnel`` above the event streams' lifetime so

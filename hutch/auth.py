@@ -120,6 +120,13 @@ def parse_authorization(header):
     return None
 
 
+def denied(key, idiom, resource):
+    """The 403 for a key without the permission; a resource-less idiom (``metrics``) names no resource."""
+    if resource:
+        return Forbidden(f"The API key {key.name!r} may not {idiom} {resource!r}.")
+    return Forbidden(f"The API key {key.name!r} lacks the {idiom!r} permission.")
+
+
 def authorize(environ, policy, idiom, resource):
     """Let the request through, or raise 401 (no valid key) / 403 (key lacks the permission)."""
     if not policy.enabled:
@@ -130,7 +137,7 @@ def authorize(environ, policy, idiom, resource):
         raise Unauthorized(detail, headers=[CHALLENGE])
     if not key.allows(idiom, resource):
         log.info("API key %s may not %s %s", key.name, idiom, resource)
-        raise Forbidden(f"The API key {key.name!r} may not {idiom} {resource!r}.")
+        raise denied(key, idiom, resource)
     environ[ENVIRON_KEY] = key.name
     return key.name
 

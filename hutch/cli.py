@@ -35,7 +35,7 @@ import time
 from . import __version__, keys_cli
 from .front import FrontError, FrontPlan, FrontProxy, events_path, max_connections
 from .metrics_dir import default_server_root, prepare_metrics_directory
-from .server_errors import ERRORS_DIRECTORY, ERRORS_PATH, error_documents
+from .server_errors import BODY_SLACK, ERRORS_DIRECTORY, ERRORS_PATH, error_documents
 from .settings import ConfigurationError, parse_settings
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -49,7 +49,6 @@ DEFAULT_PROXY_STREAMS = 1000  # event streams Apache proxies at once: each holds
 FRONTS = ("apache", "haproxy")
 EVENTS_START_WAIT = 30  # seconds the event servers may take to listen
 
-BODY_SLACK = 64 * 1024  # Apache's hard limit sits this far above max_body_bytes
 TIMEOUT_SLACK = 30  # seconds beyond the longest legitimate wait
 MIN_SOCKET_TIMEOUT = 60
 QUEUE_TIMEOUT = 30

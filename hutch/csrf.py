@@ -21,8 +21,8 @@ import hmac
 import secrets
 
 from . import session_store
-from .auth import CHALLENGE, ENVIRON_KEY, authorize
-from .errors import BadCsrfToken, Forbidden, Unauthorized
+from .auth import CHALLENGE, ENVIRON_KEY, authorize, denied
+from .errors import BadCsrfToken, Unauthorized
 
 SESSION_KEY = "csrf_token"
 FIELD = "csrf_token"
@@ -109,7 +109,7 @@ def authorize_browser(environ, policy, idiom, resource):
     if key is None:
         raise Unauthorized("Log in to the dashboard, or send an API key.", headers=[CHALLENGE])
     if not key.allows(idiom, resource):
-        raise Forbidden(f"The API key {key.name!r} may not {idiom} {resource!r}.")
+        raise denied(key, idiom, resource)
     environ[ENVIRON_KEY] = key.name
     return key.name
 

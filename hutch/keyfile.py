@@ -25,7 +25,9 @@ from .auth import check_key_name, digest, key_with_digest, make_key, parse_permi
 from .files import create_once
 
 DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
-HEADER = "# name secret-or-sha256:digest permission... (README: API keys; edit with `hutch keys`)\n"
+HEADER = (
+    "# name secret-or-sha256:digest permission... (docs/operations.md: API keys; edit with `hutch keys`)\n"
+)
 
 
 def credential_digest(credential):

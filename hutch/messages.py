@@ -1,6 +1,6 @@
 """The mapping between HTTP requests/responses and AMQP messages.
 
-Only the properties the contract lists (README, /openapi.json) cross from HTTP into AMQP; user_id,
+Only the properties the contract lists (docs/http.md, /openapi.json) cross from HTTP into AMQP; user_id,
 reply_to, delivery_mode and every other property stay the gateway's.
 """
 
@@ -23,6 +23,26 @@ MAX_HEADER_VALUE = 4096
 HEADER_TOKEN_JUNK = re.compile(r"[^A-Za-z0-9-]")
 MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,127}/[A-Za-z0-9!#$&^_.+-]{1,127}(\s*;\s*[\x20-\x7e]*)?")
 FORM_APP_ID = "hutch-dashboard"  # the app_id of what the dashboard's form broadcasts
+# The HTTP content codings (IANA registry) a reply's content_encoding may pass as Content-Encoding;
+# anything else (py-amqp sets ``utf-8`` on text bodies) would make HTTP clients fail to decode the body.
+HTTP_CODINGS = frozenset(
+    [
+        "aes128gcm",
+        "br",
+        "compress",
+        "dcb",
+        "dcz",
+        "deflate",
+        "exi",
+        "gzip",
+        "identity",
+        "pack200-gzip",
+        "x-compress",
+        "x-gzip",
+        "zstd",
+    ]
+)
+AMQP_ENCODING_HEADER = "X-Amqp-Content-Encoding"  # where any other content_encoding of a reply goes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +136,8 @@ def response_headers(properties):
     content_type = _header_safe(properties.content_type or "") or DEFAULT_CONTENT_TYPE
     headers = [("Content-Type", content_type)]
     if properties.content_encoding:
-        headers.append(("Content-Encoding", _header_safe(properties.content_encoding)))
+        encoding = _header_safe(properties.content_encoding)
+        headers.append((content_encoding_header(encoding), encoding))
     for name, value in (properties.headers or {}).items():
         if name == "http_status":
             continue
@@ -126,6 +147,15 @@ def response_headers(properties):
             if len(headers) > MAX_HEADERS:  # as for requests; http.client refuses over 100
                 break
     return headers
+
+
+def content_encoding_header(encoding):
+    """``Content-Encoding`` for a real HTTP content coding (or a list of them), else
+    ``X-Amqp-Content-Encoding``: an AMQP content_encoding such as ``utf-8`` is no HTTP coding."""
+    codings = [coding.strip().lower() for coding in encoding.split(",")]
+    if all(coding in HTTP_CODINGS for coding in codings):
+        return "Content-Encoding"
+    return AMQP_ENCODING_HEADER
 
 
 def reply_status(properties):

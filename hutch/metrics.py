@@ -97,6 +97,18 @@ IDEMPOTENT_REPLAYS = Counter(
     ["idiom"],
 )
 
+CONNECTIONS = ("pika", "direct")  # the ``connection`` label's values
+IDIOMS = ("broadcast", "notify")  # the ``idiom`` label's values
+
+# Every labelled series that exists before its first event is exported from the start, at zero: a
+# dashboard or an alert (``hutch_broker_connected < 1``) sees a value, not an absent series.
+for _connection in CONNECTIONS:
+    for _metric in (BROKER_CONNECTED, BROKER_BLOCKED, BROKER_RECONNECTS, BROKER_CONNECT_FAILURES):
+        _metric.labels(_connection)
+for _idiom in IDIOMS:
+    for _metric in (UNROUTABLE, IDEMPOTENT_REPLAYS):
+        _metric.labels(_idiom)
+
 _request_children = {}  # (app, status) -> the label children, looked up once
 _publish_children = {}  # idiom -> the label children
 

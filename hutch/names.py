@@ -1,4 +1,4 @@
-"""Validation of exchange, routing-key and consumer names (the contract's Names: README, /openapi.json)."""
+"""Validation of exchange, routing-key and consumer names (the contract's Names: docs/http.md)."""
 
 import re
 

@@ -31,7 +31,7 @@ class RequestObserver:
     def app_of(self, environ):
         segment = environ.get("PATH_INFO", "").lstrip("/").partition("/")[0]
         if segment in self.apps:
-            return segment or "index"
+            return segment.partition(".")[0] or "index"  # openapi.json: the app is openapi
         return "other"  # unknown paths must not grow the label set
 
     def __call__(self, environ, start_response):

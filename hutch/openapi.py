@@ -41,9 +41,17 @@ from .errors import (
 )
 from .events.resume import MAX_ID_LENGTH
 from .events.sse import PREVIEW_BYTES
-from .messages import DEFAULT_CONTENT_TYPE, MAX_HEADER_VALUE, MAX_HEADERS, MEDIA_TYPE, SHORTSTR_MAX
+from .messages import (
+    DEFAULT_CONTENT_TYPE,
+    HTTP_CODINGS,
+    MAX_HEADER_VALUE,
+    MAX_HEADERS,
+    MEDIA_TYPE,
+    SHORTSTR_MAX,
+)
 from .names import NAME, NAME_MAX
 from .pages import ASSETS, MAX_FOLLOWED
+from .reference import ASSETS as REFERENCE_ASSETS
 from .settings import SESSION_DEFAULTS, Settings
 
 OPENAPI_VERSION = "3.0.3"
@@ -162,7 +170,8 @@ def _error_response(status, classes, pages):
     if html:
         codes = ", ".join(f"`{cls.code}`" for cls in html)
         response["description"] += (
-            f"\n\nAn HTML page instead of JSON when the client prefers text/html ({codes})."
+            f"\n\nAn HTML page instead of JSON ({codes}) unless `Accept` ranks `application/json` above "
+            "`text/html`: a browser, or a client that sends `*/*`, gets the page."
         )
         response["content"]["text/html"] = {"schema": {"type": "string"}}
     if status == 405:
@@ -304,14 +313,28 @@ AMQP_HEADER_FAMILY = {
     "maxHeaders": MAX_HEADERS,
     "schema": {"type": "string", "maxLength": MAX_HEADER_VALUE, "pattern": PRINTABLE_ASCII},
 }
+# A message body's media types, as concrete types that client generators accept (a ``*/*`` body is
+# skipped by some, e.g. openapi-python-client): bytes of any type as ``application/octet-stream``
+# (first: a generator that picks one picks it), and text.  The gateway takes any ``Content-Type``.
+# No ``application/json``: the gateway takes any JSON value, and a schema that says so (arrays
+# included) makes openapi-python-client 0.29 emit code that fails on every call, while an object-only
+# schema would narrow what the gateway takes.  Batch routes and the like reuse this constant.
+BINARY_SCHEMA = {"type": "string", "format": "binary"}
+MESSAGE_BODY_CONTENT = {
+    "application/octet-stream": {"schema": BINARY_SCHEMA},
+    "text/plain": {"schema": {"type": "string"}},
+}
 MESSAGE_BODY = {
-    "description": "The message body, bytes as sent, of any media type. `Content-Type` becomes the "
+    "description": "The message body, bytes as sent, of any media type: the types listed are the "
+    "two shapes a body takes (bytes, text); send JSON or any other type with its own `Content-Type` "
+    "(a client that can only send `application/octet-stream` publishes it with that type). "
+    "`Content-Type` becomes the "
     f"message's `content_type` (default `{DEFAULT_CONTENT_TYPE}`; printable ASCII, at most {SHORTSTR_MAX} "
     f"characters). At most `max_body_bytes` (default {Settings.max_body_bytes} bytes), else 413 "
     "`payload_too_large`. Send `Content-Length` or chunked transfer encoding; without either the body "
     "is empty. The client cannot set user_id, reply_to, delivery_mode or any other AMQP property.",
     "required": False,
-    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+    "content": MESSAGE_BODY_CONTENT,
 }
 
 
@@ -426,7 +449,13 @@ SCHEMAS = {
         "properties": {
             "id": {"type": "string", "description": "The event's `id`."},
             "exchange": {"type": "string"},
-            "received": {"type": "string", "format": "date-time", "description": "When the gateway got it."},
+            "received": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When it was published: its AMQP `timestamp`, which the gateway sets at "
+                "publish (to the second); for a message an AMQP client published without one, when an "
+                "event server first read it.",
+            },
             "content_type": {"type": "string"},
             "content_encoding": {"type": "string"},
             "message_id": {"type": "string"},
@@ -465,9 +494,12 @@ SCHEMAS = {
         "description": "The `data` of a `gap` event: messages after the client's id are missing. "
         "`retention`: the history stream dropped them (it resumes at `resumed_at`, the oldest it holds); "
         "`reconnected`: a live-only exchange lost its broker connection meanwhile; `unknown_id`: "
-        "`Last-Event-ID` names no position of this exchange (the history is replayed instead).",
+        "`Last-Event-ID` names no position of this exchange (the history is replayed instead); `reset`: "
+        "`Last-Event-ID` lies beyond the end of the history stream (it was deleted and made anew, or the "
+        "id is bogus): the history is replayed from its new positions and what comes next follows; "
+        "forget the old id.",
         "properties": {
-            "reason": {"type": "string", "enum": ["retention", "reconnected", "unknown_id"]},
+            "reason": {"type": "string", "enum": ["retention", "reconnected", "unknown_id", "reset"]},
             "last_event_id": {"type": "string", "nullable": True},
             "resumed_at": {"type": "string", "nullable": True},
         },
@@ -479,7 +511,8 @@ SCHEMAS = {
             "reason": {
                 "type": "string",
                 "enum": ["max_lifetime", "shutdown", "reset"],
-                "description": "`reset`: the history stream was deleted; reconnecting starts anew.",
+                "description": "`reset`: the history stream was deleted; reconnect without `Last-Event-ID` "
+                "(its positions start anew).",
             },
             "retry_ms": {"type": "integer"},
         },
@@ -515,7 +548,7 @@ SEE_OTHER = {
 }
 # Browsers log in once (POST /dashboard/, action=login) and are then known by their session cookie.
 BROWSER_SECURITY = [{"bearerAuth": []}, {"basicAuth": []}, {"dashboardSession": []}]
-BINARY = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+BINARY = MESSAGE_BODY_CONTENT
 
 # By operation id (``hutch.web.operation``): the answers other than errors, the parameters other
 # than the path's names, the request body and vendor extensions.  The path, the permission and
@@ -554,13 +587,21 @@ OPERATIONS = {
         "responses": {
             "200": {
                 "description": "The reply: its body as sent, `content_type` as `Content-Type` (default "
-                f"`{DEFAULT_CONTENT_TYPE}`), `content_encoding` as `Content-Encoding`, and each AMQP "
+                f"`{DEFAULT_CONTENT_TYPE}`), `content_encoding` as `Content-Encoding` when it is an HTTP "
+                "content coding, else as `X-Amqp-Content-Encoding`, and each AMQP "
                 "header as a header named `X-Amqp-Header-` followed by the AMQP header's name (a family "
                 "of headers, as for requests: `x-hutch-header-family`). A reply header `http_status` "
                 "(100-599) sets the status instead of 200 and is not copied.",
                 "headers": {
                     "Content-Encoding": {
-                        "description": "The reply's content_encoding.",
+                        "description": "The reply's content_encoding, when it is an HTTP content coding "
+                        f"({', '.join(f'`{coding}`' for coding in sorted(HTTP_CODINGS))}).",
+                        "schema": {"type": "string"},
+                    },
+                    "X-Amqp-Content-Encoding": {
+                        "description": "The reply's content_encoding when it is no HTTP content coding "
+                        "(py-amqp sets `utf-8` on text): as `Content-Encoding` it would make HTTP clients "
+                        "fail to decode the body.",
                         "schema": {"type": "string"},
                     },
                 },
@@ -675,6 +716,27 @@ OPERATIONS = {
                 "content": {JSON: {"schema": {"type": "object"}}},
             }
         },
+    },
+    "reference": {
+        "responses": {"200": {"description": "The page.", "content": HTML_PAGE}},
+    },
+    "referenceAsset": {
+        "responses": {
+            "200": {
+                "description": "The file.",
+                "headers": {"ETag": {"schema": {"type": "string"}}},
+                "content": {kind: {"schema": {"type": "string"}} for kind, _ in REFERENCE_ASSETS.values()},
+            },
+            "304": {"description": "Not modified (`If-None-Match`)."},
+        },
+        "parameters": [
+            {
+                "name": "name",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "enum": list(REFERENCE_ASSETS)},
+            }
+        ],
     },
     "index": {
         "responses": {
@@ -823,9 +885,9 @@ EVENTS_VIEW = types.SimpleNamespace(
 )
 EVENTS_ROUTE = types.SimpleNamespace(
     permissions={"GET": ("watch",)},
-    browser=True,  # a ticket from the dashboard's session stands for the key
+    browser=True,  # the dashboard's session (its cookie, or a ticket made from it) stands for the key
     page=None,
-    reads_session=False,  # the event servers check the ticket, never the session store
+    reads_session=True,  # the event servers read the session's store when no key or ticket is sent
     views={"GET": EVENTS_VIEW},
 )
 
@@ -836,7 +898,8 @@ def route_operation(path, method, route, view):
     idioms = route.permissions.get(method, ())
     tag, summary, description = text.OPERATIONS[view.operation_id]
     extra = OPERATIONS[view.operation_id]
-    # Before the route is chosen: JSON always.  After it: a page for a browser where the route has pages.
+    # Before the route is chosen (405): JSON always.  Once it is (a bad name, then the route's own
+    # errors): a page for a browser where the route has pages.
     dispatch = (MethodNotAllowed, *(NAME_ERRORS if names else ()))
     guarded = (
         *(AUTH_ERRORS if idioms else ()),
@@ -854,7 +917,7 @@ def route_operation(path, method, route, view):
         ],
         "responses": {
             **extra["responses"],
-            **error_responses(*dispatch, *guarded, pages=guarded if route.page else ()),
+            **error_responses(*dispatch, *guarded, pages=(*guarded, *NAME_ERRORS) if route.page else ()),
         },
     }
     if "requestBody" in extra:

@@ -196,8 +196,9 @@ OPERATIONS = {
             "`events_max_lifetime` seconds,\n"
             "or at shutdown; reconnect with the last id). A browser, which cannot send "
             "`Authorization` from\n"
-            "EventSource, passes the `ticket` the dashboard's `GET "
-            "/dashboard/{exchange}/ticket` gives it."
+            "EventSource, is known by its dashboard session's cookie (same origin), or passes the "
+            "`ticket` the dashboard's `GET /dashboard/{exchange}/ticket` gives it. Precedence: "
+            "`Authorization`, then `ticket`, then the session."
         ),
     ),
     "dashboard": (
@@ -214,8 +215,8 @@ OPERATIONS = {
         "dashboard UI",
         "A short-lived ticket that opens the exchange's event stream",
         (
-            "${browser_only}The page's EventSource cannot send `Authorization`, and the event "
-            "servers do not read the session: the page gets this ticket (signed with the "
+            "${browser_only}The page's EventSource cannot send `Authorization`. The event servers "
+            "accept the session cookie too, but the page gets this ticket (signed with the "
             "session secret, naming the logged-in key and the exchange, valid "
             "`events_ticket_ttl` seconds) before each connection and passes it as "
             "`/events/{exchange}?ticket=...`."
@@ -269,6 +270,20 @@ OPERATIONS = {
         "operations",
         "This contract, machine-readable",
         ("This OpenAPI document; `servers` names where the gateway is mounted (its SCRIPT_NAME prefix)."),
+    ),
+    "reference": (
+        "operations",
+        "This contract, browsable",
+        (
+            "Swagger UI over this gateway's `/openapi.json`: every operation with its parameters, "
+            'bodies and answers, and "Try it out". Its files are the gateway\'s own '
+            "(`/reference/{name}`); nothing is loaded from another site. Never needs an API key."
+        ),
+    ),
+    "referenceAsset": (
+        "operations",
+        "The browsable reference's stylesheet and scripts",
+        "Only these files are served: Swagger UI's and the script that starts it, with an `ETag`.",
     ),
     "index": (
         "operations",

@@ -14,6 +14,7 @@ import json
 import pathlib
 
 from .errors import BadRequest, MethodNotAllowed, PayloadTooLarge, RequestTimeout, UriTooLong
+from .settings import Settings
 from .web import error_response
 
 ERRORS_DIRECTORY = pathlib.Path(__file__).resolve().parent.parent / "apache" / "errors"
@@ -23,6 +24,9 @@ METHOD_NOT_ALLOWED_PATH = "/.method-not-allowed"
 EVENTS_PREFIX = "/events/"  # hutch serve and apache/hutch.conf proxy this to the event servers
 REFUSED_METHOD = "TRACE"  # the one method Apache refuses on the gateway's paths
 
+BODY_SLACK = 64 * 1024  # Apache's hard limit (LimitRequestBody) sits this far above max_body_bytes
+DEFAULT_BODY_LIMIT = Settings.max_body_bytes + BODY_SLACK  # apache/hutch.conf's LimitRequestBody
+
 # status -> the error Apache's document carries, with a detail that says what Apache refused.
 STATIC_ERRORS = {
     400: BadRequest(
@@ -30,7 +34,11 @@ STATIC_ERRORS = {
         "more than 100 header fields, or a bad Content-Length."
     ),
     408: RequestTimeout(),
-    413: PayloadTooLarge("The request body is larger than the server accepts at all."),
+    413: PayloadTooLarge(
+        f"The request body is larger than the server accepts at all: Apache's limit is max_body_bytes + "
+        f"{BODY_SLACK} bytes ({DEFAULT_BODY_LIMIT} with the default max_body_bytes, "
+        f"{Settings.max_body_bytes}). The gateway's own limit is max_body_bytes (its 413 says the value)."
+    ),
     414: UriTooLong(),
 }
 STATIC_CLASSES = tuple(type(error) for error in STATIC_ERRORS.values())

@@ -211,7 +211,8 @@ class Routes:
         try:
             route, view, names = self.resolve(request)
         except HutchError as error:
-            response = error_response(error)
+            # a bad name on a route with pages (the dashboard's): a browser gets the page, not JSON
+            response = error_response(error, request, getattr(error, "page", None), HTML_FIRST)
         else:
             response = route.respond(request, environ[GATEWAY_KEY], view, names)
         return response(environ, start_response)
@@ -233,8 +234,12 @@ class Routes:
                 view = route.views.get("GET")
             if view is None:
                 raise MethodNotAllowed(allowed_methods(route))
-            for name, value in names.items():
-                checked_name(value, NAME_KINDS.get(name, name))
+            try:
+                for name, value in names.items():
+                    checked_name(value, NAME_KINDS.get(name, name))
+            except HutchError as error:
+                error.page = route.page  # None: JSON, as for every API route
+                raise
             request.environ[ROUTE_NAMES_KEY] = names
             return route, view, names
         raise NotFound()

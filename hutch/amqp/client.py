@@ -30,7 +30,7 @@ from .direct_publisher import DirectPublisher
 from .nodes import Nodes
 from .outcomes import blocked, quiet_answered_closes
 from .publisher import ConfirmPublisher
-from .rpc import Call, RpcPool
+from .rpc import Call, RpcPool, broadcast_exchange
 from .topology import BROADCAST, NOTIFY, Topology
 
 log = logging.getLogger(__name__)
@@ -402,7 +402,19 @@ class Broker:
         return self._submit(work, self.publish_timeout)
 
     def call(self, exchange, routing_key, message, timeout):
-        """Publish a request and wait for its reply (a ``Reply``)."""
+        """Publish a request and wait for its reply (a ``Reply``).
+
+        Never to a broadcast exchange that keeps history: its stream would store the request and
+        every viewer would see it (``no_responder`` instead, nothing published).
+        """
+        if self.history is not None and self.history.keeps(exchange):
+
+            def probe(state, resolve):
+                state.topology.keeps_history(exchange, resolve)
+
+            if self._submit(probe, self.publish_timeout):
+                metrics.rpc_no_responder()
+                raise broadcast_exchange(exchange)
         if self.direct:  # from this thread, on the direct publisher's connection
             self.start()
             return self._publisher.call(exchange, routing_key, message, timeout)

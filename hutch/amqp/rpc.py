@@ -54,6 +54,14 @@ def no_exchange(exchange):
     return NoResponder(f"The exchange {exchange!r} does not exist.")
 
 
+def broadcast_exchange(exchange):
+    """The 503 for a request to a broadcast exchange that keeps history: never published there."""
+    return NoResponder(
+        f"The exchange {exchange!r} is a broadcast exchange (it keeps history for the dashboard); "
+        "RPC responders use a direct exchange of their own."
+    )
+
+
 @dataclasses.dataclass(eq=False)
 class Call:
     exchange: str

@@ -11,6 +11,7 @@ are kept from the first broadcast on, whether or not anyone watches.
 """
 
 import logging
+import time
 
 from ..history import HistoryPolicy
 from .outcomes import NOT_FOUND, PRECONDITION_FAILED, error_for_close, existing_queue_type, reply_code
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 
 BROADCAST = {"exchange_type": "fanout", "durable": False, "auto_delete": True}
 NOTIFY = {"exchange_type": "fanout", "durable": True, "auto_delete": False}
+HISTORY_PROBE_TTL = 10.0  # seconds an exchange found without a history stream is taken to have none
+MAX_REMEMBERED = 10000  # exchanges remembered without history; then forgotten all at once
 
 
 class ChannelTask:
@@ -72,6 +75,8 @@ class Topology:
         self.history = history or HistoryPolicy()
         self.declared = set()
         self.waiting = {}
+        self.histories = set()  # broadcast exchanges known to keep a history stream
+        self.no_history = {}  # exchange -> monotonic time until which it is taken to keep none
         self.tasks = set()
 
     def forget(self, exchange):
@@ -142,9 +147,46 @@ class Topology:
         def bound_as_is(_result, stream_reason):
             if stream_reason is not None:
                 log.warning("cannot keep the history of %r: %s", exchange, stream_reason)
+            else:
+                self.histories.add(exchange)
+                self.no_history.pop(exchange, None)
             done(None, stream_reason)
 
         self._run([declare, bind], bound)
+
+    def keeps_history(self, exchange, callback):
+        """``callback(True, None)`` when ``exchange`` is a broadcast exchange with a history stream.
+
+        Its stream queue is bound for good, so anything published to the exchange, an RPC request
+        included, is stored and shown to every viewer: RPC asks here first.  Only names that match
+        ``events_history`` are probed (a passive declare of the stream); a found stream is
+        remembered, an absent one for ``HISTORY_PROBE_TTL`` seconds.
+        """
+        if not self.history.keeps(exchange) or exchange in self.histories:
+            callback(exchange in self.histories, None)
+            return
+        now = time.monotonic()
+        if self.no_history.get(exchange, 0.0) > now:
+            callback(False, None)
+            return
+        queue = self.history.queue(exchange)
+
+        def probe(channel, proceed):
+            channel.queue_declare(queue, passive=True, callback=proceed)
+
+        def done(_result, reason):
+            if reason is None:
+                self.histories.add(exchange)
+                callback(True, None)
+            elif reply_code(reason) == NOT_FOUND:
+                if len(self.no_history) >= MAX_REMEMBERED:
+                    self.no_history.clear()
+                self.no_history[exchange] = time.monotonic() + HISTORY_PROBE_TTL
+                callback(False, None)
+            else:
+                callback(None, error_for_close(reason))
+
+        self._run([probe], done)
 
     def ensure_consumer_queue(self, exchange, queue, queue_type, callback):
         """Declare durable ``queue`` of ``queue_type`` bound to notify ``exchange``.

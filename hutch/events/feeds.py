@@ -119,18 +119,35 @@ class Consumer:
         self.cancelled.cancel()
 
 
+def is_request(message):
+    """An RPC request (it names a ``reply_to``) is never a broadcast event, wherever it was routed:
+    an AMQP caller may publish one to a broadcast exchange; the gateway does not publish it there."""
+    return bool(message.reply_to)
+
+
 def offset_of(message):
     offset = (message.headers or {}).get("x-stream-offset")
     return offset if isinstance(offset, int) else None
 
 
+PRECONDITION_ERRORS = (
+    aio_pika.exceptions.ChannelPreconditionFailed,
+    aiormq.exceptions.ChannelPreconditionFailed,
+)
+ACCESS_ERRORS = (aiormq.exceptions.ChannelAccessRefused,)
+
+
 def broker_error(error):
-    """A HutchError for what the broker said when it refused a declaration."""
+    """A HutchError for what the broker said when it refused a declaration.
+
+    aiormq's channel errors carry ``reply_code=None`` and only a text, so the
+    exception's class decides first; a bare code in the arguments is a fallback.
+    """
     code = getattr(error, "reply_code", None) or (error.args[0] if error.args else None)
     text = str(error)
-    if isinstance(code, int) and code == PRECONDITION_FAILED:
+    if isinstance(error, PRECONDITION_ERRORS) or (isinstance(code, int) and code == PRECONDITION_FAILED):
         return PreconditionFailed(f"The broker refused: {text}")
-    if isinstance(code, int) and code == ACCESS_REFUSED:
+    if isinstance(error, ACCESS_ERRORS) or (isinstance(code, int) and code == ACCESS_REFUSED):
         return Forbidden(f"The broker refused access: {text}")
     return BrokerUnavailable(f"The broker cannot serve this exchange now: {text}")
 
@@ -263,6 +280,7 @@ class Feed:
         self.buffer = collections.deque(maxlen=max(settings.events_buffer, settings.history.count, 1))
         self.clients = set()
         self.tail = None  # the newest position seen
+        self.reaching = []  # (position, future) of streams waiting for the feed to see a position
         self.last_publish = 0.0  # loop time of the last event: every live stream got a frame then
         self.feed_id = secrets.token_hex(4)  # names a live-only feed's positions
         self.ready = asyncio.Event()
@@ -386,6 +404,8 @@ class Feed:
             async with Consumer(channel, queue, no_ack=True) as messages:
                 while True:
                     message = await messages.next()
+                    if is_request(message):
+                        continue
                     seq = (self.tail or 0) + 1
                     self.publish(Event(seq, self.render(message, live_id(self.feed_id, seq))))
         finally:
@@ -395,15 +415,17 @@ class Feed:
     # -- messages ----------------------------------------------------------------
 
     def render(self, message, event_id):
-        payload = sse.describe(
-            self.exchange, event_id, message, time.time(), self.tier.settings.events_max_body
-        )
+        received = sse.published_at(message, time.time())
+        payload = sse.describe(self.exchange, event_id, message, received, self.tier.settings.events_max_body)
         return sse.json_frame(payload, event_id=event_id)
 
     def on_stream_message(self, message):
         offset = offset_of(message)
         if offset is None or (self.tail is not None and offset <= self.tail):
             return  # redelivered after a reconnect: already fanned out
+        if is_request(message):
+            self.tail = offset  # passed, never shown
+            return
         try:
             frame = self.render(message, str(offset))
         except Exception:
@@ -411,8 +433,26 @@ class Feed:
             return
         self.publish(Event(offset, frame))
 
+    async def reach(self, position, timeout):
+        """Wait until the feed has seen ``position`` (it may lag the broker), at most ``timeout`` s."""
+        if self.tail is not None and self.tail >= position:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self.reaching.append((position, waiter))
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            with contextlib.suppress(ValueError):
+                self.reaching.remove((position, waiter))
+
     def publish(self, event):
         self.tail = event.position
+        if self.reaching:
+            for position, waiter in self.reaching:
+                if position <= event.position and not waiter.done():
+                    waiter.set_result(None)
         self.buffer.append(event)
         self.tier.deliveries += 1
         self.last_publish = asyncio.get_running_loop().time()
@@ -448,6 +488,8 @@ class Feed:
                         dropped = await self.first_offset(start) > start
                     if offset >= stop:
                         break
+                    if is_request(message):
+                        continue
                     events.append(Event(offset, self.render(message, str(offset))))
         finally:
             with contextlib.suppress(*AMQP_ERRORS, RuntimeError):

@@ -51,6 +51,14 @@ class Plan:
     start: int | None
     after: int
     unknown: str | None = None
+    reason: str = "unknown_id"  # the ``gap`` event's reason when ``unknown`` is set
+
+
+def beyond_end(last_event_id, tail):
+    """True when ``Last-Event-ID`` is an offset past the newest one the stream holds (``tail``;
+    None: the stream is empty): the stream was deleted and made anew, or the id is bogus."""
+    offset = parse_offset(last_event_id)
+    return offset is not None and (tail is None or offset > tail)
 
 
 def plan_history(last_event_id, count, tail):
@@ -59,16 +67,23 @@ def plan_history(last_event_id, count, tail):
     ``tail`` is the newest offset the feed has seen (None while the stream is
     empty).  With a valid ``Last-Event-ID`` n: everything from n + 1.
     Without one (or with one that is no offset): the last ``count`` offsets.
+    An offset beyond ``tail`` would skip every new message up to it: it is a
+    ``reset`` (the history is replayed as for a new stream).  The caller
+    first lets the feed catch up with the broker (``Feed.reach``), so an id
+    another process has already sent is not taken for one.
     """
+    reason = "unknown_id"
     if last_event_id:
         offset = parse_offset(last_event_id)
-        if offset is not None:
+        if offset is not None and not beyond_end(last_event_id, tail):
             return Plan(start=offset + 1, after=offset)
+        if offset is not None:
+            reason = "reset"
     unknown = last_event_id or None
     if tail is None or count <= 0:
-        return Plan(start=None, after=-1 if tail is None else tail, unknown=unknown)
+        return Plan(start=None, after=-1 if tail is None else tail, unknown=unknown, reason=reason)
     start = max(0, tail - count + 1)
-    return Plan(start=start, after=start - 1, unknown=unknown)
+    return Plan(start=start, after=start - 1, unknown=unknown, reason=reason)
 
 
 def plan_live(last_event_id, feed, tail_seq):

@@ -10,7 +10,8 @@ API keys and session secret.
 Authorization is the gateway's: an API key with ``watch`` on the exchange
 in ``Authorization``, or (for the dashboard's EventSource, which cannot
 send headers) a ticket the gateway signed for the logged-in browser
-(``hutch.tickets``).  Errors are the gateway's JSON errors, mapped here in
+(``hutch.tickets``), or that browser's session cookie itself
+(``hutch.events.session``).  Errors are the gateway's JSON errors, mapped here in
 one place.
 """
 
@@ -19,6 +20,7 @@ import json
 import logging
 import os
 import random
+import time
 
 from aiohttp import web
 
@@ -38,12 +40,23 @@ from ..tickets import signing_key, verify
 from . import sse
 from .feeds import Client, Feed
 from .link import BrokerLink
-from .resume import MAX_ID_LENGTH, gap_event, live_id, plan_history, plan_live, split_replay
+from .resume import (
+    MAX_ID_LENGTH,
+    beyond_end,
+    gap_event,
+    live_id,
+    parse_offset,
+    plan_history,
+    plan_live,
+    split_replay,
+)
+from .session import SessionReader
 
 log = logging.getLogger(__name__)
 
 LIFETIME_JITTER = 0.15  # streams end between 85% and 100% of events_max_lifetime, so reconnects spread out
 START_WAIT = 30.0  # seconds a stream waits for its exchange's feed to start
+CATCH_UP_WAIT = 2.0  # seconds a Last-Event-ID beyond the feed's tail waits for the feed to reach it
 TICK = 1.0  # seconds between the checks for heartbeats and lifetimes
 WRITE_BATCH = 200  # events per write while replaying
 STREAM_HEADERS = {
@@ -66,6 +79,7 @@ class EventTier:
             reconnect_max_delay=settings.reconnect_max_delay,
         )
         self.ticket_key = signing_key(settings.session["session.secret"])
+        self.sessions = SessionReader(settings.session)
         self.feeds = {}
         self.streams = 0
         self.deliveries = 0
@@ -147,8 +161,9 @@ class EventTier:
 # --- authorization and errors -------------------------------------------------
 
 
-def authorize_stream(request, tier, exchange):
-    """401/403 exactly as the gateway answers them: an API key, or the dashboard's ticket."""
+async def authorize_stream(request, tier, exchange):
+    """401/403 exactly as the gateway answers them: an API key, the dashboard's ticket, or the
+    dashboard's session (its cookie), in that order."""
     policy = tier.settings.auth
     if not policy.enabled:
         return None
@@ -156,14 +171,20 @@ def authorize_stream(request, tier, exchange):
     if header:
         return authorize({"HTTP_AUTHORIZATION": header}, policy, "watch", exchange)
     ticket = request.query.get("ticket")
-    if not ticket:
+    cookie = request.headers.get("Cookie", "")
+    if ticket:
+        name = verify(tier.ticket_key, ticket, exchange)
+        key = next((key for key in policy.keys if key.name == name), None) if name else None
+        if key is None:
+            raise Unauthorized(
+                "The dashboard's ticket is invalid or expired; reload the page.", headers=[CHALLENGE]
+            )
+    elif tier.sessions.carries_session(cookie):
+        key = await tier.sessions.key(cookie, policy)
+        if key is None:
+            raise Unauthorized("Log in to the dashboard (again), or send an API key.", headers=[CHALLENGE])
+    else:
         raise Unauthorized("Log in to the dashboard, or send an API key.", headers=[CHALLENGE])
-    name = verify(tier.ticket_key, ticket, exchange)
-    key = next((key for key in policy.keys if key.name == name), None) if name else None
-    if key is None:
-        raise Unauthorized(
-            "The dashboard's ticket is invalid or expired; reload the page.", headers=[CHALLENGE]
-        )
     if not key.allows("watch", exchange):
         raise Forbidden(f"The API key {key.name!r} may not watch {exchange!r}.")
     return key.name
@@ -180,8 +201,12 @@ def error_response(error):
     return json_response(error.status, {"error": error.code, "detail": error.detail}, error.headers)
 
 
+STARTED = "hutch.started"  # the request's arrival (monotonic), for the request metrics
+
+
 @web.middleware
 async def json_errors(request, handler):
+    request[STARTED] = time.monotonic()
     try:
         return await handler(request)
     except HutchError as error:
@@ -205,7 +230,7 @@ async def stream(request):
     tier = request.app[TIER]
     settings = tier.settings
     exchange = checked_name(request.match_info["exchange"], "exchange")
-    authorize_stream(request, tier, exchange)
+    await authorize_stream(request, tier, exchange)
     if tier.stopping:
         raise TooManyStreams("This event server is shutting down; retry shortly.", settings.retry_after)
     if 0 < settings.events_max_streams <= tier.streams:
@@ -225,6 +250,8 @@ async def stream(request):
 
 async def serve_stream(request, tier, feed, resume_from):
     settings = tier.settings
+    if feed.history and beyond_end(resume_from, feed.tail):
+        await feed.reach(parse_offset(resume_from), CATCH_UP_WAIT)  # another process may have sent it
     # Everything from planning to attaching runs without an await: no event slips between them.
     if feed.history:
         plan = plan_history(resume_from, settings.history.count, feed.tail)
@@ -249,8 +276,7 @@ async def serve_stream(request, tier, feed, resume_from):
         await response.prepare(request)
         await response.write(sse.retry())
         if plan.unknown is not None:
-            reason = "unknown_id"
-            await response.write(sse.json_frame(gap_event(reason, plan.unknown, None), "gap"))
+            await response.write(sse.json_frame(gap_event(plan.reason, plan.unknown, None), "gap"))
         replayed = 0
         if read is not None:
             events, dropped = await feed.read_range(*read)
@@ -329,8 +355,13 @@ def make_app(settings):
     async def close_tier(_app):
         await tier.close()
 
-    async def plain_server_header(_request, response):
+    async def plain_server_header(request, response):
         response.headers["Server"] = "hutch"  # not aiohttp's name and version
+        # counted as the gateway counts its requests; a stream when it starts (its status is sent)
+        started = request.get(STARTED)
+        if started is not None:
+            app = "health" if request.path.endswith("/health") else "events"
+            metrics.request_answered(app, response.status, time.monotonic() - started)
 
     app.on_response_prepare.append(plain_server_header)
     app.on_startup.append(start_link)

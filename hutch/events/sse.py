@@ -18,6 +18,7 @@ LINE_BREAK = re.compile(r"\r\n|\r|\n")
 TEXT_TYPES = ("text/",)
 TEXT_SUBTYPES = ("json", "xml", "javascript", "x-www-form-urlencoded", "csv", "yaml")
 PREVIEW_BYTES = 48
+MAX_TIMESTAMP = 253402300800  # 10000-01-01: beyond, no ISO 8601 year
 PROPERTIES = ("content_type", "content_encoding", "message_id", "correlation_id", "type", "app_id")
 
 
@@ -69,6 +70,20 @@ def describe(exchange, event_id, message, received, max_body):
     payload["size"] = len(body)
     payload.update(body_view(message.content_type, message.content_encoding, body, max_body))
     return payload
+
+
+def published_at(message, read_at):
+    """When the message was published: its AMQP ``timestamp`` (the gateway sets it at publish, to the
+    second), else ``read_at`` (an AMQP publisher that sets none: when an event server read it)."""
+    timestamp = message.timestamp
+    try:
+        if isinstance(timestamp, datetime.datetime):
+            timestamp = timestamp.timestamp()
+        if timestamp and 0 < timestamp < MAX_TIMESTAMP:
+            return float(timestamp)
+    except (OverflowError, OSError, ValueError, TypeError):
+        pass
+    return read_at
 
 
 def body_view(content_type, content_encoding, body, max_body):

@@ -84,12 +84,21 @@
       setStatus("live", "live");
     });
     es.addEventListener("gap", function (event) {
-      showGap(JSON.parse(event.data));
+      var gap = JSON.parse(event.data);
+      if (gap.reason === "reset") {
+        forgetPositions(); // the history was made anew: its positions start again from 0
+      }
+      showGap(gap);
     });
     es.addEventListener("closing", function (event) {
       // a planned end: resume from the last id at once after the lifetime (already spread out by the
-      // server), within a second after a process shutdown (so its viewers do not all arrive at once)
-      var shutdown = JSON.parse(event.data).reason === "shutdown";
+      // server), within a second after a process shutdown (so its viewers do not all arrive at once);
+      // after a reset (the history stream was deleted) no id is carried over: the next stream starts anew
+      var reason = JSON.parse(event.data).reason;
+      var shutdown = reason === "shutdown";
+      if (reason === "reset") {
+        forgetPositions();
+      }
       es.close();
       clearTimeout(retryTimer);
       retryTimer = setTimeout(connect, shutdown ? Math.random() * 1000 : 0);
@@ -144,6 +153,17 @@
       window.sessionStorage.setItem(storageKey, id);
     } catch (error) {
       // private mode: resuming still works while the page is open
+    }
+  }
+
+  function forgetPositions() {
+    lastId = "";
+    seen.clear();
+    seenOrder = [];
+    try {
+      window.sessionStorage.removeItem(storageKey);
+    } catch (error) {
+      // private mode: nothing was stored
     }
   }
 
@@ -250,6 +270,8 @@
     retention: "Messages are missing here: the exchange's history no longer holds what came while this page was away.",
     reconnected: "Messages may be missing here: the gateway lost its broker connection meanwhile.",
     unknown_id: "Messages may be missing here: the gateway could not place this page's last message.",
+    reset: "The exchange's history was made anew (or this page's last position is beyond its end): " +
+      "what follows starts again from its beginning.",
   };
 
   function showGap(gap) {

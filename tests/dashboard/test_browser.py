@@ -24,6 +24,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from harness import amqp
 from harness.server import GatewayServer
+from hutch.history import HistoryPolicy
 
 from .conftest import HERE, KEYS, PREFIX, bearer
 
@@ -193,3 +194,28 @@ def test_the_dashboard_shows_history_then_live_broadcasts_and_resumes_after_a_cu
     finally:
         again.stop()
         again.cleanup()
+
+
+def test_after_the_history_is_made_anew_the_page_forgets_its_ids_and_shows_what_comes(
+    server, browser, history_exchange
+):
+    """Offsets start again at 0 in a new history stream: a page that carried its last id, or the ids
+    it has shown, across the ``reset`` would skip or hide the new messages."""
+    exchange = history_exchange
+    for n in range(3):
+        broadcast(server, exchange, f"old {n}", "text/plain")
+    browser.get(f"{server.url}/dashboard/{exchange}")
+    browser.find_element(By.ID, "api-key").send_keys(KEYS["viewer"][0])
+    browser.find_element(By.CSS_SELECTOR, "#login button[value=login]").click()
+    wait_until(browser, lambda: len(messages(browser)) == 3, "the history never appeared")
+    old_ids = {item.get_attribute("data-id") for item in messages(browser)}
+    amqp.delete(queues=[HistoryPolicy.queue(exchange)])  # an operator deletes the history stream
+    stored = f"return sessionStorage.getItem('hutch.lastEventId.{exchange}')"
+    wait_until(browser, lambda: not browser.execute_script(stored), "the page kept its last id")
+    wait_until(browser, lambda: state(browser) == "live", "the page never reconnected")
+    for n in range(2):
+        broadcast(server, exchange, f"new {n}", "text/plain")
+    wait_until(browser, lambda: len(messages(browser)) == 5, "the new history's messages never appeared")
+    assert shown_bodies(browser)[:2] == ["new 1", "new 0"]
+    new_ids = {item.get_attribute("data-id") for item in messages(browser)[:2]}
+    assert new_ids & old_ids, "the new stream's offsets should repeat the old ones (else this proves nothing)"

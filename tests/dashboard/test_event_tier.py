@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 
+import pika
 import pytest
 import requests
 
@@ -148,6 +149,31 @@ def test_a_browser_logged_in_by_its_session_gets_a_ticket(stream_server, exchang
         ready(stream)
 
 
+def test_a_logged_in_browser_session_opens_its_event_stream_without_a_ticket(stream_server, exchange):
+    """The session cookie authorizes /events as it authorizes the dashboard's pages."""
+    url = f"{stream_server.url}/events/{exchange}"
+    browser = requests.Session()
+    login_page = browser.get(f"{stream_server.url}/dashboard/", headers={"Accept": "text/html"}, timeout=5)
+    token = login_page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    anonymous = browser.get(url, timeout=5)  # a session, but nobody logged in
+    assert error_of_json(anonymous) == (401, "unauthorized")
+    form = {"action": "login", "api_key": KEYS["watcher"][0], "csrf_token": token}
+    assert browser.post(f"{stream_server.url}/dashboard/", data=form, timeout=5, allow_redirects=False).ok
+    cookie = "; ".join(f"{name}={value}" for name, value in browser.cookies.items())
+    with open_stream(stream_server, exchange, headers={"Cookie": cookie}) as stream:
+        ready(stream)
+    # the session's key may watch t.* only; a forged cookie is no session
+    forbidden = requests.get(f"{stream_server.url}/events/other.x", headers={"Cookie": cookie}, timeout=5)
+    assert error_of_json(forbidden) == (403, "forbidden")
+    forged = requests.get(url, headers={"Cookie": "hutch_session=forged"}, timeout=5)
+    assert error_of_json(forged) == (401, "unauthorized")
+    # logged out: the cookie's session is gone
+    token = browser.get(f"{stream_server.url}/dashboard/", headers={"Accept": "text/html"}, timeout=5)
+    token = token.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    browser.post(f"{stream_server.url}/dashboard/", data={"action": "logout", "csrf_token": token}, timeout=5)
+    assert error_of_json(browser.get(url, timeout=5)) == (401, "unauthorized")
+
+
 # --- history, resume, gap ------------------------------------------------------------------------------
 
 
@@ -247,6 +273,71 @@ def test_an_unknown_id_is_reported_then_the_history_replayed(stream_server, hist
         gap = stream.wait_for(lambda event: event.event == "gap")
         assert (gap.json["reason"], gap.json["last_event_id"]) == ("unknown_id", "0b6e3c6f4c0a4f4c")
         assert bodies(stream.events("message")) == ["one"]
+
+
+def test_an_id_beyond_the_end_says_reset_and_delivers_what_comes_next(stream_server, history_exchange):
+    """A bogus id, or one from before the stream was deleted and made anew, must not swallow the
+    messages up to it: the stream says ``gap``/``reset``, replays the history and goes live."""
+    exchange = history_exchange
+    broadcast(stream_server, exchange, "one")
+    with open_stream(stream_server, exchange, headers={**VIEWER, "Last-Event-ID": "999999"}) as stream:
+        gap = stream.wait_for(lambda event: event.event == "gap")
+        assert (gap.json["reason"], gap.json["last_event_id"]) == ("reset", "999999")
+        assert bodies(stream.events("message")) == ["one"]
+        assert ready(stream).id != "999999"
+        broadcast(stream_server, exchange, "two")
+        assert bodies(stream.events("message")) == ["two"]
+
+
+def test_a_history_stream_made_anew_ends_streams_with_reset_and_old_ids_resume_nothing_lost(
+    stream_server, history_exchange
+):
+    exchange = history_exchange
+    for n in range(5):
+        broadcast(stream_server, exchange, f"old {n}")
+    with open_stream(stream_server, exchange) as stream:
+        old = stream.events("message", COUNT)
+        ready(stream)
+        amqp.delete(queues=[HistoryPolicy.queue(exchange)])  # an operator deletes the history
+        closing = stream.wait_for(lambda event: event.event == "closing")
+        assert closing.json["reason"] == "reset"
+    broadcast(stream_server, exchange, "new 0")  # the gateway makes the stream anew
+    headers = {**VIEWER, "Last-Event-ID": old[-1].id}  # what a page that kept its id sends
+    with open_stream(stream_server, exchange, headers=headers) as again:
+        gap = again.wait_for(lambda event: event.event == "gap")
+        assert gap.json["reason"] == "reset"
+        assert bodies(again.events("message")) == ["new 0"]
+        ready(again)
+        broadcast(stream_server, exchange, "new 1")
+        assert bodies(again.events("message")) == ["new 1"]
+
+
+def test_an_exchange_of_another_type_is_409_not_a_retry_forever(stream_server, exchanges):
+    """aiormq's precondition error has no reply code: it must still be the contract's 409."""
+    exchange = exchanges(history=True)
+    with amqp.channel() as channel:
+        channel.exchange_declare(exchange, "direct", durable=True)
+    answer = requests.get(f"{stream_server.url}/events/{exchange}", headers=VIEWER, timeout=10)
+    assert error_of_json(answer) == (409, "precondition_failed")
+    assert "Retry-After" not in answer.headers
+
+
+def test_rpc_requests_are_never_shown_to_viewers(stream_server, exchanges):
+    """An AMQP caller's request published to a broadcast exchange is no broadcast event."""
+    live, kept = exchanges(), exchanges(history=True)
+    for exchange in (live, kept):
+        with open_stream(stream_server, exchange) as stream:
+            ready(stream)
+            broker.wait_for_bindings(exchange, lambda queues: len(queues) >= 1)
+            with amqp.channel() as channel:
+                request = pika.BasicProperties(reply_to="amq.rabbitmq.reply-to", correlation_id="c1")
+                channel.basic_publish(exchange, "echo", b"a request", request)
+            broadcast(stream_server, exchange, "a broadcast")
+            assert bodies(stream.events("message")) == ["a broadcast"]
+        with open_stream(stream_server, exchange) as replay:  # nor replayed from the history
+            events = replay.events("message") if exchange == kept else []
+            assert bodies(events) == (["a broadcast"] if exchange == kept else [])
+            ready(replay)
 
 
 # --- live-only exchanges, fan-out, slow clients ------------------------------------------------------------

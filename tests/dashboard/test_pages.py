@@ -288,6 +288,21 @@ def test_routes_answer_404_405_and_400_as_the_api_does(client):
     client.get("/dashboard/amq.direct", status=403)
 
 
+def test_a_bad_name_in_a_dashboard_path_is_a_page_for_a_browser_and_json_for_an_api_client(client):
+    for path, status, code in (
+        ("/dashboard/bad%20name", 400, "invalid_name"),
+        ("/dashboard/amq.x", 403, None),
+    ):
+        page = client.get(path, status=status)  # the client sends a browser's Accept
+        assert page.content_type == "text/html" and "<html" in page.text.lower()
+        assert '{"error"' not in page.text
+        answer = client.get(path, headers={"Accept": "application/json"}, status=status)
+        assert answer.content_type == "application/json"
+        assert answer.json["error"] == (code or "reserved_name")
+    ticket = client.get("/dashboard/bad%20name/ticket", headers={"Accept": "application/json"}, status=400)
+    assert ticket.json["error"] == "invalid_name"
+
+
 def test_the_pages_script_follows_without_a_redirect(client, exchange):
     token = csrf(client.get(f"/dashboard/{exchange}"))
     form = {"csrf_token": token, "exchange": exchange, "action": "follow", "back": "page"}

@@ -60,7 +60,10 @@ def test_open_event_streams_are_counted_by_the_event_servers(api, gateway):
     stream = SseStream(f"{gateway.url}/events/{exchange}", headers={"Authorization": f"Bearer {FULL_KEY}"})
     try:
         stream.wait_for(lambda event: event.event == "ready")
-        assert value(scrape(api), "hutch_event_streams_open") == before + 1
+        after = scrape(api)
+        assert value(after, "hutch_event_streams_open") == before + 1
+        # the event servers count their requests as the gateway does: app="events"
+        assert value(after, "hutch_http_requests_total", app="events", status="200") >= 1
     finally:
         stream.close()
     # Apache's proxy notices the gone client only when the next heartbeat (events_heartbeat, 15 s)

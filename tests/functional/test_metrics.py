@@ -37,7 +37,10 @@ def test_requests_are_counted_by_app_and_status(client, exchange):
     client.post(f"/broadcast/{exchange}", b"two", status=202)
     client.post("/broadcast/bad%20name", b"", status=400)
     client.get("/no-such-app", status=404)
+    client.get("/openapi.json", status=200)
     after = scrape(client)
+    assert moved(before, after, "hutch_http_requests_total", app="openapi", status="200") == 1
+    assert not any('app="openapi.json"' in line for line in client.get("/metrics").text.splitlines())
     assert moved(before, after, "hutch_http_requests_total", app="broadcast", status="202") == 2
     assert moved(before, after, "hutch_http_requests_total", app="broadcast", status="400") == 1
     assert moved(before, after, "hutch_http_requests_total", app="other", status="404") == 1
@@ -82,7 +85,9 @@ def test_metrics_needs_the_metrics_permission(make_stack):
     client = webtest.TestApp(make_stack(**KEYS), lint=True)
     assert client.get("/metrics", status=401).json["error"] == "unauthorized"
     publisher = {"Authorization": "Bearer publisher-secret-0123456789"}
-    assert client.get("/metrics", headers=publisher, status=403).json["error"] == "forbidden"
+    refused = client.get("/metrics", headers=publisher, status=403).json
+    assert refused["error"] == "forbidden"
+    assert refused["detail"] == "The API key 'publisher' lacks the 'metrics' permission."  # no resource
     for secret in ("scraper-secret-0123456789", "admin-secret-0123456789abc"):
         response = client.get("/metrics", headers={"Authorization": f"Bearer {secret}"}, status=200)
         assert "hutch_http_requests_total" in response.text
@@ -117,3 +122,19 @@ def test_openmetrics_when_asked_for(client):
     response = client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
     assert response.headers["Content-Type"].startswith("application/openmetrics-text")
     assert response.text.rstrip().endswith("# EOF")
+
+
+def test_broker_series_are_exported_at_zero_before_their_first_event(client):
+    """An absent series reads as "no data", not 0: alerts on reconnects or failures need the zero."""
+    exposition = scrape(client)
+    for connection in ("pika", "direct"):
+        for name in (
+            "hutch_broker_connected",
+            "hutch_broker_blocked",
+            "hutch_broker_reconnects_total",
+            "hutch_broker_connect_failures_total",
+        ):
+            assert (name, (("connection", connection),)) in exposition, (name, connection)
+    for idiom in ("broadcast", "notify"):
+        assert ("hutch_unroutable_total", (("idiom", idiom),)) in exposition
+        assert ("hutch_idempotent_replays_total", (("idiom", idiom),)) in exposition

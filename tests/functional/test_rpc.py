@@ -12,8 +12,9 @@ import pytest
 import webtest
 from paste.deploy import appconfig
 
-from harness.amqp import Answer
+from harness.amqp import Answer, Responder
 from hutch.app import make_app
+from hutch.history import HistoryPolicy
 from hutch.settings import parse_settings
 
 from .conftest import INI
@@ -201,3 +202,31 @@ def test_rpc_names_are_checked(client, exchange):
     assert client.post("/rpc/amq.direct/key", b"", status=403).json["error"] == "reserved_name"
     assert client.post(f"/rpc/{exchange}/bad%2Fkey", b"", status=404).json["error"] == "not_found"
     assert client.post(f"/rpc/{exchange}/bad*key", b"", status=400).json["error"] == "invalid_name"
+
+
+@pytest.mark.parametrize("publisher", PUBLISHERS)
+def test_rpc_to_a_broadcast_exchange_with_history_is_no_responder_and_stores_nothing(
+    make_stack, amqp, unique_name, publisher
+):
+    """A broadcast exchange's history stream is bound for good: a request published there would be
+    stored and shown to every viewer, and never answered (504).  It is refused at once instead."""
+    exchange = unique_name()
+    amqp.track(exchanges=[exchange], queues=[HistoryPolicy.queue(exchange)])
+    stack = make_stack(events_history=exchange, publisher=publisher)
+    client = webtest.TestApp(stack, lint=True)
+    assert client.post(f"/broadcast/{exchange}", b"score", status=202).json["routed"] is True
+    stream = HistoryPolicy.queue(exchange)
+    stored = amqp.queue_depth(stream)
+    answer = client.post(f"/rpc/{exchange}/echo", b"call", headers={"X-Timeout": "5"}, status=503)
+    assert answer.json["error"] == "no_responder" and "broadcast" in answer.json["detail"]
+    assert amqp.queue_depth(stream) == stored
+    # a direct exchange whose name matches events_history is served as ever
+    called = unique_name()
+    service = Responder(called, "echo").start()
+    try:
+        amqp.track(exchanges=[called])
+        other = make_stack(events_history=f"{exchange} {called}", publisher=publisher)
+        reply = webtest.TestApp(other, lint=True).post(f"/rpc/{called}/echo", b"ping", status=200)
+        assert reply.body == b"ping"
+    finally:
+        service.stop()

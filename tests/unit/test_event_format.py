@@ -62,3 +62,29 @@ def test_properties_headers_and_times_become_json():
     assert event["headers"] == {"team": "home", "ratio": "1.5", "odd": "nan", "nested": {"a": [1]}}
     assert (event["correlation_id"], event["app_id"]) == ("c-1", "scoreboard")
     json.loads(json.dumps(event, allow_nan=False))  # the browser's JSON.parse accepts it
+
+
+def test_received_is_when_the_message_was_published_not_when_it_was_read():
+    """The gateway stamps ``timestamp`` at publish: every replayed event keeps its own time."""
+    import datetime
+
+    published = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+    message = aio_pika.Message(b"x", timestamp=published)
+    assert sse.published_at(message, 1800000000.0) == published.timestamp()
+    event = sse.describe("scores", "1", message, sse.published_at(message, 1800000000.0), 1024)
+    assert event["received"] == "2026-01-02T03:04:05.000Z"
+    # an AMQP publisher that sets no timestamp (or an absurd one): when it was read
+    assert sse.published_at(aio_pika.Message(b"x"), 1800000000.5) == 1800000000.5
+
+
+def test_a_refused_declaration_maps_by_the_exception_class_as_aiormq_gives_no_reply_code():
+    import aiormq
+
+    from hutch.errors import BrokerUnavailable, Forbidden, PreconditionFailed
+    from hutch.events.feeds import broker_error
+
+    clash = aiormq.exceptions.ChannelPreconditionFailed("PRECONDITION_FAILED - inequivalent arg 'type'")
+    assert getattr(clash, "reply_code", None) is None
+    assert isinstance(broker_error(clash), PreconditionFailed)
+    assert isinstance(broker_error(aiormq.exceptions.ChannelAccessRefused("ACCESS_REFUSED")), Forbidden)
+    assert isinstance(broker_error(ConnectionError("gone")), BrokerUnavailable)

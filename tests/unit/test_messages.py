@@ -164,6 +164,21 @@ def test_reply_properties_map_back():
     ]
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "br", "identity", "zstd", "deflate, gzip", "GZIP"])
+def test_reply_http_content_codings_pass_as_content_encoding(encoding):
+    headers = dict(response_headers(pika.BasicProperties(content_encoding=encoding)))
+    assert headers["Content-Encoding"] == encoding
+    assert "X-Amqp-Content-Encoding" not in headers
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "UTF-8", "base64", "x-custom", "gzip, utf-8"])
+def test_reply_content_encoding_that_is_no_http_coding_gets_its_own_header(encoding):
+    """py-amqp sets content_encoding utf-8 on str bodies: as Content-Encoding, curl --compressed fails."""
+    headers = dict(response_headers(pika.BasicProperties(content_encoding=encoding)))
+    assert "Content-Encoding" not in headers
+    assert headers["X-Amqp-Content-Encoding"] == encoding
+
+
 def test_reply_without_content_type_is_octet_stream():
     assert response_headers(pika.BasicProperties()) == [("Content-Type", "application/octet-stream")]
 

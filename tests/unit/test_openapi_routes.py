@@ -97,13 +97,17 @@ def test_the_permission_documented_is_the_routes(apps, doc):
 
 
 def test_a_route_without_pages_documents_no_html_error(apps, doc):
-    """The dashboard's 400 and 405 come from the router before any page could: JSON only."""
+    """The dashboard's 405 comes from the router before any page could: JSON only; a bad name in a
+    dashboard path is found once its route is known: a page for a browser."""
     for path, method, op in operations(doc):
         for status in ("405",):
             assert "text/html" not in deref(doc, op["responses"][status])["content"], (method, path)
     page = doc["paths"]["/dashboard/{exchange}"]["get"]["responses"]
     assert set(page["401"]["content"]) == {"application/json", "text/html"}
-    assert set(page["400"]["content"]) == {"application/json"}
+    assert set(page["400"]["content"]) == {"application/json", "text/html"}
+    assert "`invalid_name`" in page["400"]["description"].rsplit("HTML page", 1)[1]
+    broadcast = doc["paths"]["/broadcast/{exchange}"]["post"]["responses"]
+    assert set(broadcast["400"]["content"]) == {"application/json"}
 
 
 def test_the_served_assets_are_the_documented_ones(app, doc):

@@ -21,12 +21,24 @@ def test_a_fresh_stream_replays_the_last_count_offsets_oldest_first():
     assert resume.plan_history("", 50, None) == resume.Plan(start=None, after=-1)  # empty stream
 
 
-def test_last_event_id_resumes_right_after_it_whatever_the_tail():
+def test_last_event_id_resumes_right_after_it():
     assert resume.plan_history("41", 50, 1000) == resume.Plan(start=42, after=41)
     assert resume.plan_history("999", 50, 1000) == resume.Plan(start=1000, after=999)
-    # ahead of this process (another one saw it first): nothing replayed, nothing repeated
-    assert resume.plan_history("2000", 50, 1000) == resume.Plan(start=2001, after=2000)
-    assert resume.plan_history("5", 50, None) == resume.Plan(start=6, after=5)
+    assert resume.plan_history("1000", 50, 1000) == resume.Plan(start=1001, after=1000)
+
+
+def test_an_offset_beyond_the_end_is_a_reset_and_the_history_replayed():
+    """Skipping every new message up to a bogus or pre-reset offset would lose them silently."""
+    assert resume.plan_history("2000", 50, 1000) == resume.Plan(
+        start=951, after=950, unknown="2000", reason="reset"
+    )
+    assert resume.plan_history("5", 50, 2) == resume.Plan(start=0, after=-1, unknown="5", reason="reset")
+    # the stream was made anew and is still empty: what comes next is delivered
+    assert resume.plan_history("5", 50, None) == resume.Plan(
+        start=None, after=-1, unknown="5", reason="reset"
+    )
+    assert resume.beyond_end("1001", 1000) and resume.beyond_end("0", None)
+    assert not resume.beyond_end("1000", 1000) and not resume.beyond_end("x", None)
 
 
 def test_an_id_that_is_no_offset_is_reported_and_the_history_replayed():

@@ -1,0 +1,41 @@
+"""GET /reference: the browsable API reference (Swagger UI) of ``/openapi.json``, and its files.
+
+Open, as ``/openapi.json`` is.  The page carries the dashboard's security
+headers (its Content-Security-Policy: scripts, styles and connections from
+the gateway only); the files are answered from memory with an ETag, as the
+dashboard's are.  No file system path is ever built from the request.
+"""
+
+from webob import Response
+
+from hutch.errors import NotFound
+from hutch.pages import SECURITY_HEADERS
+from hutch.reference import load_assets, package_static, page
+from hutch.web import Route, Routes, operation
+
+package_static()  # at start-up: a gateway without swagger-ui-py stops here, naming it
+
+
+@operation("reference")
+def reference(request, gateway):
+    base = request.script_name  # the mount point + /reference
+    root = base.rsplit("/", 1)[0]
+    response = Response(text=page(base, root + "/openapi.json"), content_type="text/html", charset="utf-8")
+    response.headerlist.extend(SECURITY_HEADERS)
+    return response
+
+
+@operation("referenceAsset", raises=(NotFound,))
+def asset(request, gateway, name):
+    found = load_assets(gateway.settings.templates_directory).get(name)
+    if found is None:
+        raise NotFound(f"No file {name!r} in the API reference.")
+    data, content_type, etag = found
+    response = Response(body=data, content_type=content_type, charset="utf-8", conditional_response=True)
+    response.etag = etag
+    response.cache_control = "no-cache"  # revalidate: an upgrade shows at once, a reload costs a 304
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+application = Routes(Route("", GET=reference), Route("{name}", GET=asset))

@@ -1,0 +1,111 @@
+"""The browsable API reference in a real browser: headless Chromium against ``hutch serve``.
+
+The page at ``/reference`` (under the mount point) must render every operation of the gateway's
+own ``/openapi.json`` with nothing but the gateway's files, under the page's Content-Security-Policy
+(a refused script or style would show in the browser's log), and "Try it out" must reach the
+gateway.  A screenshot goes to artifacts/.
+"""
+
+import shutil
+import tempfile
+
+import pytest
+import requests
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from harness.server import GatewayServer
+
+from .conftest import HERE, PREFIX
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+ARTIFACTS = HERE.parents[1] / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+WAIT = 30
+
+
+@pytest.fixture(scope="module")
+def server():
+    gateway = GatewayServer(HERE / "stream.ini", prefix=PREFIX, processes=1, threads=6).start()
+    yield gateway
+    gateway.stop()
+    gateway.cleanup()
+
+
+@pytest.fixture
+def browser():
+    profile = tempfile.mkdtemp(prefix="hutch-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        f"--user-data-dir={profile}",
+        "--window-size=1200,1000",
+    ):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(WAIT)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def operations(document):
+    return {
+        (method.upper(), path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in ("get", "put", "post", "delete", "patch", "head", "options")
+    }
+
+
+def rendered(driver):
+    """(METHOD, path) of every operation block Swagger UI drew."""
+    found = set()
+    for block in driver.find_elements(By.CSS_SELECTOR, ".opblock"):
+        method = block.find_element(By.CSS_SELECTOR, ".opblock-summary-method").text.strip()
+        path = block.find_element(By.CSS_SELECTOR, ".opblock-summary-path").get_attribute("data-path")
+        found.add((method, path))
+    return found
+
+
+def test_the_reference_renders_every_operation_under_the_pages_policy(server, browser):
+    document = requests.get(f"{server.url}/openapi.json", timeout=10).json()
+    expected = operations(document)
+    assert ("GET", "/reference") in expected and ("POST", "/broadcast/{exchange}") in expected
+
+    browser.get(f"{server.url}/reference")
+    WebDriverWait(browser, WAIT).until(
+        lambda driver: rendered(driver) == expected, message="Swagger UI never showed every operation"
+    )
+    assert document["info"]["title"] in browser.find_element(By.CSS_SELECTOR, ".info .title").text
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "reference.png"))
+
+    # "Try it out" on GET /health: Swagger UI calls this gateway (the document's servers entry).
+    health = browser.find_element(By.CSS_SELECTOR, "#operations-operations-health")
+    health.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
+    WebDriverWait(browser, WAIT).until(lambda _d: health.find_elements(By.CSS_SELECTOR, ".try-out__btn"))
+    health.find_element(By.CSS_SELECTOR, ".try-out__btn").click()
+    health.find_element(By.CSS_SELECTOR, ".execute").click()
+    WebDriverWait(browser, WAIT).until(
+        lambda _d: health.find_elements(By.CSS_SELECTOR, ".live-responses-table tbody .response-col_status"),
+        message="Try it out never showed an answer",
+    )
+    status = health.find_element(By.CSS_SELECTOR, ".live-responses-table tbody .response-col_status").text
+    assert status.strip().startswith("200"), status
+    assert f"{PREFIX}/health" in health.find_element(By.CSS_SELECTOR, ".request-url").text
+
+    log = browser.get_log("browser")
+    refused = [entry["message"] for entry in log if "Content Security Policy" in entry["message"]]
+    assert refused == []
+    errors = [entry["message"] for entry in log if entry["level"] == "SEVERE"]
+    assert errors == []
