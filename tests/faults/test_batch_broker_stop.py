@@ -23,7 +23,7 @@ from .test_broker_restart import crash, stop_app
 
 pytestmark = [pytest.mark.broker, pytest.mark.e2e]
 
-CLIENT_THREADS = 3
+CLIENT_THREADS = 4
 LINES = 1000  # a batch of max_batch_messages: the broker is most likely to go while one is in flight
 BEFORE = 2.0  # seconds of load before the broker goes
 RECOVERY = 6.0  # as test_broker_restart (faults.ini: reconnect_max_delay 2)
@@ -103,7 +103,11 @@ def test_every_line_of_a_batch_cut_by_the_broker_is_confirmed_or_failed(
     assert not unanswered(outcomes), f"requests without an HTTP answer: {unanswered(outcomes)[:3]}"
     assert set(summary(outcomes)) <= {200, 503}, summary(outcomes)
     assert not without_retry_after(outcomes), without_retry_after(outcomes)[:3]
-    assert cut, "no batch was in flight when the broker went: the fault missed its moment"
+    # A SIGKILL cannot confirm what it had read: a batch in flight is cut.  A clean stop_app may
+    # confirm everything it read before it closes the connections, or not (both were seen).
+    assert cut or fault is stop_app, (
+        "no batch was in flight when the broker died: the fault missed its moment"
+    )
     during = [outcome for outcome in outcomes if down_at < outcome.started < restarting_at]
     assert during, "no batch was sent while the broker was away"
     assert not any(outcome.status == 200 and json.loads(outcome.body)["accepted"] for outcome in during)
