@@ -113,3 +113,17 @@ def test_an_unreachable_broker_fails_the_whole_batch_before_anything_is_sent(har
     h.publisher.connect = lambda address, timeout: (_ for _ in ()).throw(ConnectionRefusedError("refused"))
     outcomes, error = publish_many_async(h, "notify", "ex", ["m1"])()
     assert outcomes is None and isinstance(error, BrokerUnavailable)
+
+
+def test_a_blocked_broker_fails_the_lines_in_flight_and_refuses_the_next_batch_whole(harness):
+    h = harness()
+    result = publish_many_async(h, "notify", "ex", ["m1", "m2", "m3"])
+    sock = h.connected()
+    for _ in range(3):
+        sock.publish_frames()
+    sock.reply(ack(2, 1), method(0, spec.Connection.Blocked(reason="low on memory")))
+    outcomes, error = result()
+    assert error is None and outcomes[0] is True
+    assert all(isinstance(o, BrokerUnavailable) and "blocked" in o.detail for o in outcomes[1:])
+    outcomes, error = publish_many_async(h, "notify", "ex", ["m4"])()
+    assert outcomes is None and isinstance(error, BrokerUnavailable) and "blocked" in error.detail
