@@ -37,6 +37,7 @@ setup(
             "ruff>=0.6",
             "openapi-spec-validator>=0.7.1",
             "schemathesis>=4.32.5,<5",
+            "standardwebhooks>=1.3.0",
         ],
         "bench": ["py-spy>=0.4"],
     },

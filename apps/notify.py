@@ -4,6 +4,7 @@ POST /notify/{exchange}                    -> 202 once confirmed, 409 if unrouta
 PUT  /notify/{exchange}/queues/{consumer}  -> 201 created, 200 existed (whatever its type)
 """
 
+from hutch.delivery.api import PUSH_ROUTES
 from hutch.errors import (
     IDEMPOTENCY_ERRORS,
     PUBLISH_FAILURES,
@@ -41,4 +42,5 @@ def register(request, gateway, exchange, consumer):
 application = Routes(
     Route("{exchange}", permission="notify", POST=publish),
     Route("{exchange}/queues/{consumer}", permission="register", PUT=register),
+    *PUSH_ROUTES,  # .../push and .../dead-letters: hutch.delivery.api
 )

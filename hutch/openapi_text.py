@@ -291,3 +291,51 @@ OPERATIONS = {
         ),
     ),
 }
+
+# --- push delivery (hutch.delivery): the prose of its operations ---------------
+_PUSH_NOTE = (
+    " Delivered by the delivery processes (`hutch delivery`, started by `hutch serve`); the "
+    "subscriptions live in the `push_store` Redis. Guide: docs/push-delivery.md."
+)
+OPERATIONS.update(
+    {
+        "putPush": (
+            "notify",
+            "Deliver a consumer's queue to an HTTP URL",
+            (
+                "Register (as `PUT .../queues/{consumer}` does, if missing) the consumer's queue and "
+                "deliver it to `url` instead of an AMQP consumer: each message is one signed `POST` "
+                "(Standard Webhooks), retried after each delay of `retry_schedule` (seconds) and then kept "
+                "as a dead letter. `url` must start with a `push_allow` prefix and may not name a "
+                "loopback, link-local or private address unless a prefix names that host. 201 with the "
+                "`secret` (shown once) on creation; 200 on an update, which keeps the secret." + _PUSH_NOTE
+            ),
+        ),
+        "getPush": (
+            "notify",
+            "A push subscription and its state",
+            "The configuration (never the secret) and the counts summed over every delivery process.",
+        ),
+        "deletePush": (
+            "notify",
+            "Stop pushing a consumer's queue",
+            "The queue, its messages and its dead letters stay.",
+        ),
+        "rotatePushSecret": (
+            "notify",
+            "A new signing secret",
+            "Returns the new secret once; for 24 hours deliveries carry a signature by each secret.",
+        ),
+        "listDeadLetters": (
+            "notify",
+            "List a subscription's dead letters",
+            "Oldest first; listing neither removes nor reorders them. `limit`: 100 unless given, up to 1000.",
+        ),
+        "redeliverDeadLetters": (
+            "notify",
+            "Deliver every dead letter again",
+            "Each moves back to the consumer's queue as a first attempt, in order.",
+        ),
+        "dropDeadLetters": ("notify", "Drop every dead letter", "They are deleted."),
+    }
+)

@@ -44,6 +44,13 @@ CONTRACT_ROUTES = [
     ("get", "/openapi.json", {"200"}),
     ("get", "/", {"200", "303"}),
     ("get", "/metrics", {"200"}),
+    ("put", "/notify/{exchange}/queues/{consumer}/push", {"200", "201", "400"}),
+    ("get", "/notify/{exchange}/queues/{consumer}/push", {"200", "404"}),
+    ("delete", "/notify/{exchange}/queues/{consumer}/push", {"204", "404"}),
+    ("post", "/notify/{exchange}/queues/{consumer}/push/rotate-secret", {"200", "404"}),
+    ("get", "/notify/{exchange}/queues/{consumer}/dead-letters", {"200"}),
+    ("delete", "/notify/{exchange}/queues/{consumer}/dead-letters", {"200"}),
+    ("post", "/notify/{exchange}/queues/{consumer}/dead-letters/redeliver", {"200"}),
 ]
 NAMED_ROUTES = [(method, path) for method, path, _ in CONTRACT_ROUTES if "{" in path]
 # The dashboard's own pages, forms and assets: served, so documented, but not among the contract's API routes.
