@@ -25,6 +25,7 @@ from .process import terminate
 from .server import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+SESSION_SECRET = "push-tests-secret-0123456789abcdef0123"  # the gateway's and the delivery processes': one key
 
 
 def wait_for(predicate, timeout=30.0, interval=0.05, what="the condition"):
@@ -39,19 +40,30 @@ def wait_for(predicate, timeout=30.0, interval=0.05, what="the condition"):
 
 
 class Received:
-    __slots__ = ("body", "headers", "status", "verified")
+    __slots__ = ("body", "headers", "status")
 
     def __init__(self, headers, body):
-        self.headers, self.body, self.status, self.verified = headers, body, None, None
+        self.headers, self.body, self.status = headers, body, None
+
+
+def verifies(received, secrets):
+    """Does one of ``secrets`` verify the delivery (the reference library's ``Webhook.verify``)?"""
+    for secret in secrets:
+        try:
+            Webhook(secret).verify(received.body, received.headers, json_parse=False)
+        except WebhookVerificationError:
+            continue
+        return True
+    return False
 
 
 class Receiver:
-    """``behaviour(received, count)`` returns a status, or ``("sleep", seconds, status)``."""
+    """``behaviour(received, count)`` returns a status, ``("sleep", seconds, status)`` or
+    ``("redirect", url)`` (a 307 to ``url``)."""
 
     def __init__(self, behaviour=None):
         self.port = free_port()
         self.behaviour = behaviour or (lambda received, count: 200)
-        self.secrets = []
         self.requests = []
         self.lock = threading.Lock()
         self.loop = asyncio.new_event_loop()
@@ -65,26 +77,25 @@ class Receiver:
 
     async def handle(self, request):
         received = Received(dict(request.headers), await request.read())
-        received.verified = self.verify(received)
         with self.lock:
             self.requests.append(received)
             count = len(self.requests)
         answer = self.behaviour(received, count)
-        if isinstance(answer, tuple):
+        headers = {}
+        if isinstance(answer, tuple) and answer[0] == "redirect":
+            headers["Location"] = answer[1]
+            answer = 307
+        elif isinstance(answer, tuple):
             _, seconds, answer = answer
             await asyncio.sleep(seconds)
         received.status = answer
-        return web.Response(status=answer, text="ok" if answer < 300 else "no")
+        return web.Response(status=answer, text="ok" if answer < 300 else "no", headers=headers)
 
-    def verify(self, received):
-        """True when one of the secrets verifies the delivery with the reference library."""
-        for secret in list(self.secrets):
-            try:
-                Webhook(secret).verify(received.body, received.headers, json_parse=False)
-            except WebhookVerificationError:
-                continue
-            return True
-        return False
+    def unverified(self, secrets):
+        """The requests none of ``secrets`` verifies with the Standard Webhooks reference library."""
+        with self.lock:
+            requests = list(self.requests)
+        return [received for received in requests if not verifies(received, secrets)]
 
     def _run(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(30)
@@ -143,7 +154,7 @@ class DeliveryProcess:
             f"push_store = {push_store}\n"
             f"push_allow = {push_allow}\n"
             f"notify_queue_type = {notify_queue_type}\n"
-            "session.secret = push-tests-secret-0123456789abcdef0123\n"
+            f"session.secret = {SESSION_SECRET}\n"
             "auth = off\nconnect_timeout = 2\nheartbeat = 5\nreconnect_max_delay = 1\n"
             "\n[loggers]\nkeys = root\n[handlers]\nkeys = console\n[formatters]\nkeys = generic\n"
             "[logger_root]\nlevel = INFO\nhandlers = console\n"

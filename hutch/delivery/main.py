@@ -72,7 +72,7 @@ class DeliveryTier:
         return ResponderConsumer(self, subscription)
 
     async def run(self):
-        connector = aiohttp.TCPConnector(resolver=CheckedResolver(self.policy), limit=0, ttl_dns_cache=10)
+        connector = aiohttp.TCPConnector(resolver=CheckedResolver(self.policy), limit=0, use_dns_cache=False)
         self.http = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         tasks = [
             asyncio.create_task(self.watch(), name="watch-store"),

@@ -12,6 +12,7 @@ next, and redirects are never followed (a 3xx is a failed attempt).
 """
 
 import asyncio
+import contextvars
 import ipaddress
 import socket
 import urllib.parse
@@ -22,6 +23,8 @@ from aiohttp.resolver import ThreadedResolver
 from ..errors import TargetRefused
 
 MAX_URL = 2048
+# Whether the URL being fetched matched a prefix that names its host (set per request, read by the resolver).
+TRUSTED = contextvars.ContextVar("trusted", default=False)
 
 
 def internal(address):
@@ -45,10 +48,12 @@ class TargetPolicy:
 
     def __init__(self, prefixes):
         self.prefixes = tuple(prefixes)
-        self.trusted = {host for host in map(named_host, self.prefixes) if host}
 
     def check_url(self, url):
-        """The URL's host, or ``TargetRefused``: outside ``push_allow``, or a literal internal address."""
+        """``(host, trusted)``, or ``TargetRefused``: outside ``push_allow``, or a literal internal address.
+
+        ``trusted``: a prefix the URL matches names the URL's host, so its addresses may be internal.
+        """
         if (
             not isinstance(url, str)
             or not url
@@ -62,18 +67,20 @@ class TargetPolicy:
             raise TargetRefused("The URL must be an absolute http:// or https:// URL.")
         if parts.username is not None or parts.password is not None:
             raise TargetRefused("The URL must not carry credentials.")
-        if not any(url.startswith(prefix) for prefix in self.prefixes):
+        matching = [prefix for prefix in self.prefixes if url.startswith(prefix)]
+        if not matching:
             raise TargetRefused(
                 f"The URL does not start with any push_allow prefix ({' '.join(self.prefixes)})."
             )
         host = parts.hostname
-        if host not in self.trusted and literal_ip(host) and internal(host):
+        trusted = any(named_host(prefix) == host for prefix in matching)
+        if not trusted and literal_ip(host) and internal(host):
             raise TargetRefused("The URL names a loopback, link-local or private address.")
-        return host
+        return host, trusted
 
-    def check_addresses(self, host, addresses):
+    def check_addresses(self, host, addresses, trusted=False):
         """The addresses a connection to ``host`` may use; refused if any is internal and untrusted."""
-        if host in self.trusted:
+        if trusted:
             return addresses
         inside = [address for address in addresses if internal(address)]
         if inside:
@@ -83,8 +90,8 @@ class TargetPolicy:
     async def check_resolved(self, url):
         """Registration: the URL's check, then its DNS answer (an unresolvable name is let through:
         delivery retries it, and checks again)."""
-        host = self.check_url(url)
-        if literal_ip(host) or host in self.trusted:
+        host, trusted = self.check_url(url)
+        if literal_ip(host) or trusted:
             return
         loop = asyncio.get_running_loop()
         try:
@@ -94,8 +101,8 @@ class TargetPolicy:
         self.check_addresses(host, [answer[4][0] for answer in answers])
 
     def check_resolved_sync(self, url):
-        host = self.check_url(url)
-        if literal_ip(host) or host in self.trusted:
+        host, trusted = self.check_url(url)
+        if literal_ip(host) or trusted:
             return
         try:
             answers = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
@@ -116,7 +123,11 @@ def named_host(prefix):
 
 
 class CheckedResolver(AbstractResolver):
-    """aiohttp's resolver, answering only addresses the policy allows (the connection uses them)."""
+    """aiohttp's resolver, answering only addresses the policy allows (the connection uses them).
+
+    The session must not cache DNS answers (``use_dns_cache=False``): an answer allowed for a
+    trusted URL must not serve an untrusted one with the same host.
+    """
 
     def __init__(self, policy):
         self.policy = policy
@@ -124,7 +135,8 @@ class CheckedResolver(AbstractResolver):
 
     async def resolve(self, host, port=0, family=socket.AF_INET):
         answers = await self.resolver.resolve(host, port, family)
-        allowed = set(self.policy.check_addresses(host, [answer["host"] for answer in answers]))
+        addresses = [answer["host"] for answer in answers]
+        allowed = set(self.policy.check_addresses(host, addresses, TRUSTED.get()))
         return [answer for answer in answers if answer["host"] in allowed]
 
     async def close(self):

@@ -18,7 +18,7 @@ import aio_pika
 import aiohttp
 
 from ..errors import TargetRefused
-from . import signing, topology
+from . import signing, targets, topology
 from .store import iso
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,8 @@ async def post(tier, url, body, headers, timeout, keep_body=False):
     """POST once; an ``Outcome``, never an exception (a refused target is an outcome too)."""
     started = time.monotonic()
     try:
-        tier.policy.check_url(url)  # push_allow may have changed; literal addresses skip the resolver
+        _host, trusted = tier.policy.check_url(url)  # literal addresses skip the resolver: checked here
+        targets.TRUSTED.set(trusted)  # for the resolver, in this task
         async with tier.http.post(
             url,
             data=body,
@@ -117,7 +118,7 @@ async def post(tier, url, body, headers, timeout, keep_body=False):
         return Outcome(error=f"refused: {error.detail}", seconds=time.monotonic() - started)
     except TimeoutError:
         return Outcome(error="timeout", seconds=time.monotonic() - started)
-    except (aiohttp.ClientError, OSError, ValueError) as error:
+    except Exception as error:  # refused, reset, bad URL ...: a failed attempt, whatever aiohttp raises
         text = f"{type(error).__name__}: {error}"[:MAX_ERROR]
         return Outcome(error=text, seconds=time.monotonic() - started)
 
