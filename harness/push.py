@@ -25,7 +25,7 @@ from .process import terminate
 from .server import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SESSION_SECRET = "push-tests-secret-0123456789abcdef0123"  # the gateway's and the delivery processes': one key
+SESSION_SECRET = "push-tests-secret-0123456789abcdef0123"  # the gateway's and the delivery processes'
 
 
 def wait_for(predicate, timeout=30.0, interval=0.05, what="the condition"):
