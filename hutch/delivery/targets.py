@@ -62,6 +62,8 @@ class TargetPolicy:
             or not url.isprintable()
         ):
             raise TargetRefused("The URL must be printable ASCII of at most 2048 characters.")
+        if " " in url:
+            raise TargetRefused("The URL must not hold a space (percent-encode it).")
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise TargetRefused("The URL must be an absolute http:// or https:// URL.")
