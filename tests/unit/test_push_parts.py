@@ -39,8 +39,9 @@ def test_a_bare_scheme_names_no_host_and_a_prefix_names_its_host():
 
 @pytest.mark.parametrize(
     "url",
-    ["http://example.com/", "https://127.0.0.1/", "https://[::1]/", "https://10.0.0.1:8443/x", "https://u:p@example.com/",
-     "ftp://example.com/", "https:///nohost", "https://exa mple.com/", "", "https://é.com/", "https://x.com/" + "a" * 3000],
+    ["http://example.com/", "https://127.0.0.1/", "https://[::1]/", "https://10.0.0.1:8443/x",
+     "https://u:p@example.com/", "ftp://example.com/", "https:///nohost", "https://exa mple.com/", "",
+     "https://é.com/", "https://x.com/" + "a" * 3000],
 )  # fmt: skip
 def test_production_refuses(url):
     with pytest.raises(TargetRefused):
