@@ -790,6 +790,44 @@ OPERATIONS.update(
         },
         "redeliverDeadLetters": {"responses": {"200": _json("How many were queued again.", "Redelivered")}},
         "dropDeadLetters": {"responses": {"200": _json("How many were dropped.", "Dropped")}},
+        "putResponder": {
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": _ref("schemas", "ResponderRequest")}},
+            },
+            "responses": {
+                "201": _json("Created; `secret` is shown this once.", "Responder"),
+                "200": _json("Updated (the secret is kept and not shown).", "Responder"),
+            },
+        },
+        "getResponder": {"responses": {"200": _json("The responder and its state.", "Responder")}},
+        "deleteResponder": {"responses": {"204": {"description": "No longer called."}}},
+    }
+)
+SCHEMAS.update(
+    {
+        "ResponderRequest": {
+            "type": "object",
+            "required": ["url"],
+            "additionalProperties": False,
+            "properties": {"url": _URL, "concurrency": _PUSH_CONFIG["concurrency"]},
+        },
+        "Responder": {
+            "type": "object",
+            "required": ["exchange", "routing_key", "url"],
+            "properties": {
+                "exchange": {"type": "string"},
+                "routing_key": {"type": "string"},
+                "queue": {"type": "string", "description": "`{exchange}.{routing_key}.http`"},
+                "url": _URL,
+                "concurrency": _PUSH_CONFIG["concurrency"],
+                "secret": {"type": "string", "description": "`whsec_...`, once (201 only)."},
+                "delivered": {"type": "integer"},
+                "failed_attempts": {"type": "integer"},
+                "last_success_at": {"type": "string", "nullable": True},
+                "last_failure": {"type": "object", "nullable": True},
+            },
+        },
     }
 )
 

@@ -337,5 +337,27 @@ OPERATIONS.update(
             "Each moves back to the consumer's queue as a first attempt, in order.",
         ),
         "dropDeadLetters": ("notify", "Drop every dead letter", "They are deleted."),
+        "putResponder": (
+            "rpc",
+            "Answer calls from an HTTP service",
+            (
+                "Each request to `{exchange}` with `{routing_key}` (from `POST /rpc/...` or any AMQP caller) "
+                "becomes one signed `POST` to `url` (Standard Webhooks headers, `X-Correlation-Id`, "
+                "`X-Timeout`: milliseconds before the caller gives up); the HTTP answer is the reply "
+                "(status as `http_status`, body, `Content-Type`). A responder that fails is answered "
+                "502, one slower than the time left 504; a request is never sent twice. 201 with the "
+                "`secret` (once) on creation, 200 on an update." + _PUSH_NOTE
+            ),
+        ),
+        "getResponder": (
+            "rpc",
+            "An HTTP responder and its state",
+            "The configuration (never the secret) and its counts.",
+        ),
+        "deleteResponder": (
+            "rpc",
+            "Stop answering calls from an HTTP service",
+            "Calls answer 503 no_responder once no delivery process consumes its queue.",
+        ),
     }
 )

@@ -1,6 +1,7 @@
 """The HTTP routes of push delivery, mounted by ``apps/notify.py`` (and responders by ``apps/rpc.py``).
 
 PUT/GET/DELETE /notify/{exchange}/queues/{consumer}/push
+PUT/GET/DELETE /rpc/{exchange}/{routing_key}/responder
 POST           /notify/{exchange}/queues/{consumer}/push/rotate-secret
 GET/DELETE     /notify/{exchange}/queues/{consumer}/dead-letters
 POST           /notify/{exchange}/queues/{consumer}/dead-letters/redeliver
@@ -160,4 +161,60 @@ PUSH_ROUTES = (
         "{exchange}/queues/{consumer}/dead-letters", permission="register", GET=list_dead, DELETE=drop_dead
     ),
     Route("{exchange}/queues/{consumer}/dead-letters/redeliver", permission="register", POST=redeliver_dead),
+)
+
+
+# --- HTTP responders (apps/rpc.py) -------------------------------------------------------------
+
+
+@operation("putResponder", raises=(*BODY_ERRORS, InvalidSubscription, TargetRefused, *STORE_ERRORS))
+def put_responder(request, gateway, exchange, routing_key):
+    settings = gateway.settings
+    fields = parse_body(json_body(request, settings), "rpc")
+    store = store_for(settings)
+    TargetPolicy(settings.push_allow).check_resolved_sync(fields["url"])
+    subscription, secret = store.put("rpc", exchange, routing_key, fields)
+    body = {
+        "exchange": exchange,
+        "routing_key": routing_key,
+        "queue": subscription.queue,
+        **subscription.public(),
+    }
+    if secret is not None:
+        body["secret"] = secret
+        return json_response(201, body)
+    return json_response(200, body)
+
+
+@operation("getResponder", raises=(NoSubscription, *STORE_ERRORS))
+def get_responder(request, gateway, exchange, routing_key):
+    store = store_for(gateway.settings)
+    subscription = store.get("rpc", exchange, routing_key)
+    if subscription is None:
+        raise NoSubscription()
+    body = {
+        "exchange": exchange,
+        "routing_key": routing_key,
+        "queue": subscription.queue,
+        **subscription.public(),
+    }
+    body.update(store.state(subscription.key))
+    return json_response(200, body)
+
+
+@operation("deleteResponder", raises=(NoSubscription, *STORE_ERRORS))
+def delete_responder(request, gateway, exchange, routing_key):
+    if not store_for(gateway.settings).delete("rpc", exchange, routing_key):
+        raise NoSubscription()
+    return no_content()
+
+
+RESPONDER_ROUTES = (
+    Route(
+        "{exchange}/{routing_key}/responder",
+        permission="respond",
+        PUT=put_responder,
+        GET=get_responder,
+        DELETE=delete_responder,
+    ),
 )

@@ -24,6 +24,7 @@ import redis.asyncio
 import yarl
 
 from ..settings import ConfigurationError
+from .responders import ResponderConsumer
 from .signing import sealer_for
 from .stats import FLUSH, TierStats
 from .store import POLL, SUBSCRIPTIONS, VERSION, Subscription
@@ -67,8 +68,6 @@ class DeliveryTier:
     def consumer_for(self, subscription):
         if subscription.kind == "push":
             return PushConsumer(self, subscription)
-        from .responders import ResponderConsumer
-
         return ResponderConsumer(self, subscription)
 
     async def run(self):

@@ -44,6 +44,10 @@ class Outcome:
         )
 
     @property
+    def content_type(self):
+        return self.headers.get("Content-Type")
+
+    @property
     def ok(self):
         return self.status is not None and 200 <= self.status < 300
 
@@ -107,7 +111,9 @@ async def post(tier, url, body, headers, timeout, keep_body=False):
             timeout=aiohttp.ClientTimeout(total=timeout),
             allow_redirects=False,
         ) as response:
-            answer = await response.content.read(READ_LIMIT if not keep_body else tier.max_answer)
+            answer = await response.content.read(READ_LIMIT if not keep_body else tier.max_answer + 1)
+            if keep_body and len(answer) > tier.max_answer:
+                return Outcome(error=f"the answer is larger than {tier.max_answer} bytes (max_body_bytes)")
             return Outcome(
                 status=response.status,
                 body=answer if keep_body else b"",
@@ -123,8 +129,8 @@ async def post(tier, url, body, headers, timeout, keep_body=False):
         return Outcome(error=text, seconds=time.monotonic() - started)
 
 
-class PushConsumer:
-    """Consumes one subscription's work queue on a channel of its own."""
+class QueueConsumer:
+    """Consumes one subscription's queue on a channel of its own, a task per message."""
 
     def __init__(self, tier, subscription):
         self.tier = tier
@@ -137,6 +143,31 @@ class PushConsumer:
     @property
     def alive(self):
         return self.channel is not None and not self.channel.is_closed
+
+    async def on_message(self, message):
+        task = asyncio.create_task(self.handle(message))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def handle(self, message):
+        raise NotImplementedError
+
+    async def stop(self, grace):
+        """Stop taking messages; let those in flight finish (``grace`` s), then close the channel."""
+        if self.queue is not None and self.tag is not None and self.alive:
+            with contextlib.suppress(Exception):
+                await self.queue.cancel(self.tag)
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=grace)
+        for task in list(self.tasks):
+            task.cancel()
+        if self.channel is not None and not self.channel.is_closed:
+            with contextlib.suppress(Exception):
+                await self.channel.close()
+
+
+class PushConsumer(QueueConsumer):
+    """A push subscription: POST, then ack, retry or bury."""
 
     def shape(self):
         """What needs a new consumer when it changes (the rest is read per message)."""
@@ -160,11 +191,6 @@ class PushConsumer:
         self.queue = await channel.declare_queue(subscription.queue, passive=True)
         self.tag = await self.queue.consume(self.on_message, no_ack=False)
         log.info("pushing %s to its URL (concurrency %d)", subscription.key, subscription.concurrency)
-
-    async def on_message(self, message):
-        task = asyncio.create_task(self.handle(message))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
 
     async def handle(self, message):
         subscription = self.subscription
@@ -207,19 +233,6 @@ class PushConsumer:
                 tier.stats.dead(subscription)
         except Exception as error:  # the channel or connection went away: the broker redelivers it
             log.warning("%s: could not settle message %s: %s", subscription.key, message.message_id, error)
-
-    async def stop(self, grace):
-        """Stop taking messages; let those in flight finish (``grace`` s), then close the channel."""
-        if self.queue is not None and self.tag is not None and self.alive:
-            with contextlib.suppress(Exception):
-                await self.queue.cancel(self.tag)
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=grace)
-        for task in list(self.tasks):
-            task.cancel()
-        if self.channel is not None and not self.channel.is_closed:
-            with contextlib.suppress(Exception):
-                await self.channel.close()
 
 
 def attempt_of(headers):

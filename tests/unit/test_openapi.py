@@ -51,6 +51,9 @@ CONTRACT_ROUTES = [
     ("get", "/notify/{exchange}/queues/{consumer}/dead-letters", {"200"}),
     ("delete", "/notify/{exchange}/queues/{consumer}/dead-letters", {"200"}),
     ("post", "/notify/{exchange}/queues/{consumer}/dead-letters/redeliver", {"200"}),
+    ("put", "/rpc/{exchange}/{routing_key}/responder", {"200", "201", "400"}),
+    ("get", "/rpc/{exchange}/{routing_key}/responder", {"200", "404"}),
+    ("delete", "/rpc/{exchange}/{routing_key}/responder", {"204", "404"}),
 ]
 NAMED_ROUTES = [(method, path) for method, path, _ in CONTRACT_ROUTES if "{" in path]
 # The dashboard's own pages, forms and assets: served, so documented, but not among the contract's API routes.

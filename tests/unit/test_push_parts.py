@@ -5,7 +5,9 @@ import time
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from hutch.auth import make_key
 from hutch.delivery import signing, topology
+from hutch.delivery.responders import time_left
 from hutch.delivery.store import Subscription, parse_body
 from hutch.delivery.targets import TargetPolicy, internal, named_host
 from hutch.errors import InvalidSubscription, TargetRefused
@@ -184,3 +186,27 @@ def test_internal_headers_are_not_passed_on():
         "X-Delivery-Count": 1,
     }
     assert topology.user_headers(headers) == {"tenant": "a"}
+
+
+# --- HTTP responders -------------------------------------------------------------------------
+
+
+class Request:
+    def __init__(self, expiration=None, timestamp=None):
+        self.expiration, self.timestamp = expiration, timestamp
+
+
+def test_time_left_is_the_expiration_less_the_seconds_surely_waited():
+    assert time_left(Request(), default=30.0, now=1000.5) == 30.0
+    assert time_left(Request(expiration=2.0), default=30.0, now=1000.5) == 2.0
+    assert (
+        time_left(Request(expiration=2.0, timestamp=1000), default=30.0, now=1001.9) == 2.0
+    )  # < 1 s resolution
+    assert time_left(Request(expiration=5.0, timestamp=1000), default=30.0, now=1003.2) == 3.0
+
+
+def test_respond_is_granted_on_the_exchange_and_is_not_rpc():
+    key = make_key("svc", "s" * 16, "respond:billing rpc:api/add")
+    assert key.allows("respond", "billing/invoice") and key.allows("respond", "billing/refund")
+    assert not key.allows("respond", "orders/invoice")
+    assert not key.allows("rpc", "billing/invoice") and not key.allows("respond", "api/add")
