@@ -802,6 +802,28 @@ OPERATIONS.update(
         },
         "getResponder": {"responses": {"200": _json("The responder and its state.", "Responder")}},
         "deleteResponder": {"responses": {"204": {"description": "No longer called."}}},
+        "pushDashboard": {"responses": {"200": {"description": "The page.", "content": HTML_PAGE}}},
+        "pushDashboardAct": {
+            "responses": {"303": SEE_OTHER},
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["csrf_token", "action", "exchange", "consumer"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "csrf_token": {"type": "string"},
+                                "action": {"type": "string", "enum": ["redeliver", "drop"]},
+                                "exchange": {"type": "string"},
+                                "consumer": {"type": "string"},
+                            },
+                        }
+                    }
+                },
+            },
+        },
     }
 )
 SCHEMAS.update(

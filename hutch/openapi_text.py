@@ -337,6 +337,16 @@ OPERATIONS.update(
             "Each moves back to the consumer's queue as a first attempt, in order.",
         ),
         "dropDeadLetters": ("notify", "Drop every dead letter", "They are deleted."),
+        "pushDashboard": (
+            "dashboard UI",
+            "Push subscriptions and HTTP responders",
+            "${browser_only}Those the viewer's key may manage: state, last failure, dead letters.",
+        ),
+        "pushDashboardAct": (
+            "dashboard UI",
+            "Redeliver or drop a subscription's dead letters",
+            "${browser_only}Needs `register` on the exchange and the session's CSRF token; 303 to the page.",
+        ),
         "putResponder": (
             "rpc",
             "Answer calls from an HTTP service",

@@ -9,6 +9,7 @@ Every delivery is checked with the Standard Webhooks reference library.  Retry s
 import base64
 import collections
 import json
+import re
 
 import pytest
 import webtest
@@ -393,3 +394,64 @@ def consumer_count(amqp, queue):
         return channel.queue_declare(queue, passive=True).method.consumer_count
     finally:
         channel.close()
+
+
+# --- the dashboard's page --------------------------------------------------------------------
+
+ADMIN = {"Authorization": "Bearer push-admin-key-0123456789"}
+OTHER = {"Authorization": "Bearer push-other-key-0123456789"}
+
+
+@pytest.fixture
+def keyed(make_stack, push_redis):
+    keys = {
+        "auth": "keys",
+        "auth.key.admin": "push-admin-key-0123456789",
+        "auth.permissions.admin": "*",
+        "auth.key.other": "push-other-key-0123456789",
+        "auth.permissions.other": "register:t.elsewhere.*",
+    }
+    stack = make_stack(
+        push_store=push_redis.url, push_allow=ALLOW, **{"session.secret": SESSION_SECRET, **keys}
+    )
+    return webtest.TestApp(stack, lint=True)
+
+
+def csrf_of(page):
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+
+
+def test_the_page_lists_subscriptions_and_redelivers_dead_letters(keyed, subscribe, receivers, delivery):
+    failing = True
+    receiver = receivers(lambda received, count: 500 if failing else 200)
+    exchange, consumer, _ = subscribe(receiver.url, retry_schedule=[0.2])
+    publish(keyed, exchange, 2, **ADMIN)
+    path = f"/notify/{exchange}/queues/{consumer}/push"
+    wait_for(lambda: keyed.get(path, headers=ADMIN).json["dead_letters"] == 2, what="2 dead letters")
+    page = keyed.get("/subscriptions/", headers={**ADMIN, "Accept": "text/html"})
+    assert f"push/{exchange}/{consumer}" in page.text and receiver.url in page.text
+    assert '<td class="dead-letters">2</td>' in page.text
+    assert keyed.get("/subscriptions/", headers={**OTHER, "Accept": "text/html"}).text.count(exchange) == 0
+    form = {"exchange": exchange, "consumer": consumer, "action": "redeliver"}
+    refused = keyed.post("/subscriptions/", {**form, "csrf_token": "wrong"}, headers=ADMIN, status=403)
+    assert "bad_csrf_token" in refused.text
+    other_page = keyed.get("/subscriptions/", headers={**OTHER, "Accept": "text/html"})
+    forbidden = keyed.post(
+        "/subscriptions/", {**form, "csrf_token": csrf_of(other_page)}, headers=OTHER, status=403
+    )
+    assert "forbidden" in forbidden.text
+    failing = False
+    done = keyed.post("/subscriptions/", {**form, "csrf_token": csrf_of(page)}, headers=ADMIN, status=303)
+    assert done.location.endswith("/subscriptions/")
+    wait_for(lambda: len(receiver.ok()) == 2, what="the redelivered messages")
+    assert "2 dead letter(s)" in keyed.get("/subscriptions/", headers={**ADMIN, "Accept": "text/html"}).text
+
+
+def test_the_page_needs_a_key(keyed):
+    assert keyed.get("/subscriptions/", headers={"Accept": "text/html"}, status=303).location.endswith(
+        "/dashboard/"
+    )
+    assert (
+        keyed.get("/subscriptions/", headers={"Accept": "application/json"}, status=401).json["error"]
+        == "unauthorized"
+    )

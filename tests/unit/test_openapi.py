@@ -63,6 +63,8 @@ BROWSER_ROUTES = {
     ("post", "/dashboard/{exchange}"),
     ("get", "/dashboard/{exchange}/ticket"),
     ("get", "/static/{name}"),
+    ("get", "/subscriptions/"),
+    ("post", "/subscriptions/"),
 }
 PUBLISHING_ROUTES = [
     ("post", "/broadcast/{exchange}"),
@@ -429,7 +431,10 @@ def test_real_errors_match_the_documented_responses(app, doc, method, url, statu
             },
         ),
         ("too_many_streams", {("get", "/events/{exchange}")}),
-        ("bad_csrf_token", {("post", "/dashboard/{exchange}"), ("post", "/dashboard/")}),
+        (
+            "bad_csrf_token",
+            {("post", "/dashboard/{exchange}"), ("post", "/dashboard/"), ("post", "/subscriptions/")},
+        ),
     ],
 )
 def test_outcomes_are_documented_only_where_they_happen(doc, code, only_on):
