@@ -101,7 +101,7 @@ class ResponderConsumer(QueueConsumer):
     async def call(self, message, left):
         subscription = self.subscription
         tier = self.tier
-        keys = subscription.signing_keys(tier.sealer)
+        keys = self.signing_keys()
         if not keys:
             log.error("%s: its secret does not open with this host's key (push_key_file)", subscription.key)
             return Outcome(error="the secret does not open with this host's key")

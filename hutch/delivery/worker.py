@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 HEADER_TOKEN_JUNK = re.compile(r"[^A-Za-z0-9-]")
 MAX_ERROR = 200  # characters of an error kept in last_failure and on a dead letter
 UNSEALED = "the secret does not open with this host's key (push_key_file or the session secret differs)"
+KEYS_TTL = 60  # seconds opened secrets are kept
 READ_LIMIT = 64 * 1024  # bytes of a receiver's answer read (then dropped) so the connection is reused
 
 
@@ -139,10 +140,20 @@ class QueueConsumer:
         self.queue = None
         self.tag = None
         self.tasks = set()
+        self._keys, self._keys_for, self._keys_minute = [], None, None
 
     @property
     def alive(self):
         return self.channel is not None and not self.channel.is_closed
+
+    def signing_keys(self):
+        """The subscription's keys, opened once per change of it (and per minute: a rotation's
+        previous secret stops signing on time)."""
+        minute = int(time.time() // KEYS_TTL)
+        if self._keys_for is not self.subscription or self._keys_minute != minute:
+            self._keys = self.subscription.signing_keys(self.tier.sealer)
+            self._keys_for, self._keys_minute = self.subscription, minute
+        return self._keys
 
     async def on_message(self, message):
         task = asyncio.create_task(self.handle(message))
@@ -198,7 +209,7 @@ class PushConsumer(QueueConsumer):
         attempt = attempt_of(message.headers)
         tier.stats.started(subscription)
         try:
-            keys = subscription.signing_keys(tier.sealer)
+            keys = self.signing_keys()
             if keys:
                 headers = request_headers(message, subscription.exchange, attempt, keys)
                 outcome = await post(tier, subscription.url, message.body, headers, subscription.timeout)
