@@ -6,8 +6,9 @@
 - latency: messages published at a steady 500/s (pika, confirmed) and the time from publish to
   the receiver, p50 and p99, for Hutch (concurrency 64) and the baseline.
 
-The receiver is an aiohttp server in a process of its own; it writes each arrival's time, the
-publishers write each publish's time, on the same clock.  Everything runs on this machine (the
+The receiver is a minimal asyncio HTTP server in a process of its own (so that it is not what
+limits either side); it notes each arrival's time, the publishers each publish's time, on the same
+clock.  Everything runs on this machine (the
 shared RabbitMQ, a private Redis): read the ratios, not the absolute figures.
 """
 
@@ -37,27 +38,51 @@ AMQP = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
 def receiver_main(port):
-    from aiohttp import web
+    """A minimal HTTP/1.1 server on asyncio (keep-alive, Content-Length bodies): it must not be the
+    bottleneck of either side.  POST /hook records the arrival of each webhook-id (or X-Id);
+    GET /stats answers them as JSON; POST /reset forgets them."""
+    import asyncio
 
     arrivals = {}
 
-    async def hook(request):
-        await request.read()
-        arrivals.setdefault(request.headers.get("webhook-id") or request.headers.get("X-Id"), time.time())
-        return web.Response(status=204)
+    class Connection(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport, self.buffer = transport, b""
 
-    async def stats(request):
-        return web.json_response(arrivals)
+        def data_received(self, data):
+            self.buffer += data
+            while True:
+                end = self.buffer.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                head = self.buffer[:end].decode("latin-1").split("\r\n")
+                headers = {}
+                for line in head[1:]:
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                length = int(headers.get("content-length", 0))
+                if len(self.buffer) < end + 4 + length:
+                    return
+                self.buffer = self.buffer[end + 4 + length :]
+                method, path = head[0].split(" ")[:2]
+                body = b""
+                if path == "/hook":
+                    arrivals.setdefault(headers.get("webhook-id") or headers.get("x-id"), time.time())
+                elif path == "/stats":
+                    body = json.dumps(arrivals).encode()
+                elif path == "/reset":
+                    arrivals.clear()
+                status = "200 OK" if body else "204 No Content"
+                extra = f"Content-Length: {len(body)}\r\nContent-Type: application/json\r\n" if body else ""
+                self.transport.write(f"HTTP/1.1 {status}\r\n{extra}\r\n".encode() + body)
 
-    async def reset(request):
-        arrivals.clear()
-        return web.Response(status=204)
+    async def serve():
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Connection, "127.0.0.1", port)
+        async with server:
+            await server.serve_forever()
 
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    app.router.add_get("/stats", stats)
-    app.router.add_post("/reset", reset)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+    asyncio.run(serve())
 
 
 class ReceiverProcess:

@@ -52,24 +52,43 @@ IN_FLIGHT = Gauge(
 class TierStats:
     def __init__(self, redis_client):
         self.redis = redis_client
+        self._children = {}
         self.pending = {}  # key -> the counts and last success/failure not yet added to the store
 
+    def children(self, key):
+        """The label children of one subscription, looked up once."""
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = (
+                IN_FLIGHT.labels(key),
+                DELIVERED.labels(key),
+                SECONDS.labels(key),
+                DEAD.labels(key),
+                {},
+            )
+        return found
+
     def started(self, subscription):
-        IN_FLIGHT.labels(subscription.key).inc()
+        self.children(subscription.key)[0].inc()
 
     def finished(self, subscription):
-        IN_FLIGHT.labels(subscription.key).dec()
+        self.children(subscription.key)[0].dec()
 
     def dead(self, subscription):
-        DEAD.labels(subscription.key).inc()
+        self.children(subscription.key)[3].inc()
 
     def record(self, subscription, outcome):
         key = subscription.key
-        ATTEMPTS.labels(key, outcome.label).inc()
-        SECONDS.labels(key).observe(outcome.seconds)
+        _in_flight, delivered, seconds, _dead, attempts = self.children(key)
+        label = outcome.label
+        counter = attempts.get(label)
+        if counter is None:
+            counter = attempts[label] = ATTEMPTS.labels(key, label)
+        counter.inc()
+        seconds.observe(outcome.seconds)
         entry = self.pending.setdefault(key, {"delivered": 0, "failed_attempts": 0})
         if outcome.ok:
-            DELIVERED.labels(key).inc()
+            delivered.inc()
             entry["delivered"] += 1
             entry["last_success_at"] = time.time()
         else:

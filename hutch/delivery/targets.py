@@ -13,6 +13,7 @@ next, and redirects are never followed (a 3xx is a failed attempt).
 
 import asyncio
 import contextvars
+import functools
 import ipaddress
 import socket
 import urllib.parse
@@ -48,6 +49,7 @@ class TargetPolicy:
 
     def __init__(self, prefixes):
         self.prefixes = tuple(prefixes)
+        self.check_url = functools.lru_cache(maxsize=1024)(self.check_url)  # per delivery: the same URLs
 
     def check_url(self, url):
         """``(host, trusted)``, or ``TargetRefused``: outside ``push_allow``, or a literal internal address.
