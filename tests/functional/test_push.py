@@ -10,6 +10,7 @@ import base64
 import collections
 import json
 import re
+import time
 
 import pytest
 import webtest
@@ -17,6 +18,7 @@ import webtest
 from harness.push import SESSION_SECRET, DeliveryProcess, Receiver, verifies, wait_for
 from harness.redis_node import PrivateRedis
 from hutch.delivery import topology
+from hutch.delivery.store import POLL
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/%2F"
 ALLOW = "http://127.0.0.1: https://"
@@ -376,16 +378,50 @@ def test_a_host_with_another_sealing_key_never_posts_unsigned(
 # --- two processes ---------------------------------------------------------------------------
 
 
-def test_two_processes_share_one_subscription(client, subscribe, receivers, delivery, push_redis, amqp):
-    receiver = receivers(lambda received, count: ("sleep", 0.05, 200))
-    exchange, consumer, secret = subscribe(receiver.url, concurrency=2)
+def test_two_processes_share_one_subscription_and_follow_its_changes(
+    client, subscribe, receivers, delivery, push_redis, amqp
+):
+    first = receivers(lambda received, count: ("sleep", 0.05, 200))
+    second = receivers(lambda received, count: ("sleep", 0.05, 200))
+    exchange, consumer, secret = subscribe(first.url, concurrency=2)
     with DeliveryProcess(AMQP, push_redis.url):
         queue = f"{exchange}.{consumer}"
         wait_for(lambda: consumer_count(amqp, queue) == 2, what="a consumer in each process")
         ids = publish(client, exchange, 40)
-        wait_for(lambda: set(receiver.ids()) == set(ids), what="every message")
-    counts = collections.Counter(receiver.ids())
-    assert set(counts) == set(ids) and receiver.unverified([secret]) == []
+        wait_for(lambda: set(first.ids()) == set(ids), what="every message")
+        # changed through this gateway: both processes must follow (each takes some of the next 40)
+        client.put_json(f"/notify/{exchange}/queues/{consumer}/push", {"url": second.url, "concurrency": 2})
+        wait_for(lambda: consumer_count(amqp, queue) == 2, what="both consuming again")
+        time.sleep(POLL * 2)  # a poll of each process has passed (a bound, not a speed claim)
+        later = publish(client, exchange, 40, start=40)
+        wait_for(lambda: set(second.ids()) == set(later), what="the later messages at the new URL")
+    assert set(first.ids()) == set(ids)  # none of the later ones went to the old URL
+    assert collections.Counter(first.ids() + second.ids()).keys() == set(ids) | set(later)
+    assert first.unverified([secret]) == [] and second.unverified([secret]) == []
+
+
+def test_every_attempt_checks_the_target_again(make_stack, receivers, unique_name, amqp):
+    """push_allow narrowed after the subscription was made (here: the only delivery process's ini
+    allows only https://): its attempts are refused, never sent, and end as dead letters.  A Redis
+    of its own, so that no other delivery process takes the message."""
+    receiver = receivers()
+    exchange = unique_name("push")
+    queue = f"{exchange}.c"
+    amqp.track(
+        exchanges=[exchange], queues=[queue, topology.dead_queue(queue), topology.retry_queue(queue, 0.2)]
+    )
+    with PrivateRedis(persistent=False) as own:
+        stack = make_stack(push_store=own.url, push_allow=ALLOW, **{"session.secret": SESSION_SECRET})
+        own_client = webtest.TestApp(stack)
+        path = f"/notify/{exchange}/queues/c/push"
+        own_client.put_json(path, {"url": receiver.url, "retry_schedule": [0.2]}, status=201)
+        with DeliveryProcess(AMQP, own.url, push_allow="https://"):
+            publish(own_client, exchange, 1)
+            wait_for(lambda: own_client.get(path).json["dead_letters"] == 1, what="the dead letter")
+        (entry,) = own_client.get(f"/notify/{exchange}/queues/c/dead-letters").json["dead_letters"]
+        own_client.delete(path)
+    assert entry["last_error"].startswith("refused:")
+    assert receiver.requests == []
 
 
 def consumer_count(amqp, queue):

@@ -210,3 +210,23 @@ def test_respond_is_granted_on_the_exchange_and_is_not_rpc():
     assert key.allows("respond", "billing/invoice") and key.allows("respond", "billing/refund")
     assert not key.allows("respond", "orders/invoice")
     assert not key.allows("rpc", "billing/invoice") and not key.allows("respond", "api/add")
+
+
+def test_the_resolver_hands_out_only_checked_addresses():
+    """What aiohttp connects to is what the resolver answers: an internal answer is refused unless
+    the URL being fetched matched a prefix naming its host."""
+    import asyncio
+
+    from hutch.delivery.targets import TRUSTED, CheckedResolver
+
+    async def resolve(trusted):
+        resolver = CheckedResolver(PRODUCTION)
+        try:
+            TRUSTED.set(trusted)
+            return await resolver.resolve("localhost", 443)
+        finally:
+            await resolver.close()
+
+    with pytest.raises(TargetRefused):
+        asyncio.run(resolve(False))
+    assert {answer["host"] for answer in asyncio.run(resolve(True))} <= {"127.0.0.1", "::1"}
