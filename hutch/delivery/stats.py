@@ -15,6 +15,7 @@ import time
 import redis
 from prometheus_client import Counter, Gauge, Histogram
 
+from .. import metrics  # noqa: F401 - at exit it marks this process dead, so its live gauges stop counting
 from .store import STATE
 
 log = logging.getLogger(__name__)
