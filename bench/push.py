@@ -64,7 +64,7 @@ def receiver_main(port):
                 if len(self.buffer) < end + 4 + length:
                     return
                 self.buffer = self.buffer[end + 4 + length :]
-                method, path = head[0].split(" ")[:2]
+                _method, path = head[0].split(" ")[:2]
                 body = b""
                 if path == "/hook":
                     arrivals.setdefault(headers.get("webhook-id") or headers.get("x-id"), time.time())
