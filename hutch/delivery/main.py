@@ -1,10 +1,18 @@
 """``hutch delivery``: one delivery process for an ini (``hutch serve`` starts them itself).
 
-Any number of them, on any number of hosts, share the work: each consumes
-every subscription's queue (competing consumers), so a process or a host
-that dies leaves its unacked messages to the others.  Each reads the
-subscriptions from the store every ``store.POLL`` second(s) and starts,
-changes or stops its consumers to match.  SIGTERM or SIGINT stops taking
+Any number of them, on any number of hosts, share the work as competing
+consumers of the subscriptions' queues, so a process or a host that dies
+leaves its unacked messages to the others.  Each reads the subscriptions
+from the store every ``store.POLL`` second(s) and starts, changes or stops
+its consumers to match.
+
+``concurrency`` holds for the whole tier: the live processes (those that
+said so in the store within ``store.LIVE`` s) split it among themselves, in
+an order that differs per subscription, and each uses its share as its
+prefetch; a process whose share is 0 does not consume that subscription
+(so with ``concurrency`` 1 a single process delivers, in order).  When a
+process joins or leaves, the shares move within a few seconds; meanwhile
+the tier may briefly have more in flight than ``concurrency``.  SIGTERM or SIGINT stops taking
 messages, lets those in flight finish (at most ``STOP_GRACE`` s), and exits.
 """
 
@@ -16,6 +24,9 @@ import os
 import random
 import signal
 import sys
+import time
+import uuid
+import zlib
 
 import aio_pika
 import aiohttp
@@ -27,7 +38,7 @@ from ..settings import ConfigurationError
 from .responders import ResponderConsumer
 from .signing import sealer_for
 from .stats import FLUSH, TierStats
-from .store import POLL, SUBSCRIPTIONS, VERSION, Subscription
+from .store import LIVE, POLL, PROCESSES, SUBSCRIPTIONS, VERSION, Subscription
 from .targets import CheckedResolver, TargetPolicy
 from .worker import PushConsumer
 
@@ -63,12 +74,34 @@ class DeliveryTier:
         self.version = None
         self.stopping = asyncio.Event()
         self.http = None
+        self.id = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.peers = [self.id]  # the live delivery processes, sorted
         self.lock = asyncio.Lock()  # one reconciliation at a time (the watcher's, or a new connection's)
 
-    def consumer_for(self, subscription):
+    def consumer_for(self, subscription, share):
         if subscription.kind == "push":
-            return PushConsumer(self, subscription)
-        return ResponderConsumer(self, subscription)
+            return PushConsumer(self, subscription, share)
+        return ResponderConsumer(self, subscription, share)
+
+    def share(self, subscription):
+        """This process's part of the subscription's ``concurrency`` (0: it does not consume it)."""
+        count = len(self.peers)
+        rank = self.peers.index(self.id) if self.id in self.peers else 0
+        position = (rank - zlib.crc32(subscription.key.encode())) % count
+        return subscription.concurrency // count + (1 if position < subscription.concurrency % count else 0)
+
+    async def announce(self):
+        """Say this process is alive (only while connected), and read who else is."""
+        now = time.time()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if self.connection is not None and not self.connection.is_closed:
+                pipe.zadd(PROCESSES, {self.id: now})
+            else:
+                pipe.zrem(PROCESSES, self.id)
+            pipe.zremrangebyscore(PROCESSES, 0, now - LIVE)
+            pipe.zrange(PROCESSES, 0, -1)
+            *_, peers = await pipe.execute()
+        self.peers = sorted(peers) or [self.id]
 
     async def run(self):
         connector = aiohttp.TCPConnector(resolver=CheckedResolver(self.policy), limit=0, use_dns_cache=False)
@@ -79,6 +112,8 @@ class DeliveryTier:
             asyncio.create_task(self.connect(), name="broker"),
         ]
         await self.stopping.wait()
+        with contextlib.suppress(redis.RedisError):
+            await self.redis.zrem(PROCESSES, self.id)  # the others take over its shares at their next poll
         await self.stop_consumers(set(self.consumers))
         await self.stats.flush()
         for task in tasks:
@@ -107,6 +142,7 @@ class DeliveryTier:
                         )
                     }
                     self.version = version
+                await self.announce()
                 await self.reconcile()
             except redis.RedisError as error:
                 log.warning("cannot read the subscription store: %s", error)
@@ -123,22 +159,23 @@ class DeliveryTier:
     async def _reconcile(self):
         if self.connection is None or self.connection.is_closed:
             return
-        gone = {key for key in self.consumers if key not in self.subscriptions}
+        shares = {key: self.share(subscription) for key, subscription in self.subscriptions.items()}
+        gone = {key for key in self.consumers if not shares.get(key)}
         for key, subscription in self.subscriptions.items():
             consumer = self.consumers.get(key)
-            if consumer is None:
+            if consumer is None or key in gone:
                 continue
             if not consumer.alive:
                 gone.add(key)
                 continue
             old_shape = consumer.shape()
             consumer.subscription = subscription  # url, timeout, secrets: read per message
-            if consumer.shape() != old_shape:
+            if consumer.shape() != old_shape or consumer.prefetch != shares[key]:
                 gone.add(key)
         await self.stop_consumers(gone)
         for key, subscription in self.subscriptions.items():
-            if key not in self.consumers:
-                consumer = self.consumer_for(subscription)
+            if key not in self.consumers and shares[key]:
+                consumer = self.consumer_for(subscription, shares[key])
                 try:
                     await consumer.start(self.connection)
                 except Exception as error:  # e.g. its queue is missing: try again at the next poll

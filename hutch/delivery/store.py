@@ -18,6 +18,8 @@ Layout (``push_store`` URL, one database):
   reads it every ``POLL`` second(s) and reloads the hash when it moved, so
   every host sees a change within a few seconds.
 - ``hutch:push:state:{key}``: hash of counters and the last success/failure.
+- ``hutch:push:processes``: the delivery processes connected to the broker, each with the time it
+  last said so (every poll); they share each subscription's ``concurrency`` among themselves.
 """
 
 import dataclasses
@@ -33,7 +35,9 @@ from . import signing
 SUBSCRIPTIONS = "hutch:push:subscriptions"
 VERSION = "hutch:push:version"
 STATE = "hutch:push:state:"
+PROCESSES = "hutch:push:processes"  # sorted set: delivery process id -> when it last said it is alive
 POLL = 1.0  # seconds between a delivery process's looks at VERSION
+LIVE = 5.0  # seconds a delivery process counts as alive after it last said so
 ROTATION_OVERLAP = 24 * 3600  # seconds the previous secret keeps signing after a rotation
 DEFAULT_SCHEDULE = (1, 5, 30, 120, 600, 1800, 3600, 10800)
 MAX_CONCURRENCY = 256

@@ -1,7 +1,8 @@
 """One push subscription's consumer in one delivery process: POST each message, ack, retry or bury.
 
-``concurrency`` is the channel's prefetch: at most that many messages of
-the subscription are unacked (in flight) in this process.  A 2xx within
+The process's share of ``concurrency`` (``hutch.delivery.main``) is the
+channel's prefetch: at most that many messages of the subscription are
+unacked (in flight) in this process.  A 2xx within
 ``timeout`` acks the message.  Anything else publishes a copy, confirmed,
 to the retry queue of the schedule's next delay (or, after the last, to the
 dead-letter queue) and only then acks the original: no message waits in
@@ -133,9 +134,10 @@ async def post(tier, url, body, headers, timeout, keep_body=False):
 class QueueConsumer:
     """Consumes one subscription's queue on a channel of its own, a task per message."""
 
-    def __init__(self, tier, subscription):
+    def __init__(self, tier, subscription, prefetch):
         self.tier = tier
         self.subscription = subscription
+        self.prefetch = prefetch  # this process's share of the subscription's concurrency
         self.channel = None
         self.queue = None
         self.tag = None
@@ -198,10 +200,15 @@ class PushConsumer(QueueConsumer):
         await channel.declare_queue(
             topology.dead_queue(subscription.queue), durable=True, arguments=topology.DEAD_ARGUMENTS
         )
-        await channel.set_qos(prefetch_count=subscription.concurrency)
+        await channel.set_qos(prefetch_count=self.prefetch)
         self.queue = await channel.declare_queue(subscription.queue, passive=True)
         self.tag = await self.queue.consume(self.on_message, no_ack=False)
-        log.info("pushing %s to its URL (concurrency %d)", subscription.key, subscription.concurrency)
+        log.info(
+            "pushing %s to its URL (%d of concurrency %d)",
+            subscription.key,
+            self.prefetch,
+            subscription.concurrency,
+        )
 
     async def handle(self, message):
         subscription = self.subscription

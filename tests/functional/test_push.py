@@ -400,6 +400,35 @@ def test_two_processes_share_one_subscription_and_follow_its_changes(
     assert first.unverified([secret]) == [] and second.unverified([secret]) == []
 
 
+def test_concurrency_holds_for_the_tier_and_one_keeps_order(
+    client, subscribe, receivers, delivery, push_redis, amqp
+):
+    """concurrency 1 over two processes: one consumes (in order); when it is killed, the other
+    takes the subscription over and every message arrives."""
+    receiver = receivers()
+    exchange, consumer, _ = subscribe(receiver.url, concurrency=1, retry_schedule=[0.2, 0.5, 1])
+    queue = f"{exchange}.{consumer}"
+    with DeliveryProcess(AMQP, push_redis.url) as other:
+        wait_for(
+            lambda: "hutch:push" not in other.log() and "connected" in other.log(), what="the second process"
+        )
+        time.sleep(POLL * 3)  # both have announced themselves and shared the subscription out
+        assert consumer_count(amqp, queue) == 1
+        ids = publish(client, exchange, 20)
+        wait_for(lambda: len(receiver.ok()) == 20, what="the first 20")
+        assert receiver.ids() == ids  # one consumer, prefetch 1, no failure: in order
+        holder = other if f"pushing push/{exchange}/" in other.log() else None
+        if holder is None:
+            delivery.kill()  # the module's process held it: kill it, the other must take over
+        else:
+            other.kill()
+        wait_for(lambda: consumer_count(amqp, queue) == 1, timeout=20, what="the survivor consuming")
+        later = publish(client, exchange, 10, start=20)
+        wait_for(lambda: set(later) <= set(receiver.ids()), timeout=20, what="the later messages")
+    if holder is None:
+        delivery.start()  # the module's process, for the tests after this one
+
+
 def test_every_attempt_checks_the_target_again(make_stack, receivers, unique_name, amqp):
     """push_allow narrowed after the subscription was made (here: the only delivery process's ini
     allows only https://): its attempts are refused, never sent, and end as dead letters.  A Redis
