@@ -40,7 +40,11 @@ class DeliveryGroup:
         if self.user is not None:
             entry = pwd.getpwnam(self.user)
             extra = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
-        return subprocess.Popen(self.command, cwd=self.cwd, **extra)  # noqa: S603 - our own command
+        # A session of their own: a terminal's Ctrl-C reaches hutch serve alone, which then stops
+        # them in order (rather than their exiting at once and the watcher starting them again).
+        return subprocess.Popen(  # noqa: S603 - our own command
+            self.command, cwd=self.cwd, start_new_session=True, **extra
+        )
 
     def start(self):
         self.processes = [self.spawn() for _ in range(self.count)]
