@@ -35,6 +35,7 @@ from .errors import (
     ReservedName,
     RpcTimeout,
     SessionStoreUnavailable,
+    TargetRefused,
     TooManyStreams,
     Unauthorized,
     UriTooLong,
@@ -715,6 +716,8 @@ OPERATIONS = {
 }
 
 # --- push delivery (hutch.delivery): its schemas and operations ---------------------------
+from .delivery.store import MAX_DELAY  # noqa: E402 - with the block it serves
+
 _URL = {"type": "string", "description": "An http(s) URL starting with a `push_allow` prefix."}
 _PUSH_CONFIG = {
     "url": _URL,
@@ -723,7 +726,7 @@ _PUSH_CONFIG = {
     "retry_schedule": {
         "type": "array",
         "maxItems": 32,
-        "items": {"type": "number", "minimum": 0, "exclusiveMinimum": True},
+        "items": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": MAX_DELAY},
         "default": [1, 5, 30, 120, 600, 1800, 3600, 10800],
     },
 }
@@ -773,6 +776,7 @@ SCHEMAS.update(
 OPERATIONS.update(
     {
         "putPush": {
+            "x-hutch-policy-refusals": [TargetRefused.code],
             "requestBody": {"required": True, "content": {JSON: {"schema": _ref("schemas", "PushRequest")}}},
             "responses": {
                 "201": _json("Created; `secret` is shown this once.", "PushSubscription"),
@@ -791,6 +795,7 @@ OPERATIONS.update(
         "redeliverDeadLetters": {"responses": {"200": _json("How many were queued again.", "Redelivered")}},
         "dropDeadLetters": {"responses": {"200": _json("How many were dropped.", "Dropped")}},
         "putResponder": {
+            "x-hutch-policy-refusals": [TargetRefused.code],
             "requestBody": {
                 "required": True,
                 "content": {JSON: {"schema": _ref("schemas", "ResponderRequest")}},
