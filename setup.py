@@ -40,6 +40,7 @@ setup(
             "schemathesis>=4.32.5,<5",
             "openapi-python-client>=0.29.1",  # tests/e2e/test_generated_client.py
             "amqp>=5.2",  # py-amqp: the seed's programs, ported (examples/seed)
+            "standardwebhooks>=1.3.0",
         ],
         "bench": ["py-spy>=0.4"],
     },

@@ -3,9 +3,11 @@
 POST /notify/{exchange}                    -> 202 once confirmed, 409 if unroutable
 PUT  /notify/{exchange}/queues/{consumer}  -> 201 created, 200 existed (whatever its type)
 POST /notify/{exchange}/batch              -> 200, one result a line (``hutch.bulk``)
+.../queues/{consumer}/push, .../dead-letters -> push delivery (``hutch.delivery.api``)
 """
 
 from hutch.bulk import publish_batch
+from hutch.delivery.api import PUSH_ROUTES
 from hutch.errors import (
     BATCH_ERRORS,
     IDEMPOTENCY_ERRORS,
@@ -50,4 +52,5 @@ application = Routes(
     Route("{exchange}", permission="notify", POST=publish),
     Route("{exchange}/queues/{consumer}", permission="register", PUT=register),
     Route("{exchange}/batch", permission="notify", POST=publish_many),
+    *PUSH_ROUTES,  # .../push and .../dead-letters: hutch.delivery.api
 )

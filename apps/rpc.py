@@ -2,6 +2,7 @@
 
 from webob import Response
 
+from hutch.delivery.api import RESPONDER_ROUTES
 from hutch.errors import BrokerUnavailable, InvalidHeader, NoResponder, PreconditionFailed, RpcTimeout
 from hutch.messages import message_from_environ, reply_status, response_headers
 from hutch.web import BODY_ERRORS, Route, Routes, operation, read_body
@@ -44,4 +45,7 @@ def call(request, gateway, exchange, routing_key):
     return response
 
 
-application = Routes(Route("{exchange}/{routing_key}", permission="rpc", POST=call))
+application = Routes(
+    Route("{exchange}/{routing_key}", permission="rpc", POST=call),
+    *RESPONDER_ROUTES,  # .../responder: HTTP responders, hutch.delivery.api
+)

@@ -12,7 +12,8 @@ resource: it is written alone, or as ``metrics:*``.  The pattern is matched agai
 exchange, or ``exchange/routing_key`` for rpc; ``*`` matches any run of name
 characters but never crosses the ``/``, and a pattern that is only ``*``
 matches every resource of its idiom.  ``register`` (declaring a consumer
-queue) is separate from ``notify`` (publishing to it).
+queue) is separate from ``notify`` (publishing to it); ``respond`` (an HTTP
+responder for ``exchange/routing_key``) is separate from ``rpc`` (calling it).
 
 Secrets are kept only as SHA-256 digests and compared with
 ``hmac.compare_digest`` against every key, so neither the time taken nor the
@@ -31,8 +32,9 @@ from .errors import Forbidden, Unauthorized
 
 log = logging.getLogger(__name__)
 
-IDIOMS = ("broadcast", "notify", "register", "rpc", "watch", "metrics")
+IDIOMS = ("broadcast", "notify", "register", "rpc", "watch", "metrics", "respond")
 WHOLE_IDIOMS = ("metrics",)  # idioms without a resource: the permission is the idiom alone
+EXCHANGE_WIDE = ("respond",)  # granted on the exchange, though its routes name exchange/routing_key
 MODES = ("keys", "off")
 CHALLENGE = ("WWW-Authenticate", 'Bearer realm="hutch", Basic realm="hutch"')
 KEY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -166,6 +168,8 @@ def parse_permission(text):
         if not PATTERN_SEGMENT.fullmatch(segment):
             raise ValueError(f"permission {text!r}: patterns are name characters and '*'")
     regex = "/".join(re.escape(segment).replace(r"\*", "[^/]*") for segment in segments)
+    if idiom in EXCHANGE_WIDE:  # granted on the exchange: every routing key of its resources
+        regex += "(?:/[^/]*)?"
     return Permission(text, idiom, re.compile(regex))
 
 

@@ -33,6 +33,7 @@ import sys
 import time
 
 from . import __version__, keys_cli
+from .delivery.group import start_delivery
 from .front import FrontError, FrontPlan, FrontProxy, events_path, max_connections
 from .metrics_dir import default_server_root, prepare_metrics_directory
 from .server_errors import BODY_SLACK, ERRORS_DIRECTORY, ERRORS_PATH, error_documents
@@ -237,6 +238,12 @@ def parse(argv):
         default=0,
         help="--front haproxy: mod_wsgi-express's local port (default: a free one)",
     )
+    serve.add_argument(
+        "--delivery-processes",
+        type=int,
+        default=1,
+        help="push delivery processes (hutch delivery) when the ini sets push_store (0: none)",
+    )
     serve.add_argument("--server-root", default=None, help="default: mod_wsgi-express's, under /tmp")
     serve.add_argument("--user", default=DEFAULT_USER, help="the daemon user when run as root")
     serve.add_argument("--group", default=None, help="the daemon group when run as root (default: --user)")
@@ -244,6 +251,8 @@ def parse(argv):
         "events", help="run one event server (hutch serve starts them)", add_help=False
     )
     events.add_argument("rest", nargs=argparse.REMAINDER)
+    delivery = commands.add_parser("delivery", help="run one push delivery process (hutch serve starts them)")
+    delivery.add_argument("rest", nargs=argparse.REMAINDER)
     keys_cli.add_parser(commands, INI_HELP, DefaultsHelp)
     args, extra = parser.parse_known_args(argv)
     if args.command != "serve" and extra:
@@ -538,6 +547,10 @@ def main(argv=None):
         from .events.main import main as events_main
 
         return events_main(argv[1:])
+    if argv[:1] == ["delivery"]:
+        from .delivery.main import main as delivery_main
+
+        return delivery_main(argv[1:])
     args = parse(argv)
     if args.command == "keys":
         sys.exit(keys_cli.run(args, load_ini_for_keys))
@@ -560,6 +573,7 @@ def main(argv=None):
     append_to_output_files()
     if not serving_events:
         os.execv(express, [express, *command])  # noqa: S606 - replace this process, no shell
+    start_delivery(ini, settings, args.delivery_processes, ROOT, args.user if as_root else None)
     if not fronted:
         supervisor = Supervisor(
             [express, *command],

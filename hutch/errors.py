@@ -229,3 +229,34 @@ IDEMPOTENCY_ERRORS = (IdempotencyKeyReused, IdempotencyInFlight, IdempotencyUnav
 # What a batch (``hutch.bulk``) answers for the whole request besides a publish's failures; a line's
 # own failures (409, 422, 503) are in the 200's results.
 BATCH_ERRORS = (InvalidBatch, IdempotencyUnavailable)
+
+
+# --- push delivery and HTTP responders (hutch.delivery) ---------------------
+
+
+class InvalidSubscription(BadRequest):
+    code = "invalid_subscription"
+    detail = "The subscription's body is not valid."
+
+
+class TargetRefused(BadRequest):
+    """The URL is outside ``push_allow``, or its host is a loopback, link-local or private address."""
+
+    code = "target_refused"
+    detail = "The gateway may not call this URL (push_allow)."
+
+
+class NoSubscription(NotFound):
+    code = "no_subscription"
+    detail = "No push subscription or responder is registered here."
+
+
+class SubscriptionStoreUnavailable(HutchError):
+    """``push_store`` is unset, or its Redis does not answer."""
+
+    status = 503
+    code = "subscription_store_unavailable"
+    detail = "The subscription store is unavailable; retry later."
+
+    def __init__(self, detail=None, retry_after=5):
+        super().__init__(detail, headers=[("Retry-After", str(retry_after))])

@@ -35,6 +35,7 @@ from .errors import (
     ReservedName,
     RpcTimeout,
     SessionStoreUnavailable,
+    TargetRefused,
     TooManyStreams,
     Unauthorized,
     UriTooLong,
@@ -775,6 +776,150 @@ OPERATIONS = {
         },
     },
 }
+
+# --- push delivery (hutch.delivery): its schemas and operations ---------------------------
+from .delivery.store import MAX_DELAY  # noqa: E402 - with the block it serves
+
+_URL = {"type": "string", "description": "An http(s) URL starting with a `push_allow` prefix."}
+_PUSH_CONFIG = {
+    "url": _URL,
+    "concurrency": {"type": "integer", "minimum": 1, "maximum": 256, "default": 8},
+    "timeout": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 300, "default": 15},
+    "retry_schedule": {
+        "type": "array",
+        "maxItems": 32,
+        "items": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": MAX_DELAY},
+        "default": [1, 5, 30, 120, 600, 1800, 3600, 10800],
+    },
+}
+_PUSH_SHOWN = {
+    "exchange": {"type": "string"},
+    "consumer": {"type": "string"},
+    "queue": {"type": "string"},
+    **_PUSH_CONFIG,
+    "created_at": {"type": "string"},
+    "updated_at": {"type": "string"},
+}
+SCHEMAS.update(
+    {
+        "PushRequest": {
+            "type": "object",
+            "required": ["url"],
+            "additionalProperties": False,
+            "properties": _PUSH_CONFIG,
+        },
+        "PushSubscription": {
+            "type": "object",
+            "required": ["exchange", "consumer", "queue", "url"],
+            "properties": {**_PUSH_SHOWN, "secret": {"type": "string", "description": "`whsec_...`, once."}},
+        },
+        "PushState": {
+            "type": "object",
+            "required": ["exchange", "consumer", "url", "delivered", "failed_attempts"],
+            "properties": {
+                **_PUSH_SHOWN,
+                "delivered": {"type": "integer"},
+                "failed_attempts": {"type": "integer"},
+                "dead_letters": {"type": "integer", "nullable": True},
+                "last_success_at": {"type": "string", "nullable": True},
+                "last_failure": {"type": "object", "nullable": True},
+            },
+        },
+        "Secret": {"type": "object", "required": ["secret"], "properties": {"secret": {"type": "string"}}},
+        "DeadLetters": {
+            "type": "object",
+            "required": ["dead_letters"],
+            "properties": {"dead_letters": {"type": "array", "items": {"type": "object"}}},
+        },
+        "Redelivered": {"type": "object", "properties": {"redelivered": {"type": "integer"}}},
+        "Dropped": {"type": "object", "properties": {"dropped": {"type": "integer"}}},
+    }
+)
+OPERATIONS.update(
+    {
+        "putPush": {
+            "x-hutch-policy-refusals": [TargetRefused.code],
+            "requestBody": {"required": True, "content": {JSON: {"schema": _ref("schemas", "PushRequest")}}},
+            "responses": {
+                "201": _json("Created; `secret` is shown this once.", "PushSubscription"),
+                "200": _json("Updated (the secret is kept and not shown).", "PushSubscription"),
+            },
+        },
+        "getPush": {"responses": {"200": _json("The subscription and its state.", "PushState")}},
+        "deletePush": {"responses": {"204": {"description": "No longer pushed."}}},
+        "rotatePushSecret": {"responses": {"200": _json("The new secret, shown once.", "Secret")}},
+        "listDeadLetters": {
+            "parameters": [
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}
+            ],
+            "responses": {"200": _json("Oldest first.", "DeadLetters")},
+        },
+        "redeliverDeadLetters": {"responses": {"200": _json("How many were queued again.", "Redelivered")}},
+        "dropDeadLetters": {"responses": {"200": _json("How many were dropped.", "Dropped")}},
+        "putResponder": {
+            "x-hutch-policy-refusals": [TargetRefused.code],
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": _ref("schemas", "ResponderRequest")}},
+            },
+            "responses": {
+                "201": _json("Created; `secret` is shown this once.", "Responder"),
+                "200": _json("Updated (the secret is kept and not shown).", "Responder"),
+            },
+        },
+        "getResponder": {"responses": {"200": _json("The responder and its state.", "Responder")}},
+        "deleteResponder": {"responses": {"204": {"description": "No longer called."}}},
+        "pushDashboard": {"responses": {"200": {"description": "The page.", "content": HTML_PAGE}}},
+        "pushDashboardAct": {
+            "responses": {"303": SEE_OTHER},
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["csrf_token", "action", "exchange", "consumer"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "csrf_token": {"type": "string"},
+                                "action": {"type": "string", "enum": ["redeliver", "drop"]},
+                                "exchange": {"type": "string"},
+                                "consumer": {"type": "string"},
+                            },
+                        }
+                    }
+                },
+            },
+        },
+    }
+)
+SCHEMAS.update(
+    {
+        "ResponderRequest": {
+            "type": "object",
+            "required": ["url"],
+            "additionalProperties": False,
+            "properties": {"url": _URL, "concurrency": _PUSH_CONFIG["concurrency"]},
+        },
+        "Responder": {
+            "type": "object",
+            "required": ["exchange", "routing_key", "url"],
+            "properties": {
+                "exchange": {"type": "string"},
+                "routing_key": {"type": "string"},
+                "queue": {"type": "string", "description": "`{exchange}.{routing_key}.http`"},
+                "url": _URL,
+                "concurrency": _PUSH_CONFIG["concurrency"],
+                "secret": {"type": "string", "description": "`whsec_...`, once (201 only)."},
+                "delivered": {"type": "integer"},
+                "failed_attempts": {"type": "integer"},
+                "last_success_at": {"type": "string", "nullable": True},
+                "last_failure": {"type": "object", "nullable": True},
+            },
+        },
+    }
+)
+
 
 # The event tier (``hutch.events``) serves this path, not an app module: its route as data.
 # --- bulk publishing: the batch operations' body and answer -----------------------------------

@@ -347,3 +347,83 @@ OPERATIONS["notifyBatch"] = (
     "persistent, mandatory; a message no queue is bound for is the line's 409 `unroutable` "
     "(nothing stored). " + BATCH_PROSE,
 )
+
+# --- push delivery (hutch.delivery): the prose of its operations ---------------
+_PUSH_NOTE = (
+    " Delivered by the delivery processes (`hutch delivery`, started by `hutch serve`); the "
+    "subscriptions live in the `push_store` Redis. Guide: docs/push-delivery.md."
+)
+OPERATIONS.update(
+    {
+        "putPush": (
+            "notify",
+            "Deliver a consumer's queue to an HTTP URL",
+            (
+                "Register (as `PUT .../queues/{consumer}` does, if missing) the consumer's queue and "
+                "deliver it to `url` instead of an AMQP consumer: each message is one signed `POST` "
+                "(Standard Webhooks), retried after each delay of `retry_schedule` (seconds) and then kept "
+                "as a dead letter. `url` must start with a `push_allow` prefix and may not name a "
+                "loopback, link-local or private address unless a prefix names that host. 201 with the "
+                "`secret` (shown once) on creation; 200 on an update, which keeps the secret." + _PUSH_NOTE
+            ),
+        ),
+        "getPush": (
+            "notify",
+            "A push subscription and its state",
+            "The configuration (never the secret) and the counts summed over every delivery process.",
+        ),
+        "deletePush": (
+            "notify",
+            "Stop pushing a consumer's queue",
+            "The queue, its messages and its dead letters stay.",
+        ),
+        "rotatePushSecret": (
+            "notify",
+            "A new signing secret",
+            "Returns the new secret once; for 24 hours deliveries carry a signature by each secret.",
+        ),
+        "listDeadLetters": (
+            "notify",
+            "List a subscription's dead letters",
+            "Oldest first; listing neither removes nor reorders them. `limit`: 100 unless given, up to 1000.",
+        ),
+        "redeliverDeadLetters": (
+            "notify",
+            "Deliver every dead letter again",
+            "Each moves back to the consumer's queue as a first attempt, in order.",
+        ),
+        "dropDeadLetters": ("notify", "Drop every dead letter", "They are deleted."),
+        "pushDashboard": (
+            "dashboard UI",
+            "Push subscriptions and HTTP responders",
+            "${browser_only}Those the viewer's key may manage: state, last failure, dead letters.",
+        ),
+        "pushDashboardAct": (
+            "dashboard UI",
+            "Redeliver or drop a subscription's dead letters",
+            "${browser_only}Needs `register` on the exchange and the session's CSRF token; 303 to the page.",
+        ),
+        "putResponder": (
+            "rpc",
+            "Answer calls from an HTTP service",
+            (
+                "Each request to `{exchange}` with `{routing_key}` (from `POST /rpc/...` or any AMQP caller) "
+                "becomes one signed `POST` to `url` (Standard Webhooks headers, `X-Correlation-Id`, "
+                "`X-Timeout`: milliseconds before the caller gives up); the HTTP answer is the reply "
+                "(status as `http_status`, body, `Content-Type`). A responder that fails is answered "
+                "502, one slower than the time left 504; a request is never sent twice. 201 with the "
+                "`secret` (once) on creation, 200 on an update." + _PUSH_NOTE
+            ),
+        ),
+        "getResponder": (
+            "rpc",
+            "An HTTP responder and its state",
+            "The configuration (never the secret) and its counts.",
+        ),
+        "deleteResponder": (
+            "rpc",
+            "Stop answering calls from an HTTP service",
+            "Calls answer 503 no_responder once no delivery process consumes its queue.",
+        ),
+    }
+)

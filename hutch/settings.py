@@ -66,6 +66,15 @@ def redis_url(value):
     return value
 
 
+def url_prefixes(value):
+    """Whitespace-separated ``http://`` or ``https://`` URL prefixes (``push_allow``)."""
+    prefixes = tuple(value.split())
+    for prefix in prefixes:
+        if not prefix.startswith(("http://", "https://")):
+            raise ValueError(f"{prefix!r} is not an http:// or https:// URL prefix")
+    return prefixes
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     amqp_url: tuple = dataclasses.field(default=("amqp://guest:guest@localhost:5672/%2F",), repr=False)
@@ -98,6 +107,10 @@ class Settings:
     history: HistoryPolicy = dataclasses.field(default_factory=HistoryPolicy)  # the events_history* keys
     session: dict = dataclasses.field(default_factory=dict, repr=False)  # holds the secrets
     auth: AuthPolicy = dataclasses.field(default_factory=AuthPolicy)  # no key: protected routes answer 401
+    # Push delivery (hutch.delivery): the subscription store, the URLs it may call, the secrets' sealing key.
+    push_store: str = dataclasses.field(default="", repr=False)  # redis:// URL; empty: no push delivery
+    push_allow: tuple = ("https://",)
+    push_key_file: str = ""  # empty: the sealing key is derived from the session secret
 
 
 CONVERTERS = {
@@ -128,6 +141,9 @@ CONVERTERS = {
     "publisher": one_of("direct", "pika"),
     "max_batch_messages": positive_int,
     "max_batch_bytes": positive_int,
+    "push_store": redis_url,
+    "push_allow": url_prefixes,
+    "push_key_file": str,
 }
 # events_history* become one HistoryPolicy (hutch.history).
 HISTORY_CONVERTERS = {

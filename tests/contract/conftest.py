@@ -11,6 +11,7 @@ import pytest
 import schemathesis
 
 from harness.private_broker import started_private_broker
+from harness.redis_node import PrivateRedis
 from harness.server import gateway_ini, running_gateway
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -28,8 +29,15 @@ def contract_broker():
 
 
 @pytest.fixture(scope="session")
-def contract_gateway(request, contract_broker):
-    ini = gateway_ini(HERE / "contract.ini", contract_broker.amqp_url)
+def contract_push_store():
+    """The subscriptions the tester makes (push delivery) go to a Redis of their own, and away with it."""
+    with PrivateRedis(persistent=False) as node:
+        yield node.url
+
+
+@pytest.fixture(scope="session")
+def contract_gateway(request, contract_broker, contract_push_store):
+    ini = gateway_ini(HERE / "contract.ini", contract_broker.amqp_url, {"push_store": contract_push_store})
     with running_gateway(request, ini, prefix="/gateway", processes=1, threads=10) as server:
         yield server
 

@@ -39,7 +39,7 @@ CHECKS = [
     "response_headers_conformance",
     "response_schema_conformance",
     "negative_data_rejection",
-    "positive_data_acceptance",
+    "positive_data_acceptance_unless_refused_by_policy",
     "missing_required_header",
     "unsupported_method",
     "allow_header_conformance",

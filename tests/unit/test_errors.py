@@ -35,6 +35,10 @@ EXPECTED = [
     (errors.IdempotencyKeyReused, 422, "idempotency_key_reused"),
     (errors.IdempotencyInFlight, 409, "idempotency_in_flight"),
     (errors.IdempotencyUnavailable, 503, "idempotency_unavailable"),
+    (errors.InvalidSubscription, 400, "invalid_subscription"),
+    (errors.TargetRefused, 400, "target_refused"),
+    (errors.NoSubscription, 404, "no_subscription"),
+    (errors.SubscriptionStoreUnavailable, 503, "subscription_store_unavailable"),
 ]
 
 

@@ -46,6 +46,16 @@ CONTRACT_ROUTES = [
     ("get", "/metrics", {"200"}),
     ("post", "/broadcast/{exchange}/batch", {"200", "400", "413"}),
     ("post", "/notify/{exchange}/batch", {"200", "400", "413"}),
+    ("put", "/notify/{exchange}/queues/{consumer}/push", {"200", "201", "400"}),
+    ("get", "/notify/{exchange}/queues/{consumer}/push", {"200", "404"}),
+    ("delete", "/notify/{exchange}/queues/{consumer}/push", {"204", "404"}),
+    ("post", "/notify/{exchange}/queues/{consumer}/push/rotate-secret", {"200", "404"}),
+    ("get", "/notify/{exchange}/queues/{consumer}/dead-letters", {"200"}),
+    ("delete", "/notify/{exchange}/queues/{consumer}/dead-letters", {"200"}),
+    ("post", "/notify/{exchange}/queues/{consumer}/dead-letters/redeliver", {"200"}),
+    ("put", "/rpc/{exchange}/{routing_key}/responder", {"200", "201", "400"}),
+    ("get", "/rpc/{exchange}/{routing_key}/responder", {"200", "404"}),
+    ("delete", "/rpc/{exchange}/{routing_key}/responder", {"204", "404"}),
 ]
 NAMED_ROUTES = [(method, path) for method, path, _ in CONTRACT_ROUTES if "{" in path]
 # The dashboard's own pages, forms and assets: served, so documented, but not among the contract's API routes.
@@ -55,6 +65,8 @@ BROWSER_ROUTES = {
     ("post", "/dashboard/{exchange}"),
     ("get", "/dashboard/{exchange}/ticket"),
     ("get", "/static/{name}"),
+    ("get", "/subscriptions/"),
+    ("post", "/subscriptions/"),
 }
 # The browsable reference of this document: open, as the document is.
 REFERENCE_ROUTES = {("get", "/reference"), ("get", "/reference/{name}")}
@@ -429,7 +441,10 @@ def test_real_errors_match_the_documented_responses(app, doc, method, url, statu
             },
         ),
         ("too_many_streams", {("get", "/events/{exchange}")}),
-        ("bad_csrf_token", {("post", "/dashboard/{exchange}"), ("post", "/dashboard/")}),
+        (
+            "bad_csrf_token",
+            {("post", "/dashboard/{exchange}"), ("post", "/dashboard/"), ("post", "/subscriptions/")},
+        ),
     ],
 )
 def test_outcomes_are_documented_only_where_they_happen(doc, code, only_on):

@@ -51,6 +51,11 @@ ELSEWHERE = {
     "too_many_streams": "the event tier, tests/dashboard test_event_tier",
     "invalid_message": "tests/dashboard test_pages",
     "forbidden@/dashboard/": "a wrong key at the login form, tests/dashboard test_pages",
+    "invalid_subscription": "tests/functional test_push",
+    "target_refused": "tests/functional test_push",
+    "no_subscription": "tests/functional test_push",
+    "subscription_store_unavailable": "tests/functional test_push",
+    "forbidden@/subscriptions/": "a key without register on the exchange, tests/functional test_push",
 }
 
 
@@ -147,8 +152,8 @@ def provoke(app, path, method, code, raised):
     full = {**json, "Authorization": f"Bearer {FULL_KEY}"}
     request = getattr(app, method)
     names = re.findall(r"{(\w+)}", path)
-    if code == "method_not_allowed":
-        return app.delete(fill(path), headers=full, expect_errors=True)
+    if code == "method_not_allowed":  # PATCH: no route has it
+        return app.patch(fill(path), headers=full, expect_errors=True)
     if code == "invalid_name" and names:
         return request(fill(path, **{names[-1]: "bad!name"}), headers=full, expect_errors=True)
     if code == "reserved_name" and names:
@@ -161,7 +166,7 @@ def provoke(app, path, method, code, raised):
         return app.post("/dashboard/", form, headers={**json, **headers}, expect_errors=True)
     if code == "unauthorized":
         return request(fill(path), headers=json, expect_errors=True)
-    if code == "forbidden" and path != "/dashboard/":
+    if code == "forbidden" and path not in ("/dashboard/", "/subscriptions/"):  # forms: ELSEWHERE
         limited = {**json, "Authorization": f"Bearer {LIMITED_KEY}"}
         return request(fill(path, exchange="other"), headers=limited, expect_errors=True)
     if code == "not_found":
