@@ -35,7 +35,7 @@ import sys
 import time
 
 from . import __version__, keys_cli
-from .front import FrontError, FrontPlan, FrontProxy, events_path, max_connections
+from .front import REQUEST_SLOTS, FrontError, FrontPlan, FrontProxy, events_path, max_connections
 from .metrics_dir import default_server_root, prepare_metrics_directory
 from .server_errors import ERRORS_DIRECTORY, ERRORS_PATH, error_documents
 from .settings import ConfigurationError, parse_settings
@@ -252,6 +252,14 @@ def parse(argv):
         "Apache proxies only streams asked for on a connection it already serves)",
     )
     serve.add_argument(
+        "--max-streams",
+        type=int,
+        default=None,
+        help="--front haproxy: event streams the host holds at once; a viewer beyond gets 503 with "
+        "Retry-After (default: what the descriptor limit allows, two per stream, less "
+        f"{REQUEST_SLOTS} connections kept for requests)",
+    )
+    serve.add_argument(
         "--gateway-port",
         type=int,
         default=0,
@@ -434,7 +442,7 @@ def front_plan(args, settings, gateway_port, events_port, as_root):
         events_port=events_port,
         gateway_timeout=args.socket_timeout or server_limits(settings).socket_timeout,
         stream_lifetime=settings.events_max_lifetime,
-        max_connections=max_connections(),
+        max_connections=max_connections() if args.max_streams is None else args.max_streams + REQUEST_SLOTS,
         user=args.user if as_root else None,
     )
 

@@ -148,7 +148,7 @@ def front_config(plan):
     errors = "\n".join(f"    errorfile {status} {directory}/{status}.http" for status in sorted(FRONT_ERRORS))
     full = (
         f"http-request return status 503 content-type application/json string '{streams_full_answer()}' "
-        f"hdr Retry-After {RETRY_AFTER} hdr Cache-Control no-cache if {{ be_conn ge {slots} }}"
+        f"hdr Retry-After {RETRY_AFTER} hdr Cache-Control no-cache if {{ be_conn gt {slots} }}"
     )
     cases = "\n".join(f"    h1-case-adjust {name.lower()} {name}" for name in HEADER_NAMES)
     return f"""\
@@ -205,6 +205,7 @@ backend events
     # above the longest life of a stream (events_max_lifetime; heartbeats come far more often)
     timeout server {stream_timeout}s
     # streams never take the last {REQUEST_SLOTS} connections: a viewer beyond gets its 503 at once
+    # (be_conn counts the viewer asking)
     {full}
     # one request per connection: the next one on it must be routed again
     http-after-response set-header Connection close
