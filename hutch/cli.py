@@ -32,6 +32,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 
 from . import __version__, keys_cli
@@ -521,6 +522,61 @@ class Children:
         return self
 
 
+def regular_files(descriptors=(1, 2)):
+    """Which of ``descriptors`` are regular files (``hutch serve > file``)."""
+    found = []
+    for descriptor in descriptors:
+        try:
+            if stat.S_ISREG(os.fstat(descriptor).st_mode):
+                found.append(descriptor)
+        except OSError:
+            continue
+    return found
+
+
+class OutputRelay:
+    """Apache's output through pipes that this process copies to its own stdout and stderr.
+
+    mod_wsgi-express checks that it may write its logs by opening
+    ``/dev/stdout`` and ``/dev/stderr`` with ``open(..., "w")``: on a regular
+    file that truncates it, and ``bin/run > file`` lost what came before
+    (bin/setup's lines).  A pipe cannot be truncated; only the descriptors
+    that are regular files are relayed (a terminal or the journal are left
+    as they are).
+    """
+
+    def __init__(self, descriptors):
+        self.pipes = {}
+        self.threads = []
+        for descriptor in descriptors:
+            read_end, write_end = os.pipe()
+            self.pipes[descriptor] = write_end
+            thread = threading.Thread(target=self.copy, args=(read_end, descriptor), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    @staticmethod
+    def copy(read_end, descriptor):
+        with os.fdopen(read_end, "rb", buffering=0) as source:
+            while chunk := source.read(65536):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(descriptor, view) :]
+
+    def popen_arguments(self):
+        """stdout/stderr for the child; the write ends are closed here once the child has them."""
+        return {"stdout": self.pipes.get(1), "stderr": self.pipes.get(2)}
+
+    def started(self):
+        for write_end in self.pipes.values():
+            os.close(write_end)
+
+    def finish(self, timeout=5):
+        """Wait until everything Apache (and its daemons) wrote is copied."""
+        for thread in self.threads:
+            thread.join(timeout)
+
+
 class Supervisor:
     """Apache (mod_wsgi-express), the processes beside it (``Children``) and the front proxy as one
     service.
@@ -553,7 +609,9 @@ class Supervisor:
     def run(self):
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self.forward)
-        self.express = subprocess.Popen(self.express_command)  # noqa: S603 - our own command
+        relay = OutputRelay(regular_files())
+        self.express = subprocess.Popen(self.express_command, **relay.popen_arguments())  # noqa: S603 - ours
+        relay.started()
         failed = False
         try:
             while self.express.poll() is None:
@@ -571,6 +629,7 @@ class Supervisor:
             self.stop_children()
             if self.front is not None:
                 self.front.stop()
+            relay.finish()
         return 1 if failed else self.express.returncode
 
     def restart_exited(self):
@@ -621,8 +680,10 @@ def main(argv=None):
         sys.exit("hutch serve: mod_wsgi-express is not installed: pip install mod_wsgi (needs apache2-dev)")
     append_to_output_files()
     raise_descriptor_limit()
-    if not serving_events:
+    if not serving_events and not regular_files():
         os.execv(express, [express, *command])  # noqa: S606 - replace this process, no shell
+    if not serving_events:  # Apache alone, its output relayed (OutputRelay)
+        sys.exit(Supervisor([express, *command], []).run())
     user = args.user if as_root else None
     event_servers = Children("event server", events_arguments(ini, events_port), args.events_processes, user)
     front = None
