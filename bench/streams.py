@@ -318,6 +318,7 @@ def measure_streams(
     for _ in range(20):  # load the app in the server processes before "idle" is read
         warm.get(f"{url}/health", timeout=30)
     rss_idle, pss_idle = rss_kib(pids()), pss_kib(pids())
+    rss_kinds_idle = by_kind(pids(), rss_kib)
     quiet_posts, crowd_posts = [], []
     if probes:  # the same broadcasts with no stream open (history on: the exchange routes them)
         quiet_posts = probe_posts(Publisher(url, authorization, exchange, run), probes, PROBE_FIRST)
@@ -395,6 +396,10 @@ def measure_streams(
         "server_rss_mib_by_kind": {
             kind: {"processes": count, "mib": round(kib / 1024, 1)}
             for kind, (count, kib) in rss_kinds.items()
+        },
+        "server_rss_mib_idle_by_kind": {
+            kind: {"processes": count, "mib": round(kib / 1024, 1)}
+            for kind, (count, kib) in rss_kinds_idle.items()
         },
         "server_cpu_s_by_kind": {
             kind: round(seconds - cpu_kinds_before.get(kind, (0, 0.0))[1], 2)
