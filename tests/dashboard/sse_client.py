@@ -117,6 +117,8 @@ class SseStream:
         return found
 
     def close(self):
+        self.response.close()  # the response owns the connection once the answer said "close"
+        self.sock.close()
         self.connection.close()
 
     def __enter__(self):
