@@ -36,6 +36,10 @@ def test_the_remote_broker_ini_is_a_valid_gateway_ini(tmp_path):
 def test_the_event_servers_read_the_ini_apache_reads():
     unit = (ROOT / "apache" / "hutch-events@.service").read_text()
     assert "EnvironmentFile=-/etc/hutch/hutch.env" in unit
+    # /metrics sums the event servers' values too: they write to Apache's folder, restarted with it
+    assert "Environment=PROMETHEUS_MULTIPROC_DIR=/run/hutch-metrics" in unit
+    assert "PartOf=apache2.service" in unit
+    assert "PROMETHEUS_MULTIPROC_DIR=/run/hutch-metrics" in (ROOT / "apache" / "README.md").read_text()
     assert unit.index("Environment=HUTCH_INI=") < unit.index("EnvironmentFile=")  # the file wins
     assert (
         "HUTCH_INI=/etc/hutch/gateway.ini in /etc/hutch/hutch.env"
