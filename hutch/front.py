@@ -189,11 +189,10 @@ frontend hutch
 
 backend gateway
     mode tcp
-    # 503 means "up, broker unreachable": the gateway still answers (JSON), so it stays in
-    option httpchk GET {mount}/health
-    http-check expect rstatus ^(200|503)$
     timeout server {plan.gateway_timeout}s
-    server gateway 127.0.0.1:{plan.gateway_port} check {CHECK}
+    # no health check: Apache is the only place for these connections, and a check that times out
+    # while every daemon thread waits on the broker would leave HAProxy closing them unanswered
+    server gateway 127.0.0.1:{plan.gateway_port}
 
 backend events
     option httpchk GET /health
