@@ -489,7 +489,8 @@ def append_to_output_files(descriptors=(1, 2)):
 
 def raise_descriptor_limit():
     """Raise this process's soft limit on open descriptors to the hard one (what every process it
-    starts inherits): each event stream costs descriptors (``hutch.front.FDS_PER_STREAM``)."""
+    starts inherits): each event stream costs three on the host, two in the front (HAProxy) and one
+    in an event server, and the front is sized from the limit (``hutch.front.max_connections``)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
         try:
