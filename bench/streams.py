@@ -1,8 +1,11 @@
 """Event streams: 1,000, 5,000 and 10,000 concurrent SSE streams on one host, in one run.
 
-    .venv/bin/python -m bench.streams [--counts 1000,5000,10000] [--compare-root PATH]
+    .venv/bin/python -m bench.streams [--counts 1000,5000,10000] [--roots this,apache]
+                                      [--compare-root PATH]
 
-For each count, and for this checkout, (``--compare-root``) another one, and
+For each count, and for this checkout as ``hutch serve`` serves it by default
+(``this``), with ``--front apache`` (``apache``: Apache proxies the streams,
+a worker thread each), (``--compare-root``) another checkout, and
 (``--roots ...,direct,compare-direct``) a checkout with its streams opened
 on the event servers' own port (the event tier without the front proxy in
 between), it
@@ -18,6 +21,9 @@ it (``--overlap``: every ``--interval`` seconds regardless, a steady rate),
 and stops the gateway.  Reported per scenario:
 
 - accepted: streams answered 200 (a 503 is tried again, up to 5 times, as a browser would);
+- POST p50/p99: ``--probes`` broadcasts (``POST /broadcast/{exchange}``, one every
+  ``PROBE_INTERVAL`` s) before any stream is open, and the same while the
+  crowd is open (each then reaches every stream);
 - lost: deliveries (accepted streams x messages) that had not arrived 30 s
   (``DELIVERY_TIMEOUT``) after the last publish; streams the server closed
   are counted apart;
@@ -84,6 +90,8 @@ WARMUP_FIRST = 1_000_000  # warm-up messages are numbered from here, apart from 
 DELIVERY_TIMEOUT = 30.0  # seconds after the last broadcast a late delivery still counts
 OPEN_ATTEMPTS = 5  # a 503 (that process is full) is tried again, as a browser would
 PROCESSES = 2
+PROBE_FIRST = 2_000_000  # probe broadcasts are numbered from here
+PROBE_INTERVAL = 0.05  # seconds between probe broadcasts
 MAX_THREADS = 4000  # per process, for a thread-per-stream gateway sized by "auto"
 
 
@@ -275,6 +283,18 @@ def wait_for_everyone(pool, number, deadline):
         time.sleep(0.02)
 
 
+def probe_posts(publisher, probes, first):
+    """``probes`` broadcasts, one every ``PROBE_INTERVAL`` s: their round trips (s)."""
+    round_trips = []
+    for number in range(first, first + probes):
+        started = publisher.send(number)
+        round_trips.append(publisher.round_trips[-1])
+        pause = started + PROBE_INTERVAL - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+    return round_trips
+
+
 def measure_streams(
     url,
     authorization,
@@ -286,6 +306,7 @@ def measure_streams(
     events_url=None,
     overlap=False,
     profile=0,
+    probes=0,
 ):
     """Open ``count`` streams on ``url``'s gateway (or straight on ``events_url``, an event server's
     own address), broadcast ``messages`` through ``url``: the figures (a dict).  Each broadcast
@@ -297,6 +318,10 @@ def measure_streams(
     for _ in range(20):  # load the app in the server processes before "idle" is read
         warm.get(f"{url}/health", timeout=30)
     rss_idle, pss_idle = rss_kib(pids()), pss_kib(pids())
+    rss_kinds_idle = by_kind(pids(), rss_kib)
+    quiet_posts, crowd_posts = [], []
+    if probes:  # the same broadcasts with no stream open (history on: the exchange routes them)
+        quiet_posts = probe_posts(Publisher(url, authorization, exchange, run), probes, PROBE_FIRST)
     started = time.monotonic()
     try:
         with ClientPool(f"{events_url or url}/events/{exchange}", authorization, run, size=clients) as pool:
@@ -306,6 +331,10 @@ def measure_streams(
                 return {"streams": count, "accepted": 0, "report": pool.report([])}
             publisher = Publisher(url, authorization, exchange, run)
             warm_ups = warm_up(pool, publisher)
+            if probes:  # while the crowd is open: each reaches every stream
+                prober = Publisher(url, authorization, exchange, run)
+                crowd_posts = probe_posts(prober, probes, PROBE_FIRST + probes)
+                wait_for_everyone(pool, PROBE_FIRST + 2 * probes - 1, time.monotonic() + DELIVERY_TIMEOUT)
             rss_streams, pss_streams = rss_kib(pids()), pss_kib(pids())
             servers, broker = pids(), broker_pids()
             rss_kinds = by_kind(servers, rss_kib)
@@ -360,11 +389,17 @@ def measure_streams(
         "per_delivery": summary_ms(deliveries),
         "reached_first": summary_ms(reached_first),
         "publish_post": summary_ms(publisher.round_trips[warm_ups:]),
+        "probe_post_no_crowd": summary_ms(quiet_posts),
+        "probe_post_crowd_open": summary_ms(crowd_posts),
         "server_processes": len(servers),
         "server_rss_mib": {"idle": round(rss_idle / 1024, 1), "with_streams": round(rss_streams / 1024, 1)},
         "server_rss_mib_by_kind": {
             kind: {"processes": count, "mib": round(kib / 1024, 1)}
             for kind, (count, kib) in rss_kinds.items()
+        },
+        "server_rss_mib_idle_by_kind": {
+            kind: {"processes": count, "mib": round(kib / 1024, 1)}
+            for kind, (count, kib) in rss_kinds_idle.items()
         },
         "server_cpu_s_by_kind": {
             kind: round(seconds - cpu_kinds_before.get(kind, (0, 0.0))[1], 2)
@@ -444,6 +479,8 @@ def run_scenario(label, root, count, args, directory):
     print(f"[{time.strftime('%H:%M:%S')}] {label} ({root}) {count} streams, threads {threads or 'default'}, "
           f"load {load}", file=sys.stderr, flush=True)  # fmt: skip
     extra = (args.compare_serve_args if compare else args.serve_args).format(streams=count).split()
+    if label == "apache":  # this checkout with Apache's proxy in front of the streams
+        extra += ["--front", "apache", "--proxy-streams", str(count)]
     events_url = None
     if label.endswith("direct"):
         port = free_port()
@@ -463,6 +500,7 @@ def run_scenario(label, root, count, args, directory):
             events_url,
             args.overlap,
             args.profile,
+            args.probes,
         )
         ok = ", ".join(f"{key} {result.get(key)}" for key in ("accepted", "lost_deliveries", "reached_all"))
         print(f"    {ok}", file=sys.stderr, flush=True)
@@ -496,11 +534,16 @@ def git_commit(root):
     return done.stdout.strip() or None
 
 
+def posts(figures):
+    return f"{figures['p50_ms']}/{figures['p99_ms']}" if figures else "-"
+
+
 def table(results):
     lines = [
         f"{'gateway':<8} {'streams':>7} {'accepted':>8} {'lost':>6} {'all p50':>8} {'all p99':>8} "
-        f"{'dlv p99':>8} {'RSS MiB':>8} {'MiB/1k':>7} {'CPU ms/dlv':>10} {'rabbit ms/msg':>13} {'load1':>6}",
-        "-" * 106,
+        f"{'dlv p99':>8} {'RSS MiB':>8} {'MiB/1k':>7} {'CPU ms/dlv':>10} {'rabbit ms/msg':>13} {'load1':>6} "
+        f"{'POST quiet p50/p99':>18} {'POST crowd p50/p99':>18}",
+        "-" * 146,
     ]
     for result in results:
         if "error" in result:
@@ -514,7 +557,8 @@ def table(results):
             f"{every.get('p50_ms', '-'):>8} {every.get('p99_ms', '-'):>8} {per.get('p99_ms', '-'):>8} "
             f"{result['server_rss_mib']['with_streams']:>8} {result['rss_mib_per_1000_streams']:>7} "
             f"{result['server_cpu_ms_per_delivery']:>10} {result['broker_cpu_ms_per_message']:>13} "
-            f"{result['load_average_before'][0]:>6}"
+            f"{result['load_average_before'][0]:>6} {posts(result.get('probe_post_no_crowd')):>18} "
+            f"{posts(result.get('probe_post_crowd_open')):>18}"
         )
     return "\n".join(lines)
 
@@ -536,8 +580,12 @@ def main(argv=None):
     parser.add_argument(
         "--roots",
         default="this,compare",
-        help="this, compare (the other checkout), direct and compare-direct (their event servers' own "
-        "port, no proxy in front)",
+        help="this (hutch serve's default front), apache (--front apache), compare (the other "
+        "checkout), direct and compare-direct (their event servers' own port, no proxy in front)",
+    )
+    parser.add_argument("--apache-counts", default=None, help="the counts for apache (default: --counts)")
+    parser.add_argument(
+        "--probes", type=int, default=100, help="broadcast POSTs timed with no crowd and with the crowd open"
     )
     parser.add_argument("--clients", type=int, default=4, help="client processes reading the streams")
     parser.add_argument("--messages", type=int, default=40)
@@ -553,7 +601,7 @@ def main(argv=None):
     parser.add_argument("--url", help="measure a gateway that is already up (one scenario, --counts' first)")
     parser.add_argument(
         "--serve-args",
-        default="--front haproxy",
+        default="",
         help='more "hutch serve" flags for this checkout; {streams}: the count',
     )
     parser.add_argument("--compare-serve-args", default="", help="the same for the compare root")
@@ -573,6 +621,8 @@ def main(argv=None):
         return
     wanted = args.roots.split(",")
     roots = [("this", ROOT)] if "this" in wanted else []
+    if "apache" in wanted:
+        roots.append(("apache", ROOT))
     if "direct" in wanted:
         roots.append(("direct", ROOT))
     for label in ("compare", "compare-direct"):
@@ -582,11 +632,13 @@ def main(argv=None):
     os.chmod(directory, 0o755)  # the daemon user reads the ini
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     compare_counts = [int(count) for count in (args.compare_counts or args.counts).split(",")]
+    apache_counts = [int(count) for count in (args.apache_counts or args.counts).split(",")]
     results = [
         run_scenario(label, root, count, args, directory)
         for count in counts
         for label, root in roots
-        if not label.startswith("compare") or count in compare_counts
+        if (not label.startswith("compare") or count in compare_counts)
+        and (label != "apache" or count in apache_counts)
     ]
     document = {
         "started": started,

@@ -10,11 +10,12 @@ ini by ``server_limits``; ``tests/unit/test_cli.py`` checks that
 
 ``GET /events/...`` is not served by mod_wsgi: ``hutch serve`` starts the
 asyncio event servers (``hutch events``, ``--events-processes`` of them on
-one local port) and serves everything on one port and mount point: Apache
-proxies the ``{mount}/events/`` sub-URL to them (a worker thread per
-stream), or with ``--front haproxy`` HAProxy on the public port sends it to
-them and the rest to mod_wsgi-express on a loopback port (``hutch.front``:
-no thread per stream).  It stops them all when Apache stops or it is told to.
+one local port) and serves everything on one port and mount point: by
+default HAProxy on the public port sends connections for ``{mount}/events/``
+to them and the rest to mod_wsgi-express on a loopback port (``hutch.front``:
+no thread per stream); with ``--front apache`` Apache serves the port and
+proxies the sub-URL itself (a worker thread per stream).  It stops them all
+when Apache stops or it is told to.
 """
 
 import argparse
@@ -24,17 +25,18 @@ import math
 import os
 import pathlib
 import pwd
+import resource
 import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 
 from . import __version__, keys_cli
-from .delivery.group import start_delivery
-from .front import FrontError, FrontPlan, FrontProxy, events_path, max_connections
+from .front import REQUEST_SLOTS, FrontError, FrontPlan, FrontProxy, events_path, max_connections
 from .metrics_dir import default_server_root, prepare_metrics_directory
 from .server_errors import BODY_SLACK, ERRORS_DIRECTORY, ERRORS_PATH, error_documents
 from .settings import ConfigurationError, parse_settings
@@ -47,7 +49,11 @@ DEFAULT_PROCESSES = 2
 DEFAULT_THREADS = 20  # request/response only (event streams are the event servers'); see apache/README.md
 DEFAULT_EVENT_PROCESSES = 2
 DEFAULT_PROXY_STREAMS = 1000  # event streams Apache proxies at once: each holds one Apache worker thread
-FRONTS = ("apache", "haproxy")
+# behind HAProxy Apache proxies only the streams asked for on a connection it already serves
+FALLBACK_PROXY_STREAMS = 100
+FRONTS = ("haproxy", "apache")
+DEFAULT_FRONT = "haproxy"
+BEHIND_FRONT_CONF = ROOT / "apache" / "hutch-behind-front.conf"  # browsers' connections not kept alive
 EVENTS_START_WAIT = 30  # seconds the event servers may take to listen
 
 TIMEOUT_SLACK = 30  # seconds beyond the longest legitimate wait
@@ -106,10 +112,18 @@ def events_mount(mount_point):
     return mount_point.rstrip("/") + "/events"
 
 
+def proxy_streams(args):
+    """How many event streams Apache may proxy: ``--proxy-streams``, else by front."""
+    if args.proxy_streams is not None:
+        return args.proxy_streams
+    return DEFAULT_PROXY_STREAMS if args.front == "apache" else FALLBACK_PROXY_STREAMS
+
+
 def serve_arguments(args, limits, as_root=False, gateway_port=None, events_port=None):
     """The mod_wsgi-express command line for ``args`` (pure, for tests).  With ``gateway_port``
     Apache listens there on loopback, behind the front proxy, in the server root of the public
-    address; with ``events_port`` Apache itself proxies ``{mount}/events`` to the event servers."""
+    address; with ``events_port`` Apache itself proxies ``{mount}/events`` to the event servers
+    (behind the front, only the streams asked for on a connection Apache already serves)."""
     host, port = ("127.0.0.1", gateway_port) if gateway_port else (args.host, args.port)
     command = [
         "start-server",
@@ -137,8 +151,10 @@ def serve_arguments(args, limits, as_root=False, gateway_port=None, events_port=
     if events_port is not None:
         command += [
             "--proxy-mount-point", events_mount(args.mount_point), f"http://127.0.0.1:{events_port}/events",
-            "--max-clients", str(args.proxy_streams + args.processes * args.threads),
+            "--max-clients", str(proxy_streams(args) + args.processes * args.threads),
         ]  # fmt: skip
+    if gateway_port:
+        command += ["--include-file", str(BEHIND_FRONT_CONF)]
     if args.server_root or gateway_port:
         command += ["--server-root", args.server_root or default_server_root(args.host, args.port)]
     if as_root:
@@ -159,12 +175,28 @@ INI_HELP = "the PasteDeploy ini (default: $HUTCH_INI, else production.ini beside
 
 
 class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
-    """``--help`` shows each option's default; an option without one says in its help where it comes from."""
+    """``--help`` shows each option's default; an option whose help says its default (or that has
+    none) is left as written."""
 
     def _get_help_string(self, action):
-        if action.default is None:
+        if action.default is None or "(default:" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
+
+
+def delivery_arguments(ini):
+    """The command line of one push delivery process (pure, for tests)."""
+    return [sys.executable, "-m", "hutch.delivery.main", "--ini", ini]
+
+
+def delivery_children(ini, settings, count, user):
+    """The push delivery processes (``hutch delivery``), when the ini sets ``push_store``: in a
+    session of their own, so a terminal's Ctrl-C reaches ``hutch serve`` alone, which then sends
+    them SIGTERM and lets the deliveries in flight finish."""
+    if count <= 0 or not settings.push_store:
+        return []
+    print(f"hutch serve: {count} push delivery process(es) (hutch delivery)", file=sys.stderr, flush=True)
+    return [Children("push delivery process", delivery_arguments(ini), count, user, new_session=True)]
 
 
 def events_arguments(ini, port):
@@ -222,15 +254,26 @@ def parse(argv):
     serve.add_argument(
         "--front",
         choices=FRONTS,
-        default="apache",
-        help="what serves the public port: apache (it proxies /events itself, a worker thread per "
-        "stream) or haproxy (in front of Apache and the event servers: no thread per stream)",
+        default=DEFAULT_FRONT,
+        help="what serves the public port: haproxy (in front of Apache and the event servers: no "
+        "thread per stream, a viewer beyond capacity gets 503 at once) or apache (it proxies /events "
+        "itself, a worker thread per stream: a few hundred viewers)",
     )
     serve.add_argument(
         "--proxy-streams",
         type=int,
-        default=DEFAULT_PROXY_STREAMS,
-        help="--front apache: event streams Apache proxies at once (one Apache worker thread each)",
+        default=None,
+        help=f"event streams Apache proxies at once, one Apache worker thread each (default: "
+        f"{DEFAULT_PROXY_STREAMS} with --front apache, {FALLBACK_PROXY_STREAMS} behind HAProxy, where "
+        "Apache proxies only streams asked for on a connection it already serves)",
+    )
+    serve.add_argument(
+        "--max-streams",
+        type=int,
+        default=None,
+        help="--front haproxy: event streams the host holds at once; a viewer beyond gets 503 with "
+        "Retry-After (default: what the descriptor limit allows, two per stream, less "
+        f"{REQUEST_SLOTS} connections kept for requests)",
     )
     serve.add_argument(
         "--gateway-port",
@@ -423,7 +466,7 @@ def front_plan(args, settings, gateway_port, events_port, as_root):
         events_port=events_port,
         gateway_timeout=args.socket_timeout or server_limits(settings).socket_timeout,
         stream_lifetime=settings.events_max_lifetime,
-        max_connections=max_connections(),
+        max_connections=max_connections() if args.max_streams is None else args.max_streams + REQUEST_SLOTS,
         user=args.user if as_root else None,
     )
 
@@ -467,42 +510,135 @@ def append_to_output_files(descriptors=(1, 2)):
             continue
 
 
-class Supervisor:
-    """Apache (mod_wsgi-express), the event servers and the front proxy as one service.
+def raise_descriptor_limit():
+    """Raise this process's soft limit on open descriptors to the hard one (what every process it
+    starts inherits): each event stream costs three on the host, two in the front (HAProxy) and one
+    in an event server, and the front is sized from the limit (``hutch.front.max_connections``)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError):
+            return soft
+    return hard
 
-    SIGTERM, SIGINT and SIGHUP go to Apache and the event servers; when
-    Apache exits (Ctrl-C, ``apachectl stop``) the event servers are stopped
-    too (each ends its streams with ``closing``, through the front), then the
-    front.  An event server that dies is restarted; a front that dies stops
-    everything, loudly: without it nothing is served.
-    """
 
-    def __init__(self, express_command, events_command, processes, user=None, front=None):
-        self.express_command = express_command
-        self.events_command = events_command
-        self.user = user
-        self.front = front
-        self.events = [self.start_events() for _ in range(processes)]
-        self.express = None
-        self.stopping = False  # after SIGTERM/SIGINT an event server that exits is not restarted
+@dataclasses.dataclass
+class Children:
+    """One kind of process ``hutch serve`` runs beside Apache (the event servers, ...): what to run,
+    how many, as whom.  A ``Supervisor`` starts ``count`` of them and restarts one that dies."""
 
-    def start_events(self):
+    name: str  # for the log: "an {name} exited"
+    command: list
+    count: int
+    user: str | None = None
+    new_session: bool = False  # out of the terminal's process group (Ctrl-C reaches hutch serve only)
+    processes: list = dataclasses.field(default_factory=list)
+
+    def start_one(self):
         extra = {}
         if self.user is not None:
             entry = pwd.getpwnam(self.user)
             extra = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
-        return subprocess.Popen(self.events_command, cwd=ROOT, **extra)  # noqa: S603 - our own command
+        return subprocess.Popen(  # noqa: S603 - our own command
+            self.command, cwd=ROOT, start_new_session=self.new_session, **extra
+        )
+
+    def start(self):
+        self.processes = [self.start_one() for _ in range(self.count)]
+        return self
+
+
+def regular_files(descriptors=(1, 2)):
+    """Which of ``descriptors`` are regular files (``hutch serve > file``)."""
+    found = []
+    for descriptor in descriptors:
+        try:
+            if stat.S_ISREG(os.fstat(descriptor).st_mode):
+                found.append(descriptor)
+        except OSError:
+            continue
+    return found
+
+
+class OutputRelay:
+    """Apache's output through pipes that this process copies to its own stdout and stderr.
+
+    mod_wsgi-express checks that it may write its logs by opening
+    ``/dev/stdout`` and ``/dev/stderr`` with ``open(..., "w")``: on a regular
+    file that truncates it, and ``bin/run > file`` lost what came before
+    (bin/setup's lines).  A pipe cannot be truncated; only the descriptors
+    that are regular files are relayed (a terminal or the journal are left
+    as they are).
+    """
+
+    def __init__(self, descriptors):
+        self.pipes = {}
+        self.threads = []
+        for descriptor in descriptors:
+            read_end, write_end = os.pipe()
+            self.pipes[descriptor] = write_end
+            thread = threading.Thread(target=self.copy, args=(read_end, descriptor), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    @staticmethod
+    def copy(read_end, descriptor):
+        with os.fdopen(read_end, "rb", buffering=0) as source:
+            while chunk := source.read(65536):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(descriptor, view) :]
+
+    def popen_arguments(self):
+        """stdout/stderr for the child; the write ends are closed here once the child has them."""
+        return {"stdout": self.pipes.get(1), "stderr": self.pipes.get(2)}
+
+    def started(self):
+        for write_end in self.pipes.values():
+            os.close(write_end)
+
+    def finish(self, timeout=5):
+        """Wait until everything Apache (and its daemons) wrote is copied."""
+        for thread in self.threads:
+            thread.join(timeout)
+
+
+class Supervisor:
+    """Apache (mod_wsgi-express), the processes beside it (``Children``) and the front proxy as one
+    service.
+
+    SIGTERM, SIGINT and SIGHUP go to Apache and the children; when Apache
+    exits (Ctrl-C, ``apachectl stop``) the children are stopped too (each
+    event server ends its streams with ``closing``, through the front), then
+    the front.  A child that dies is restarted; a front that dies stops
+    everything, loudly: without it nothing is served.
+    """
+
+    def __init__(self, express_command, children, front=None):
+        self.express_command = express_command
+        self.children = [group.start() for group in children]
+        self.front = front
+        self.express = None
+        self.stopping = False  # after SIGTERM/SIGINT a child that exits is not restarted
+
+    def processes(self):
+        return [process for group in self.children for process in group.processes]
 
     def forward(self, signum, _frame):
-        self.stopping = signum != signal.SIGHUP  # Apache's graceful restart: event servers start again
-        for process in [self.express, *self.events]:
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM if process is not self.express else signum)
+        self.stopping = signum != signal.SIGHUP  # Apache's graceful restart: children start again
+        if self.express is not None and self.express.poll() is None:
+            self.express.send_signal(signum)
+        for process in self.processes():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
 
     def run(self):
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self.forward)
-        self.express = subprocess.Popen(self.express_command)  # noqa: S603 - our own command
+        relay = OutputRelay(regular_files())
+        self.express = subprocess.Popen(self.express_command, **relay.popen_arguments())  # noqa: S603 - ours
+        relay.started()
         failed = False
         try:
             while self.express.poll() is None:
@@ -515,25 +651,30 @@ class Supervisor:
                     failed = True
                     self.forward(signal.SIGTERM, None)
                     continue
-                for index, process in enumerate(self.events):
-                    if process.poll() is not None and self.express.poll() is None and not self.stopping:
-                        print(
-                            f"hutch serve: an event server exited ({process.returncode}); restarting it",
-                            file=sys.stderr,
-                        )
-                        self.events[index] = self.start_events()
+                self.restart_exited()
         finally:
-            self.stop_events()
+            self.stop_children()
             if self.front is not None:
                 self.front.stop()
+            relay.finish()
         return 1 if failed else self.express.returncode
 
-    def stop_events(self, timeout=15):
-        for process in self.events:
+    def restart_exited(self):
+        for group in self.children:
+            for index, process in enumerate(group.processes):
+                if process.poll() is not None and self.express.poll() is None and not self.stopping:
+                    print(
+                        f"hutch serve: an {group.name} exited ({process.returncode}); restarting it",
+                        file=sys.stderr,
+                    )
+                    group.processes[index] = group.start_one()
+
+    def stop_children(self, timeout=15):
+        for process in self.processes():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for process in self.events:
+        for process in self.processes():
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -560,9 +701,7 @@ def main(argv=None):
     fronted = serving_events and args.front == "haproxy"
     gateway_port = (args.gateway_port or free_port()) if fronted else None
     try:
-        command, ini, settings = prepare_serving(
-            args, as_root, gateway_port, None if fronted else events_port
-        )
+        command, ini, settings = prepare_serving(args, as_root, gateway_port, events_port)
     except ServeError as error:
         sys.exit(f"hutch serve: {error}")
     express = shutil.which("mod_wsgi-express", path=os.path.dirname(sys.executable)) or shutil.which(
@@ -571,49 +710,40 @@ def main(argv=None):
     if express is None:
         sys.exit("hutch serve: mod_wsgi-express is not installed: pip install mod_wsgi (needs apache2-dev)")
     append_to_output_files()
-    if not serving_events:
+    raise_descriptor_limit()
+    user = args.user if as_root else None
+    delivery = delivery_children(ini, settings, args.delivery_processes, user)
+    if not serving_events and not regular_files() and not delivery:
         os.execv(express, [express, *command])  # noqa: S606 - replace this process, no shell
-    start_delivery(ini, settings, args.delivery_processes, ROOT, args.user if as_root else None)
-    if not fronted:
-        supervisor = Supervisor(
-            [express, *command],
-            events_arguments(ini, events_port),
-            args.events_processes,
-            user=args.user if as_root else None,
-        )
+    if not serving_events:  # Apache alone (with any delivery processes), its output relayed (OutputRelay)
+        sys.exit(Supervisor([express, *command], delivery).run())
+    event_servers = Children("event server", events_arguments(ini, events_port), args.events_processes, user)
+    front = None
+    if fronted:
+        server_root = args.server_root or default_server_root(args.host, args.port)
+        front = FrontProxy(front_plan(args, settings, gateway_port, events_port, as_root), server_root)
         try:
-            wait_listening(events_port, supervisor.events)
-        except ServeError as error:
-            supervisor.stop_events()
+            front.check()
+        except FrontError as error:
             sys.exit(f"hutch serve: {error}")
-        sys.exit(supervisor.run())
-    server_root = args.server_root or default_server_root(args.host, args.port)
-    front = FrontProxy(front_plan(args, settings, gateway_port, events_port, as_root), server_root)
+    supervisor = Supervisor([express, *command], [event_servers, *delivery], front=front)
     try:
-        front.check()
-    except FrontError as error:
-        sys.exit(f"hutch serve: {error}")
-    supervisor = Supervisor(
-        [express, *command],
-        events_arguments(ini, events_port),
-        args.events_processes,
-        user=args.user if as_root else None,
-        front=front,
-    )
-    try:
-        wait_listening(events_port, supervisor.events)
-        front.start()
+        wait_listening(events_port, event_servers.processes)
+        if front is not None:
+            front.start()
     except (ServeError, FrontError) as error:
-        supervisor.stop_events()
-        front.stop()
+        supervisor.stop_children()
+        if front is not None:
+            front.stop()
         sys.exit(f"hutch serve: {error}")
-    print(
-        f"hutch serve: http://{args.host}:{args.port}{args.mount_point} is HAProxy: "
-        f"{events_path(args.mount_point)} to the event servers on 127.0.0.1:{events_port}, the rest to "
-        f"mod_wsgi-express on 127.0.0.1:{gateway_port} (its 'Server URL' below)",
-        file=sys.stderr,
-        flush=True,
-    )
+    if front is not None:
+        print(
+            f"hutch serve: http://{args.host}:{args.port}{args.mount_point} is HAProxy: "
+            f"{events_path(args.mount_point)} to the event servers on 127.0.0.1:{events_port}, the rest to "
+            f"mod_wsgi-express on 127.0.0.1:{gateway_port} (its 'Server URL' below)",
+            file=sys.stderr,
+            flush=True,
+        )
     sys.exit(supervisor.run())
 
 

@@ -1,13 +1,28 @@
-"""The front proxy on ``hutch serve``'s public port: HAProxy, routing by path.
+"""The front proxy on ``hutch serve``'s public port: HAProxy, routing each connection by its first request.
 
-``{mount}/events/`` goes to the asyncio event servers, everything else to
-mod_wsgi-express on a loopback port.  Why not Apache's own proxy: a stream
-proxied by ``mod_proxy_http`` holds an Apache worker thread for its whole
-life (the event MPM frees a thread only for keep-alive connections and a
+A connection whose first request is a complete head under ``{mount}/events/``
+goes to the asyncio event servers (HAProxy takes it over as HTTP there: one
+request, then the connection closes); every other connection goes, byte for
+byte, to mod_wsgi-express on a loopback port.  Why not Apache's own proxy: a
+stream proxied by ``mod_proxy_http`` holds an Apache worker thread for its
+whole life (the event MPM frees a thread only for keep-alive connections and a
 response's last write; its asynchronous proxying covers only ``Upgrade``
-tunnels), about 0.4 MiB and a thread per viewer, and at 10,000 viewers
-request/response starved behind them.  HAProxy holds a stream as two
-sockets in its event loop.
+tunnels), and at 10,000 viewers request/response starved behind them.
+HAProxy holds a stream as two sockets in its event loop.
+
+Why by connection and not by request: HAProxy 2.6's HTTP/1 parser answers
+what it cannot read (a ``Content-Length`` that is not a number, more header
+fields than it holds, a head slower than its timeout) with its own HTML page,
+before any ``errorfile`` applies.  Passed on untouched, those heads reach
+Apache, which answers them with the contract's JSON (``hutch.server_errors``).
+A connection that Apache serves stays Apache's: a stream asked for on it is
+proxied by Apache (``--proxy-streams``), so Apache closes the connections of
+requests without an API key (browsers: ``apache/hutch-behind-front.conf``) and
+a browser opens its event streams on new connections.
+
+Capacity: streams never take the last ``REQUEST_SLOTS`` of the front's
+connections, and a viewer beyond that gets 503 ``too_many_streams`` with
+``Retry-After`` at once.
 
 ``front_config`` writes the configuration (pure, for tests; the shipped
 ``apache/haproxy.cfg`` for a system Apache is the same text for
@@ -24,7 +39,7 @@ import shutil
 import subprocess
 import time
 
-from .errors import BadRequest, RequestTimeout
+from .errors import BadRequest, RequestTimeout, TooManyStreams
 
 START_WAIT = 15  # seconds HAProxy may take to listen
 FDS_PER_CONNECTION = 2  # a proxied connection is a client socket and a server socket
@@ -32,7 +47,9 @@ FD_RESERVE = 200  # descriptors kept for listeners, health checks, logs
 MAX_CONNECTIONS = 100_000  # the most a front is sized for when the descriptor limit allows more
 STREAM_SLACK = 60  # seconds a proxied stream may stay silent beyond its lifetime
 REQUEST_SLOTS = 256  # connections kept for request/response however many streams are open
-STREAM_QUEUE = 5  # seconds a stream waits for a free slot before its 503 (EventSource retries)
+STREAM_QUEUE = 1  # seconds a stream may wait for a slot when viewers arrive together at the limit
+HEAD_WAIT = 5  # seconds the front waits for a first head it can route; then Apache judges what came
+RETRY_AFTER = 5  # seconds a refused viewer is told to wait
 LISTEN = "0A"  # the state of a listening socket in /proc/net/tcp
 CHECK = "inter 2s fastinter 500ms downinter 1s fall 3 rise 1"
 
@@ -48,7 +65,7 @@ FRONT_ERRORS = {
     408: (RequestTimeout.code, RequestTimeout.detail),
     500: ("internal", "The front proxy failed to handle the request."),
     502: ("bad_gateway", "The server behind the front proxy sent no valid answer; retry shortly."),
-    503: ("unavailable", "The server behind the front proxy is not available (starting or stopping)."),
+    503: ("unavailable", "The server behind the front proxy is not available (starting, stopping or full)."),
     504: ("gateway_timeout", "The server behind the front proxy did not answer in time."),
 }
 
@@ -101,9 +118,17 @@ def error_file(status):
     body = json.dumps({"error": code, "detail": detail}, separators=(",", ":")).encode() + b"\n"
     head = (
         f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n"
+        f"Content-Length: {len(body)}\r\nCache-Control: no-cache\r\n"
+        + (f"Retry-After: {RETRY_AFTER}\r\n" if status == 503 else "")
+        + "Connection: close\r\n\r\n"
     )
     return head.encode() + body
+
+
+def streams_full_answer():
+    """The JSON body of the 503 a viewer gets when the host holds all the streams it may."""
+    detail = "This host serves as many event streams as it may; retry shortly."
+    return json.dumps({"error": TooManyStreams.code, "detail": detail}, separators=(",", ":"))
 
 
 def events_path(mount_point):
@@ -121,10 +146,15 @@ def front_config(plan):
     slots = stream_slots(plan.max_connections)
     directory = plan.errors_directory or ERRORS_DIRECTORY
     errors = "\n".join(f"    errorfile {status} {directory}/{status}.http" for status in sorted(FRONT_ERRORS))
+    full = (
+        f"http-request return status 503 content-type application/json string '{streams_full_answer()}' "
+        f"hdr Retry-After {RETRY_AFTER} hdr Cache-Control no-cache if {{ be_conn gt {slots} }}"
+    )
     cases = "\n".join(f"    h1-case-adjust {name.lower()} {name}" for name in HEADER_NAMES)
     return f"""\
-# The front proxy of Hutch: {events_path(plan.mount_point)} to the asyncio event servers, everything else
-# to the gateway (mod_wsgi).  A stream costs two sockets here, no thread (hutch/front.py).
+# The front proxy of Hutch: a connection whose first request is for {events_path(plan.mount_point)}
+# goes to the asyncio event servers, every other one to the gateway (Apache + mod_wsgi).  A stream
+# costs two sockets here, no thread (hutch/front.py).
 global
     maxconn {plan.max_connections}
     log stderr format raw daemon notice
@@ -135,43 +165,49 @@ global
 defaults
     mode http
     log global
-    option httplog
     option dontlognull
-    option forwardfor
-    # every answer and every event on its way at once: no waiting to fill a packet (MSG_MORE, Nagle)
-    option http-no-delay
     timeout connect 5s
     # the client side may be silent as long as a stream lives (a viewer only reads)
     timeout client {stream_timeout}s
-    # slow heads are cut as Apache cuts them (its RequestReadTimeout header=10-20)
     timeout http-request 20s
     timeout http-keep-alive 5s
-    timeout queue 30s
+    timeout queue {STREAM_QUEUE}s
     retries 2
-    retry-on conn-failure
 {errors}
 
 frontend hutch
+    mode tcp
     bind {plan.host}:{plan.port}
     option h1-case-adjust-bogus-client
-    acl events path_beg {events_path(plan.mount_point)}
-    use_backend events if events
+    # A connection goes where its first request goes: a complete head under the events path to the
+    # event servers; anything else, readable or not, complete or not after {HEAD_WAIT} s, untouched to
+    # Apache, which answers malformed and slow heads with the contract's JSON itself.
+    tcp-request inspect-delay {HEAD_WAIT}s
+    tcp-request content accept if HTTP
+    use_backend events if HTTP {{ path_beg {events_path(plan.mount_point)} }}
     default_backend gateway
 
 backend gateway
-    # 503 means "up, broker unreachable": the gateway still answers (JSON), so it stays in
-    option httpchk GET {mount}/health
-    http-check expect rstatus ^(200|503)$
+    mode tcp
     timeout server {plan.gateway_timeout}s
-    server gateway 127.0.0.1:{plan.gateway_port} check {CHECK}
+    # no health check: Apache is the only place for these connections, and a check that times out
+    # while every daemon thread waits on the broker would leave HAProxy closing them unanswered
+    server gateway 127.0.0.1:{plan.gateway_port}
 
 backend events
     option httpchk GET /health
     http-check expect rstatus ^(200|503)$
+    option forwardfor
+    # every event on its way at once: no waiting to fill a packet (MSG_MORE, Nagle)
+    option http-no-delay
+    retry-on conn-failure
     # above the longest life of a stream (events_max_lifetime; heartbeats come far more often)
     timeout server {stream_timeout}s
-    # streams never take the last {REQUEST_SLOTS} connections: requests are served however many watch
-    timeout queue {STREAM_QUEUE}s
+    # streams never take the last {REQUEST_SLOTS} connections: a viewer beyond gets its 503 at once
+    # (be_conn counts the viewer asking)
+    {full}
+    # one request per connection: the next one on it must be routed again
+    http-after-response set-header Connection close
 {rewrite}    server events 127.0.0.1:{plan.events_port} check {CHECK} maxconn {slots}
 """
 

@@ -10,14 +10,34 @@ batch of work handed over by request threads in it.
 """
 
 import contextlib
+import logging
 
 import pika
+
+# The broker clients' own loggers.  They log every step of a failed connection attempt at ERROR
+# (pika: six lines per attempt; aiormq: a line per attempt and a traceback per lost connection),
+# while a broker outage or restart is an expected event that Hutch reports itself, one line per
+# change of state (hutch.amqp.client, hutch.amqp.direct_publisher, hutch.events.link).
+CLIENT_LOGGERS = ("pika", "aiormq", "aio_pika")
+
+
+def quiet_client_loggers(names=CLIENT_LOGGERS):
+    """Let only the broker clients' CRITICAL lines through, unless the ini's logging sections set
+    their level (``[logger_pika] level = WARNING`` to see them again)."""
+    for name in names:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.CRITICAL)
 
 
 class BatchingConnection(pika.SelectConnection):
     """A SelectConnection whose writes can be gathered into one (I/O thread only)."""
 
     _gathered = None  # the frames of the open batch, or None outside one
+
+    def __init__(self, *args, **kwargs):
+        quiet_client_loggers()  # after the ini's logging sections were read
+        super().__init__(*args, **kwargs)
 
     def _adapter_emit_data(self, data):
         if self._gathered is None:

@@ -16,6 +16,8 @@ import random
 import aio_pika
 import yarl
 
+from ..amqp.connection import quiet_client_loggers
+
 log = logging.getLogger(__name__)
 
 MIN_DELAY = 0.5
@@ -38,6 +40,7 @@ class BrokerLink:
         self.listeners = set()
         self.stopping = False
         self.task = None
+        quiet_client_loggers()  # aiormq's ERROR lines and tracebacks for an expected disconnect
 
     def start(self):
         self.task = asyncio.create_task(self.run(), name="broker-link")
@@ -55,8 +58,9 @@ class BrokerLink:
                     client_properties={"connection_name": f"hutch events pid {os.getpid()}"},
                 )
             except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as error:
-                log.warning("cannot connect to %s: %s", safe(url), error)
-                await asyncio.sleep(delay * random.uniform(0.75, 1.25))  # noqa: S311 - jitter
+                pause = delay * random.uniform(0.75, 1.25)  # noqa: S311 - jitter
+                log.warning("event server cannot connect to %s: %s; again in %.1f s", safe(url), error, pause)
+                await asyncio.sleep(pause)
                 delay = min(delay * 2, self.reconnect_max_delay)
                 continue
             delay = MIN_DELAY

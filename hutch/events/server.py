@@ -85,6 +85,7 @@ class EventTier:
         self.deliveries = 0
         self.stopping = False
         self.ticker = None
+        self.closing = set()  # feeds being closed
 
     async def feed(self, exchange):
         """The running feed of ``exchange``, started (declared, primed) on first use."""
@@ -124,7 +125,11 @@ class EventTier:
         if feed.closed or (feed.clients and not force):
             return
         self._forget(feed)
-        asyncio.get_running_loop().create_task(feed.close())
+        # held until done: a task nobody references may be collected while pending ("Task was
+        # destroyed but it is pending!" in the log)
+        closing = asyncio.get_running_loop().create_task(feed.close())
+        self.closing.add(closing)
+        closing.add_done_callback(self.closing.discard)
 
     async def tick(self):
         """Every second: heartbeats for streams silent ``events_heartbeat`` s, ``closing`` at deadlines."""

@@ -465,7 +465,7 @@ class StreamReader(threading.Thread):
     def stop(self):
         self._stopping.set()
         with contextlib.suppress(OSError):
-            self.stream.connection.sock.shutdown(socket.SHUT_RDWR)
+            self.stream.sock.shutdown(socket.SHUT_RDWR)
         self.join(10)
         self.stream.close()
 

@@ -58,6 +58,9 @@ class SseStream:
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
         self.connection.request("GET", target, headers={"Accept": "text/event-stream", **(headers or {})})
+        # held here: http.client lets go of the socket when the answer says "Connection: close"
+        # (the front closes a stream's connection after it), the response still reads from it
+        self.sock = self.connection.sock
         self.response = self.connection.getresponse()
         self.status = self.response.status
         self.headers = self.response.headers
@@ -67,7 +70,7 @@ class SseStream:
         self.received = []  # every event read so far, comments included
 
     def _read(self, timeout):
-        self.connection.sock.settimeout(max(timeout, 0.01))
+        self.sock.settimeout(max(timeout, 0.01))
         try:
             chunk = self.response.read1(65536)
         except http.client.IncompleteRead:
@@ -114,6 +117,8 @@ class SseStream:
         return found
 
     def close(self):
+        self.response.close()  # the response owns the connection once the answer said "close"
+        self.sock.close()
         self.connection.close()
 
     def __enter__(self):

@@ -167,3 +167,37 @@ def test_a_front_that_cannot_listen_stops_everything_and_says_why():
         assert event_servers == []
     finally:
         server.cleanup()
+
+
+@pytest.mark.parametrize("events", ["2", "0"])
+def test_output_redirected_to_a_file_keeps_what_came_before(tmp_path, events):
+    """``bin/run > file 2>&1``: bin/setup's lines come first and stay; mod_wsgi-express opens
+    /dev/stdout and /dev/stderr to check them, which must not truncate the file."""
+    server = GatewayServer(
+        HERE / "test.ini", processes=1, threads=2, extra_args=["--events-processes", events]
+    )
+    output = tmp_path / "run.log"
+    command = " ".join(f"'{word}'" for word in server.command())
+    server.process = subprocess.Popen(
+        ["bash", "-c", f"exec > '{output}' 2>&1; echo bin/setup said this; exec {command}"],
+        stdin=subprocess.DEVNULL,
+        cwd=HERE,
+        start_new_session=True,
+    )
+    server.log = None
+    try:
+        ready = False
+        deadline = time.monotonic() + 60
+        while not ready and time.monotonic() < deadline and server.process.poll() is None:
+            with contextlib.suppress(requests.RequestException):
+                ready = requests.get(server.url + "/health", timeout=2).status_code == 200
+            time.sleep(0.2)
+        assert ready, output.read_text(errors="replace")
+    finally:
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(timeout=60)
+        server.cleanup()
+    text = output.read_bytes()
+    assert text.startswith(b"bin/setup said this\n"), text[:300]
+    assert b"\0" not in text
+    assert b"Server URL" in text

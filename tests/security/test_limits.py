@@ -1,7 +1,9 @@
 """End to end: slow and oversized requests are cut off by Apache, before the gateway's threads.
 
 The gateway runs under ``hutch serve`` (mod_wsgi-express, daemon mode) with
-the flags it derives from ``limits.ini``; raw sockets send what no client
+the flags it derives from ``limits.ini``, behind its default front (HAProxy,
+which passes every connection that is not an event stream to Apache byte for
+byte, so these are Apache's answers, as without a front); raw sockets send what no client
 library would: headers one byte a second, a body that never ends, a header
 line of 10 KB, 2 MB announced in Content-Length.  Each must end in an HTTP
 error or a closed connection within a bound.  The limits (hutch.cli,

@@ -4,6 +4,7 @@ import fcntl
 import os
 import pathlib
 import re
+import resource
 import runpy
 import signal
 import subprocess
@@ -138,14 +139,44 @@ def test_behind_the_front_apache_listens_on_loopback_in_the_public_addresss_serv
     )
 
 
-def test_by_default_apache_proxies_the_event_servers_under_the_mount_point():
+def test_by_default_haproxy_is_the_front_and_apache_proxies_only_its_own_connections_streams():
     args = cli.parse(["serve", "--mount-point", "/gateway", "--processes", "2", "--threads", "5"])
-    assert args.front == "apache"
+    assert args.front == "haproxy"
+    command = cli.serve_arguments(args, DEFAULT_LIMITS, gateway_port=9124, events_port=9123)
+    at = command.index("--proxy-mount-point")
+    assert command[at + 1 : at + 3] == ["/gateway/events", "http://127.0.0.1:9123/events"]
+    assert flag(command, "--max-clients") == str(cli.FALLBACK_PROXY_STREAMS + 2 * 5)
+    assert (flag(command, "--host"), flag(command, "--port")) == ("127.0.0.1", "9124")
+    assert str(cli.BEHIND_FRONT_CONF) in command  # browsers' connections are not kept alive
+
+
+def test_with_front_apache_apache_proxies_the_event_servers_under_the_mount_point():
+    args = cli.parse(
+        ["serve", "--front", "apache", "--mount-point", "/gateway", "--processes", "2", "--threads", "5"]
+    )
     command = cli.serve_arguments(args, DEFAULT_LIMITS, events_port=9123)
     at = command.index("--proxy-mount-point")
     assert command[at + 1 : at + 3] == ["/gateway/events", "http://127.0.0.1:9123/events"]
     assert flag(command, "--max-clients") == str(cli.DEFAULT_PROXY_STREAMS + 2 * 5)
-    assert "--proxy-mount-point" not in cli.serve_arguments(args, DEFAULT_LIMITS, gateway_port=9124)
+    assert str(cli.BEHIND_FRONT_CONF) not in command
+
+
+def test_help_states_each_default_once(capsys):
+    with pytest.raises(SystemExit):
+        cli.parse(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: a free one)" in text
+    assert "(default: a free one) (default: 0)" not in text and "(default: 0)" not in text
+    assert "(default: haproxy)" in text
+
+
+def test_the_soft_descriptor_limit_is_raised_to_the_hard_one():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        assert cli.raise_descriptor_limit() == hard
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_the_front_plan_takes_its_timeouts_from_the_ini():
@@ -442,7 +473,7 @@ def test_an_event_server_stopped_by_a_signal_is_not_started_again(capfd):
     apache = [sys.executable, "-c", slow_to_stop]
     event_server = [sys.executable, "-c", "import time; time.sleep(60)"]
     saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-    supervisor = cli.Supervisor(apache, event_server, 1)
+    supervisor = cli.Supervisor(apache, [cli.Children("event server", event_server, 1)])
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
     timer.start()
     try:
@@ -452,7 +483,7 @@ def test_an_event_server_stopped_by_a_signal_is_not_started_again(capfd):
         for signum, handler in saved.items():
             signal.signal(signum, handler)
     assert "restarting it" not in capfd.readouterr().err
-    assert all(process.poll() is not None for process in supervisor.events)
+    assert all(process.poll() is not None for process in supervisor.processes())
 
 
 def test_a_front_that_dies_stops_everything_loudly(capfd, tmp_path):
@@ -465,7 +496,7 @@ def test_a_front_that_dies_stops_everything_loudly(capfd, tmp_path):
     front.process = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(1); raise SystemExit(3)"]
     )
-    supervisor = cli.Supervisor(apache, event_server, 1, front=front)
+    supervisor = cli.Supervisor(apache, [cli.Children("event server", event_server, 1)], front=front)
     try:
         status = supervisor.run()
     finally:
@@ -474,4 +505,4 @@ def test_a_front_that_dies_stops_everything_loudly(capfd, tmp_path):
     assert status == 1
     assert "the front proxy exited (3); stopping everything" in capfd.readouterr().err
     assert supervisor.express.poll() is not None
-    assert all(process.poll() is not None for process in supervisor.events)
+    assert all(process.poll() is not None for process in supervisor.processes())

@@ -27,6 +27,24 @@ def test_the_remote_broker_ini_is_a_valid_gateway_ini(tmp_path):
         "hutch",
     )
     assert parameters.ssl_options is not None
+    # complete for a cluster and several hosts: quorum queues, shared Redis, history everywhere
+    assert settings.notify_queue_type == "quorum"
+    assert raw["session.type"] == "ext:redis" and raw["idempotency_url"].startswith("redis://")
+    assert raw["events_history"] == "*"
+
+
+def test_the_event_servers_read_the_ini_apache_reads():
+    unit = (ROOT / "apache" / "hutch-events@.service").read_text()
+    assert "EnvironmentFile=-/etc/hutch/hutch.env" in unit
+    # /metrics sums the event servers' values too: they write to Apache's folder, restarted with it
+    assert "Environment=PROMETHEUS_MULTIPROC_DIR=/run/hutch-metrics" in unit
+    assert "PartOf=apache2.service" in unit
+    assert "PROMETHEUS_MULTIPROC_DIR=/run/hutch-metrics" in (ROOT / "apache" / "README.md").read_text()
+    assert unit.index("Environment=HUTCH_INI=") < unit.index("EnvironmentFile=")  # the file wins
+    assert (
+        "HUTCH_INI=/etc/hutch/gateway.ini in /etc/hutch/hutch.env"
+        in (ROOT / "apache" / "remote-broker.ini").read_text()
+    )
 
 
 def test_setup_for_production_installs_only_what_serving_needs():

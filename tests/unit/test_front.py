@@ -42,25 +42,31 @@ def section(text, header):
 
 
 def test_events_under_the_mount_point_go_to_the_event_servers_everything_else_to_apache():
+    """A connection goes where its first complete head goes; anything else reaches Apache untouched."""
     text = front.front_config(plan())
     frontend = section(text, "frontend hutch")
-    assert "bind 127.0.0.1:8080" in frontend
-    assert "acl events path_beg /gateway/events/" in frontend
-    assert frontend[-2:] == ["use_backend events if events", "default_backend gateway"]
+    assert "bind 127.0.0.1:8080" in frontend and "mode tcp" in frontend
+    assert f"tcp-request inspect-delay {front.HEAD_WAIT}s" in frontend
+    assert "tcp-request content accept if HTTP" in frontend
+    assert frontend[-2:] == [
+        "use_backend events if HTTP { path_beg /gateway/events/ }",
+        "default_backend gateway",
+    ]
+    assert "mode tcp" in section(text, "backend gateway")  # Apache reads (and refuses) heads itself
     events = section(text, "backend events")
+    assert "mode tcp" not in events  # HTTP there: capacity, the mount point, one request per connection
+    assert "http-after-response set-header Connection close" in events
     assert "server events 127.0.0.1:9002 check " + front.CHECK + " maxconn 9644" in events
     # the event servers serve /events/{exchange}: the mount point is taken off
     assert r"http-request replace-path ^/gateway(/events/.*) \1" in events
     gateway = section(text, "backend gateway")
-    assert "server gateway 127.0.0.1:9001 check " + front.CHECK in gateway
-    assert "option httpchk GET /gateway/health" in gateway
+    assert "server gateway 127.0.0.1:9001" in gateway
 
 
 def test_at_the_root_nothing_is_rewritten():
     text = front.front_config(plan(mount_point="/"))
-    assert "acl events path_beg /events/" in section(text, "frontend hutch")
+    assert "use_backend events if HTTP { path_beg /events/ }" in section(text, "frontend hutch")
     assert not any("replace-path" in line for line in section(text, "backend events"))
-    assert "option httpchk GET /health" in section(text, "backend gateway")
 
 
 def test_streams_outlive_their_lifetime_at_the_front_and_requests_get_the_socket_timeout():
@@ -68,13 +74,18 @@ def test_streams_outlive_their_lifetime_at_the_front_and_requests_get_the_socket
     assert "timeout server 360s" in section(text, "backend events")
     assert "timeout server 75s" in section(text, "backend gateway")
     assert "timeout client 360s" in section(text, "defaults")
-    assert "timeout http-request 20s" in section(text, "defaults")  # slow heads, as Apache cuts them
 
 
-def test_a_gateway_whose_broker_is_down_stays_in_the_rotation():
-    """Its 503 is the gateway's JSON answer; only a gateway that does not answer is taken out."""
-    for name in ("backend gateway", "backend events"):
-        assert "http-check expect rstatus ^(200|503)$" in section(front.front_config(plan()), name)
+def test_an_event_server_whose_broker_is_down_stays_in_the_rotation():
+    """Its 503 is the event server's JSON answer; only one that does not answer is taken out."""
+    assert "http-check expect rstatus ^(200|503)$" in section(front.front_config(plan()), "backend events")
+
+
+def test_apache_is_never_taken_out():
+    """The gateway has nowhere else to go: a health check timing out while every daemon thread waits
+    on a restarting broker would have HAProxy close connections without an answer."""
+    gateway = section(front.front_config(plan()), "backend gateway")
+    assert not any("check" in line for line in gateway)
 
 
 def test_haproxys_own_errors_are_the_contracts_json():
@@ -88,6 +99,7 @@ def test_haproxys_own_errors_are_the_contracts_json():
         assert shipped == front.error_file(status), status  # apache/haproxy-errors is what front writes
         head, _, body = shipped.partition(b"\r\n\r\n")
         assert head.startswith(f"HTTP/1.1 {status} ".encode()) and b"Content-Type: application/json" in head
+        assert (b"Retry-After: 5\r\n" in head) == (status == 503)
         assert f"Content-Length: {len(body)}".encode() in head
         answer = json.loads(body)
         assert set(answer) == {"error", "detail"} and answer["error"] and answer["detail"]
@@ -156,9 +168,16 @@ def test_haproxy_accepts_the_shipped_front(tmp_path):
 
 
 def test_streams_never_take_the_connections_requests_need():
-    """At the front's limit a new stream waits (then 503, and EventSource retries); a request still
-    finds a connection: 10,000 viewers must not starve a broadcast's POST."""
-    events = section(front.front_config(plan(max_connections=9900)), "backend events")
-    assert events[-1].endswith(f" maxconn {9900 - front.REQUEST_SLOTS}")
-    assert f"timeout queue {front.STREAM_QUEUE}s" in events
+    """At the front's limit a new viewer gets 503 with Retry-After at once (never a wait, never a 200
+    that delivers nothing); a request still finds a connection: viewers never starve a broadcast."""
+    text = front.front_config(plan(max_connections=9900))
+    events = section(text, "backend events")
+    slots = 9900 - front.REQUEST_SLOTS
+    assert events[-1].endswith(f" maxconn {slots}")  # the backstop when viewers arrive together
+    full = next(line for line in events if line.startswith("http-request return status 503 "))
+    assert full.endswith(f"if {{ be_conn gt {slots} }}")  # be_conn counts the one asking
+    assert f"hdr Retry-After {front.RETRY_AFTER} " in full
+    body = full.split("string '", 1)[1].split("'", 1)[0]
+    assert json.loads(body)["error"] == "too_many_streams"
+    assert f"timeout queue {front.STREAM_QUEUE}s" in section(text, "defaults")
     assert front.stream_slots(100) == 1

@@ -38,8 +38,6 @@ def test_every_thread_count_in_the_docs_is_the_default():
 # --- the README and docs/ as a newcomer follows them -------------------------------------------
 
 DOCS = sorted((ROOT / "docs").glob("*.md"))
-# Pages other branches of the same release add; a link to one is checked once it exists.
-PENDING = {"deployment.md"}
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
@@ -61,7 +59,7 @@ def test_the_docs_pages_exist_and_the_readme_names_each():
     names = {path.name for path in DOCS}
     assert {"guide.md", "http.md", "operations.md", "configuration.md", "development.md"} <= names
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for name in names | PENDING:
+    for name in names:
         assert f"](docs/{name})" in readme, name
 
 
@@ -72,8 +70,6 @@ def test_every_relative_link_of_the_readme_and_docs_leads_somewhere():
                 continue
             file, _, anchor = target.partition("#")
             destination = (page.parent / file).resolve() if file else page
-            if not destination.exists() and destination.name in PENDING:
-                continue
             assert destination.exists(), f"{page.name}: {target}"
             if anchor:
                 assert anchor in anchors(destination), f"{page.name}: {target}: no such heading"
