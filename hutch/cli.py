@@ -19,6 +19,7 @@ when Apache stops or it is told to.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import fcntl
 import math
@@ -471,10 +472,14 @@ def front_plan(args, settings, gateway_port, events_port, as_root):
     )
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_ports(count):
+    """``count`` distinct ports free a moment ago on 127.0.0.1: bound together, so the kernel cannot
+    hand the same one out twice (two ``bind(0)`` in a row may return one port twice)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 def wait_listening(port, processes, timeout=EVENTS_START_WAIT):
@@ -697,9 +702,10 @@ def main(argv=None):
         sys.exit(keys_cli.run(args, load_ini_for_keys))
     as_root = os.geteuid() == 0
     serving_events = args.events_processes > 0
-    events_port = (args.events_port or free_port()) if serving_events else None
+    spare_ports = iter(free_ports(2))
+    events_port = (args.events_port or next(spare_ports)) if serving_events else None
     fronted = serving_events and args.front == "haproxy"
-    gateway_port = (args.gateway_port or free_port()) if fronted else None
+    gateway_port = (args.gateway_port or next(spare_ports)) if fronted else None
     try:
         command, ini, settings = prepare_serving(args, as_root, gateway_port, events_port)
     except ServeError as error:

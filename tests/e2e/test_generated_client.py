@@ -9,6 +9,7 @@ import importlib
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import uuid
@@ -23,6 +24,9 @@ pytestmark = pytest.mark.e2e
 
 PACKAGE = f"hutch_generated_{uuid.uuid4().hex[:8]}"
 GENERATOR = pathlib.Path(sys.executable).with_name("openapi-python-client")
+# The generator has no NDJSON support, so it leaves out the two batch operations (documented in
+# docs/http.md, "Notes for clients"); every other operation must be generated.
+NOT_GENERATED = {"POST /broadcast/{exchange}/batch", "POST /notify/{exchange}/batch"}
 OPERATIONS = {  # tag folder -> the operation modules the document must give
     "broadcast": {"broadcast"},
     "notify": {"notify", "register_consumer"},
@@ -61,7 +65,13 @@ def generated(gateway, tmp_path_factory):
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "will not be generated" not in result.stdout + result.stderr, result.stdout
+    skipped = set(
+        re.findall(
+            r"WARNING parsing (\w+ \S+) within \w+\. Endpoint will not be generated",
+            result.stdout + result.stderr,
+        )
+    )
+    assert skipped == NOT_GENERATED, result.stdout + result.stderr
     sys.path.insert(0, str(folder))
     try:
         yield folder / PACKAGE, result.stdout + result.stderr

@@ -506,3 +506,10 @@ def test_a_front_that_dies_stops_everything_loudly(capfd, tmp_path):
     assert "the front proxy exited (3); stopping everything" in capfd.readouterr().err
     assert supervisor.express.poll() is not None
     assert all(process.poll() is not None for process in supervisor.processes())
+
+
+def test_the_free_ports_for_the_event_servers_and_apache_are_never_one_port():
+    """Two ``bind(0)`` in a row may get one port twice (seen: HAProxy's event servers and Apache both
+    on one port, Apache then refusing to start); ports bound together cannot."""
+    ports = cli.free_ports(50)
+    assert len(set(ports)) == 50
