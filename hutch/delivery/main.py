@@ -22,6 +22,7 @@ messages, lets those in flight finish (at most ``STOP_GRACE`` s), and exits.
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import random
@@ -42,7 +43,7 @@ from . import topology
 from .responders import ResponderConsumer
 from .signing import sealer_for
 from .stats import FLUSH, TierStats
-from .store import LIVE, POLL, PROCESSES, RETIRED, SUBSCRIPTIONS, VERSION, Subscription
+from .store import CONSUMING, LIVE, POLL, PROCESSES, RETIRED, SUBSCRIPTIONS, VERSION, Subscription
 from .targets import CheckedResolver, TargetPolicy
 from .worker import PushConsumer
 
@@ -101,8 +102,11 @@ class DeliveryTier:
         async with self.redis.pipeline(transaction=False) as pipe:
             if self.connection is not None and not self.connection.is_closed:
                 pipe.zadd(PROCESSES, {self.id: now})
+                consuming = sorted(key for key, consumer in self.consumers.items() if consumer.alive)
+                pipe.set(CONSUMING + self.id, json.dumps(consuming), ex=int(LIVE) + 1)
             else:
                 pipe.zrem(PROCESSES, self.id)
+                pipe.delete(CONSUMING + self.id)
             pipe.zremrangebyscore(PROCESSES, 0, now - LIVE)
             pipe.zrange(PROCESSES, 0, -1)
             *_, peers = await pipe.execute()
@@ -118,6 +122,7 @@ class DeliveryTier:
         ]
         await self.stopping.wait()
         with contextlib.suppress(redis.RedisError):
+            await self.redis.delete(CONSUMING + self.id)
             await self.redis.zrem(PROCESSES, self.id)  # the others take over its shares at their next poll
         await self.stop_consumers(set(self.consumers))
         await self.stats.flush()

@@ -20,6 +20,8 @@ Layout (``push_store`` URL, one database):
 - ``hutch:push:state:{key}``: hash of counters and the last success/failure.
 - ``hutch:push:retired``: set of retry queues no schedule uses any more (a PUT changed the schedule,
   or a DELETE); delivery processes delete each once it is empty (``hutch.delivery.main``).
+- ``hutch:push:consuming:{process}``: JSON list of the keys that process consumes now (it expires
+  ``LIVE`` s after the process last said so): ``GET .../push`` tells its consumers from others.
 - ``hutch:push:processes``: the delivery processes connected to the broker, each with the time it
   last said so (every poll); they share each subscription's ``concurrency`` among themselves.
 """
@@ -38,6 +40,7 @@ SUBSCRIPTIONS = "hutch:push:subscriptions"
 VERSION = "hutch:push:version"
 STATE = "hutch:push:state:"
 RETIRED = "hutch:push:retired"  # set: retry queues to delete once empty
+CONSUMING = "hutch:push:consuming:"  # + process id: JSON list of the keys it consumes (expires)
 PROCESSES = "hutch:push:processes"  # sorted set: delivery process id -> when it last said it is alive
 POLL = 1.0  # seconds between a delivery process's looks at VERSION
 LIVE = 5.0  # seconds a delivery process counts as alive after it last said so
@@ -273,6 +276,15 @@ class SubscriptionStore:
             "last_success_at": iso(float(raw["last_success_at"])) if raw.get("last_success_at") else None,
             "last_failure": json.loads(failure) if failure else None,
         }
+
+    def delivery_consumers(self, key):
+        """How many live delivery processes consume ``key`` now (as they said within ``LIVE`` s)."""
+
+        def read():
+            processes = self.redis.zrangebyscore(PROCESSES, time.time() - LIVE, "+inf")
+            return self.redis.mget([CONSUMING + process for process in processes]) if processes else []
+
+        return sum(1 for text in self._do(read) if text is not None and key in json.loads(text))
 
     def close(self):
         self.redis.close()

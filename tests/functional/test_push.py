@@ -508,6 +508,34 @@ def consumer_count(amqp, queue):
         channel.close()
 
 
+def test_the_state_shows_amqp_consumers_besides_the_delivery_processes(
+    client, subscribe, receivers, delivery, amqp
+):
+    receiver = receivers()
+    exchange, consumer, _ = subscribe(receiver.url, concurrency=2)
+    queue = f"{exchange}.{consumer}"
+    wait_for(lambda: consumer_count(amqp, queue) >= 1, what="the delivery process consuming")
+    wait_for(lambda: state(client, exchange)["other_consumers"] == 0, what="no other consumer counted")
+    channel = amqp.connection.channel()
+    try:
+        channel.basic_consume(queue, lambda *args: None)  # an AMQP consumer on a pushed queue: wrong
+        assert state(client, exchange)["other_consumers"] == 1
+    finally:
+        channel.close()
+    wait_for(lambda: state(client, exchange)["other_consumers"] == 0, what="the other consumer gone")
+
+
+def test_other_consumers_is_null_when_the_queue_is_gone(client, unique_name, amqp):
+    exchange = unique_name("push")
+    amqp.track(exchanges=[exchange])
+    client.put_json(f"/notify/{exchange}/queues/c/push", {"url": "http://127.0.0.1:9/"})
+    try:
+        amqp._on_channel(lambda channel: channel.queue_delete(f"{exchange}.c"))
+        assert state(client, exchange)["other_consumers"] is None
+    finally:
+        client.delete(f"/notify/{exchange}/queues/c/push")
+
+
 # --- the dashboard's page --------------------------------------------------------------------
 
 ADMIN = {"Authorization": "Bearer push-admin-key-0123456789"}
