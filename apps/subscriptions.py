@@ -108,7 +108,7 @@ def act(request, gateway):
     else:
         raise BadRequest("action must be redeliver or drop.")
     session.save()
-    return redirect(Links(request).root + "/subscriptions/")
+    return redirect(Links(request).subscriptions)
 
 
 application = Routes(Route("/", page=error_page, browser=True, GET=index, POST=act))

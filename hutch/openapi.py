@@ -821,6 +821,12 @@ SCHEMAS.update(
                 "delivered": {"type": "integer"},
                 "failed_attempts": {"type": "integer"},
                 "dead_letters": {"type": "integer", "nullable": True},
+                "other_consumers": {
+                    "type": "integer",
+                    "nullable": True,
+                    "description": "AMQP consumers of the queue besides the delivery processes (counted"
+                    " within a few seconds); each takes messages the URL never sees: keep it 0.",
+                },
                 "last_success_at": {"type": "string", "nullable": True},
                 "last_failure": {"type": "object", "nullable": True},
             },

@@ -75,6 +75,7 @@ class Links:
     def __init__(self, request):
         self.root = request.script_name.rsplit("/", 1)[0]  # SCRIPT_NAME ends with /dashboard
         self.dashboard = f"{self.root}/dashboard/"
+        self.subscriptions = f"{self.root}/subscriptions/"
 
     def page(self, exchange):
         return f"{self.root}/dashboard/{exchange}"

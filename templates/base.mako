@@ -13,6 +13,7 @@
 <header class="masthead">
   <a class="brand" href="${links.dashboard}">Hutch</a>
   <span class="tagline">live broadcast exchanges</span>
+  <a class="nav" href="${links.subscriptions}">Subscriptions</a>
   % if viewer:
   <form method="post" action="${links.dashboard}" class="inline who" id="logout">
     <input type="hidden" name="${csrf_field}" value="${csrf_token}">

@@ -102,7 +102,16 @@ def get_push(request, gateway, exchange, consumer):
     body = {"exchange": exchange, "consumer": consumer, "queue": queue, **subscription.public()}
     body.update(store.state(subscription.key))
     body["dead_letters"] = deadletters.count(gateway.settings, queue)
+    body["other_consumers"] = other_consumers(gateway.settings, store, subscription)
     return json_response(200, body)
+
+
+def other_consumers(settings, store, subscription):
+    """The queue's consumers that are not delivery processes: each takes messages the URL never sees."""
+    total = deadletters.consumers(settings, subscription.queue)
+    if total is None:
+        return None
+    return max(0, total - store.delivery_consumers(subscription.key))
 
 
 @operation("deletePush", raises=(NoSubscription, *STORE_ERRORS))

@@ -76,6 +76,15 @@ def count(settings, work_queue):
         return None
 
 
+def consumers(settings, work_queue):
+    """How many consumers the work queue has, delivery processes included (None: no such queue)."""
+    try:
+        with connection(settings) as opened:
+            return opened.channel().queue_declare(work_queue, passive=True).method.consumer_count
+    except NoSubscription:
+        return None
+
+
 def describe(properties, body):
     headers = properties.headers or {}
     entry = {"message_id": properties.message_id, "attempts": headers.get(topology.ATTEMPTS)}

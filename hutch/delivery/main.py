@@ -12,13 +12,17 @@ an order that differs per subscription, and each uses its share as its
 prefetch; a process whose share is 0 does not consume that subscription
 (so with ``concurrency`` 1 a single process delivers, in order).  When a
 process joins or leaves, the shares move within a few seconds; meanwhile
-the tier may briefly have more in flight than ``concurrency``.  SIGTERM or SIGINT stops taking
+the tier may briefly have more in flight than ``concurrency``.  Retry queues
+a schedule no longer uses (``store.RETIRED``) are deleted once empty, when
+the store changes and every ``RETIRE_EVERY`` polls: a message waiting in one
+goes back to its work queue first, as it would have.  SIGTERM or SIGINT stops taking
 messages, lets those in flight finish (at most ``STOP_GRACE`` s), and exits.
 """
 
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import random
@@ -35,10 +39,11 @@ import redis.asyncio
 import yarl
 
 from ..settings import ConfigurationError
+from . import topology
 from .responders import ResponderConsumer
 from .signing import sealer_for
 from .stats import FLUSH, TierStats
-from .store import LIVE, POLL, PROCESSES, SUBSCRIPTIONS, VERSION, Subscription
+from .store import CONSUMING, LIVE, POLL, PROCESSES, RETIRED, SUBSCRIPTIONS, VERSION, Subscription
 from .targets import CheckedResolver, TargetPolicy
 from .worker import PushConsumer
 
@@ -46,6 +51,7 @@ log = logging.getLogger(__name__)
 
 STOP_GRACE = 15.0
 MIN_DELAY = 0.5
+RETIRE_EVERY = 10  # polls between tries at deleting retired retry queues that still held messages
 
 
 def safe(url):
@@ -96,8 +102,11 @@ class DeliveryTier:
         async with self.redis.pipeline(transaction=False) as pipe:
             if self.connection is not None and not self.connection.is_closed:
                 pipe.zadd(PROCESSES, {self.id: now})
+                consuming = sorted(key for key, consumer in self.consumers.items() if consumer.alive)
+                pipe.set(CONSUMING + self.id, json.dumps(consuming), ex=int(LIVE) + 1)
             else:
                 pipe.zrem(PROCESSES, self.id)
+                pipe.delete(CONSUMING + self.id)
             pipe.zremrangebyscore(PROCESSES, 0, now - LIVE)
             pipe.zrange(PROCESSES, 0, -1)
             *_, peers = await pipe.execute()
@@ -113,6 +122,7 @@ class DeliveryTier:
         ]
         await self.stopping.wait()
         with contextlib.suppress(redis.RedisError):
+            await self.redis.delete(CONSUMING + self.id)
             await self.redis.zrem(PROCESSES, self.id)  # the others take over its shares at their next poll
         await self.stop_consumers(set(self.consumers))
         await self.stats.flush()
@@ -133,7 +143,8 @@ class DeliveryTier:
         while True:
             try:
                 version = await self.redis.get(VERSION)
-                if version != self.version or polls % 30 == 0:
+                changed = version != self.version
+                if changed or polls % 30 == 0:
                     texts = await self.redis.hgetall(SUBSCRIPTIONS)
                     self.subscriptions = {
                         key: subscription
@@ -144,6 +155,8 @@ class DeliveryTier:
                     self.version = version
                 await self.announce()
                 await self.reconcile()
+                if changed or polls % RETIRE_EVERY == 0:
+                    await self.retire()
             except redis.RedisError as error:
                 log.warning("cannot read the subscription store: %s", error)
             except Exception:
@@ -183,6 +196,31 @@ class DeliveryTier:
                     await consumer.stop(0)
                     continue
                 self.consumers[key] = consumer
+
+    async def retire(self):
+        """Delete the retired retry queues that are empty; the others hold messages on their way back
+        to the work queue, and are tried again later."""
+        names = await self.redis.smembers(RETIRED)
+        connection = self.connection
+        if not names or connection is None or connection.is_closed:
+            return
+        in_use = {
+            topology.retry_queue(subscription.queue, delay)
+            for subscription in self.subscriptions.values()
+            if subscription.kind == "push"
+            for delay in subscription.retry_schedule
+        }
+        for name in sorted(names - in_use):  # a PUT taking a delay back removes it from the set too
+            channel = await connection.channel()
+            try:
+                await channel.queue_delete(name, if_empty=True)  # a missing queue is deleted too
+            except aio_pika.exceptions.ChannelPreconditionFailed:  # not empty: its messages drain first
+                continue
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
+            await self.redis.srem(RETIRED, name)
+            log.info("deleted the retired retry queue %s", name)
 
     async def stop_consumers(self, keys):
         consumers = [self.consumers.pop(key) for key in keys if key in self.consumers]

@@ -18,6 +18,10 @@ Layout (``push_store`` URL, one database):
   reads it every ``POLL`` second(s) and reloads the hash when it moved, so
   every host sees a change within a few seconds.
 - ``hutch:push:state:{key}``: hash of counters and the last success/failure.
+- ``hutch:push:retired``: set of retry queues no schedule uses any more (a PUT changed the schedule,
+  or a DELETE); delivery processes delete each once it is empty (``hutch.delivery.main``).
+- ``hutch:push:consuming:{process}``: JSON list of the keys that process consumes now (it expires
+  ``LIVE`` s after the process last said so): ``GET .../push`` tells its consumers from others.
 - ``hutch:push:processes``: the delivery processes connected to the broker, each with the time it
   last said so (every poll); they share each subscription's ``concurrency`` among themselves.
 """
@@ -30,11 +34,13 @@ import time
 import redis
 
 from ..errors import InvalidSubscription, SubscriptionStoreUnavailable
-from . import signing
+from . import signing, topology
 
 SUBSCRIPTIONS = "hutch:push:subscriptions"
 VERSION = "hutch:push:version"
 STATE = "hutch:push:state:"
+RETIRED = "hutch:push:retired"  # set: retry queues to delete once empty
+CONSUMING = "hutch:push:consuming:"  # + process id: JSON list of the keys it consumes (expires)
 PROCESSES = "hutch:push:processes"  # sorted set: delivery process id -> when it last said it is alive
 POLL = 1.0  # seconds between a delivery process's looks at VERSION
 LIVE = 5.0  # seconds a delivery process counts as alive after it last said so
@@ -46,6 +52,23 @@ MAX_DELAY = 7 * 24 * 3600.0
 MAX_SCHEDULE = 32
 PUSH_FIELDS = {"url", "concurrency", "timeout", "retry_schedule"}
 RESPONDER_FIELDS = {"url", "concurrency"}
+
+
+def retry_queues(subscription):
+    """The retry queues a push subscription's schedule uses (none for a responder)."""
+    if subscription is None or subscription.kind != "push":
+        return set()
+    return {topology.retry_queue(subscription.queue, delay) for delay in subscription.retry_schedule}
+
+
+def retire(pipe, old, new):
+    """In a MULTI: mark the retry queues ``old`` used and ``new`` does not; ``new``'s are in use again."""
+    kept = retry_queues(new)
+    dropped = retry_queues(old) - kept
+    if dropped:
+        pipe.sadd(RETIRED, *sorted(dropped))
+    if kept:
+        pipe.srem(RETIRED, *sorted(kept))
 
 
 def key_of(kind, exchange, name):
@@ -187,6 +210,7 @@ class SubscriptionStore:
             text = pipe.hget(SUBSCRIPTIONS, key)
             now = time.time()
             secret = None
+            old = None if text is None else Subscription.from_json(text)
             if text is None:
                 secret = signing.new_secret()
                 entry = {"sealed": self.sealer.seal(secret, key), "until": None}
@@ -194,9 +218,10 @@ class SubscriptionStore:
                     kind, exchange, name, secrets=(entry,), created_at=now, updated_at=now, **fields
                 )
             else:
-                subscription = dataclasses.replace(Subscription.from_json(text), updated_at=now, **fields)
+                subscription = dataclasses.replace(old, updated_at=now, **fields)
             pipe.multi()
             pipe.hset(SUBSCRIPTIONS, key, subscription.to_json())
+            retire(pipe, old, subscription)
             pipe.incr(VERSION)
             return subscription, secret
 
@@ -230,12 +255,14 @@ class SubscriptionStore:
         key = key_of(kind, exchange, name)
 
         def write(pipe):
-            existed = pipe.hexists(SUBSCRIPTIONS, key)
+            text = pipe.hget(SUBSCRIPTIONS, key)
             pipe.multi()
             pipe.hdel(SUBSCRIPTIONS, key)
+            if text is not None:
+                retire(pipe, Subscription.from_json(text), None)
             pipe.delete(STATE + key)
             pipe.incr(VERSION)
-            return existed
+            return text is not None
 
         return self._do(lambda: self.redis.transaction(write, SUBSCRIPTIONS, value_from_callable=True))
 
@@ -249,6 +276,15 @@ class SubscriptionStore:
             "last_success_at": iso(float(raw["last_success_at"])) if raw.get("last_success_at") else None,
             "last_failure": json.loads(failure) if failure else None,
         }
+
+    def delivery_consumers(self, key):
+        """How many live delivery processes consume ``key`` now (as they said within ``LIVE`` s)."""
+
+        def read():
+            processes = self.redis.zrangebyscore(PROCESSES, time.time() - LIVE, "+inf")
+            return self.redis.mget([CONSUMING + process for process in processes]) if processes else []
+
+        return sum(1 for text in self._do(read) if text is not None and key in json.loads(text))
 
     def close(self):
         self.redis.close()

@@ -20,7 +20,7 @@ import aiohttp
 
 from ..errors import TargetRefused
 from . import signing, targets, topology
-from .store import iso
+from .store import RETIRED, iso
 
 log = logging.getLogger(__name__)
 
@@ -186,20 +186,25 @@ class PushConsumer(QueueConsumer):
         """What needs a new consumer when it changes (the rest is read per message)."""
         return (self.subscription.concurrency, self.subscription.retry_schedule)
 
+    async def declare(self, delay):
+        """The retry queue of ``delay``, or the dead-letter queue (``None``); its name."""
+        work = self.subscription.queue
+        if delay is None:
+            name, arguments = topology.dead_queue(work), topology.DEAD_ARGUMENTS
+        else:
+            queue_type = self.tier.settings.notify_queue_type
+            name = topology.retry_queue(work, delay)
+            arguments = topology.retry_arguments(work, delay, queue_type)
+        await self.channel.declare_queue(name, durable=True, arguments=arguments)
+        return name
+
     async def start(self, connection):
         subscription = self.subscription
-        queue_type = self.tier.settings.notify_queue_type
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         self.channel = channel
         for delay in sorted(set(subscription.retry_schedule)):
-            await channel.declare_queue(
-                topology.retry_queue(subscription.queue, delay),
-                durable=True,
-                arguments=topology.retry_arguments(subscription.queue, delay, queue_type),
-            )
-        await channel.declare_queue(
-            topology.dead_queue(subscription.queue), durable=True, arguments=topology.DEAD_ARGUMENTS
-        )
+            await self.declare(delay)
+        await self.declare(None)
         await channel.set_qos(prefetch_count=self.prefetch)
         self.queue = await channel.declare_queue(subscription.queue, passive=True)
         self.tag = await self.queue.consume(self.on_message, no_ack=False)
@@ -234,8 +239,9 @@ class PushConsumer(QueueConsumer):
                 return
             tier.stats.record(subscription, outcome)
             schedule = subscription.retry_schedule
-            if attempt <= len(schedule):
-                target = topology.retry_queue(subscription.queue, schedule[attempt - 1])
+            delay = schedule[attempt - 1] if attempt <= len(schedule) else None
+            if delay is not None:
+                target = topology.retry_queue(subscription.queue, delay)
                 extra = {topology.ATTEMPT: attempt + 1}
             else:
                 target = topology.dead_queue(subscription.queue)
@@ -243,9 +249,14 @@ class PushConsumer(QueueConsumer):
                 extra[topology.LAST_STATUS if outcome.status is not None else topology.LAST_ERROR] = (
                     outcome.status if outcome.status is not None else outcome.error
                 )
-            await self.channel.default_exchange.publish(
-                copy_of(message, extra), routing_key=target, mandatory=True
-            )
+            stored = copy_of(message, extra)
+            try:
+                await self.channel.default_exchange.publish(stored, routing_key=target, mandatory=True)
+            except aio_pika.exceptions.PublishError:  # returned: the queue was retired and deleted meanwhile
+                await self.declare(delay)
+                if delay is not None:  # deleted again once empty, unless a schedule uses it
+                    await tier.redis.sadd(RETIRED, target)
+                await self.channel.default_exchange.publish(stored, routing_key=target, mandatory=True)
             await message.ack()
             if target.endswith(".dead"):
                 tier.stats.dead(subscription)

@@ -131,6 +131,14 @@ def test_a_browser_without_a_session_cannot_post(stack):
     fresh.post("/dashboard/scores", {"csrf_token": "x" * 43, "body": "{}"}, status=403)
 
 
+def test_the_masthead_links_to_the_subscriptions_page_under_the_mount_point(client, exchange):
+    link = f'<a class="nav" href="{PREFIX}/subscriptions/">Subscriptions</a>'
+    for path in ("/dashboard/", f"/dashboard/{exchange}", "/subscriptions/"):
+        page = client.get(path)
+        assert page.status_int == 200 and link in page.text, path
+    assert "Push subscriptions" in client.get("/subscriptions/").text  # the link leads to that page
+
+
 # --- the exchange page ----------------------------------------------------------------------------
 
 

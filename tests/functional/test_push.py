@@ -14,6 +14,7 @@ import time
 
 import pytest
 import webtest
+from pika.exceptions import ChannelClosedByBroker
 
 from harness.push import SESSION_SECRET, DeliveryProcess, Receiver, verifies, wait_for
 from harness.redis_node import PrivateRedis
@@ -453,12 +454,86 @@ def test_every_attempt_checks_the_target_again(make_stack, receivers, unique_nam
     assert receiver.requests == []
 
 
+def depth(amqp, queue):
+    """The messages in ``queue``; None when it does not exist."""
+    try:
+        return amqp.queue_depth(queue)
+    except ChannelClosedByBroker as error:
+        if error.reply_code == 404:
+            return None
+        raise
+
+
+def test_a_changed_schedule_deletes_old_retry_queues_once_empty_and_loses_nothing(
+    client, subscribe, receivers, delivery, amqp
+):
+    failing = True
+    receiver = receivers(lambda received, count: 500 if failing else 200)
+    exchange, consumer, _ = subscribe(receiver.url, retry_schedule=[8, 0.3])
+    queue = f"{exchange}.{consumer}"
+    holding, empty, new = (topology.retry_queue(queue, delay) for delay in (8, 0.3, 0.2))
+    amqp.track(queues=[new])
+    (message_id,) = publish(client, exchange, 1)
+    wait_for(lambda: depth(amqp, holding) == 1, what="the failed message waiting in its retry queue")
+    failing = False
+    path = f"/notify/{exchange}/queues/{consumer}/push"
+    client.put_json(path, {"url": receiver.url, "retry_schedule": [0.2]})
+    wait_for(lambda: depth(amqp, empty) is None, what="the empty retry queue of the old schedule deleted")
+    wait_for(lambda: depth(amqp, new) == 0, what="the new schedule's retry queue")
+    # The one holding a message was kept: the message comes back to the work queue after its delay.
+    wait_for(lambda: receiver.ids() == [message_id], what="the waiting message delivered")
+    assert receiver.ok()[0].headers["X-Hutch-Attempt"] == "2"
+    wait_for(lambda: depth(amqp, holding) is None, what="the drained old retry queue deleted")
+    client.put_json(path, {"url": receiver.url, "retry_schedule": [0.2, 8]})  # a delay taken back
+    wait_for(lambda: depth(amqp, holding) == 0, what="the retry queue declared again")
+    assert depth(amqp, new) == 0
+
+
+def test_deleting_a_subscription_deletes_its_empty_retry_queues(client, subscribe, receivers, delivery, amqp):
+    receiver = receivers()
+    exchange, consumer, _ = subscribe(receiver.url)
+    queue = f"{exchange}.{consumer}"
+    retries = [topology.retry_queue(queue, delay) for delay in SHORT]
+    wait_for(lambda: [depth(amqp, name) for name in retries] == [0, 0], what="the retry queues declared")
+    client.delete(f"/notify/{exchange}/queues/{consumer}/push", status=204)
+    wait_for(lambda: [depth(amqp, name) for name in retries] == [None, None], what="the retry queues deleted")
+    assert depth(amqp, queue) == 0 and depth(amqp, topology.dead_queue(queue)) == 0  # these stay
+
+
 def consumer_count(amqp, queue):
     channel = amqp.connection.channel()
     try:
         return channel.queue_declare(queue, passive=True).method.consumer_count
     finally:
         channel.close()
+
+
+def test_the_state_shows_amqp_consumers_besides_the_delivery_processes(
+    client, subscribe, receivers, delivery, amqp
+):
+    receiver = receivers()
+    exchange, consumer, _ = subscribe(receiver.url, concurrency=2)
+    queue = f"{exchange}.{consumer}"
+    wait_for(lambda: consumer_count(amqp, queue) >= 1, what="the delivery process consuming")
+    wait_for(lambda: state(client, exchange)["other_consumers"] == 0, what="no other consumer counted")
+    channel = amqp.connection.channel()
+    try:
+        channel.basic_consume(queue, lambda *args: None)  # an AMQP consumer on a pushed queue: wrong
+        assert state(client, exchange)["other_consumers"] == 1
+    finally:
+        channel.close()
+    wait_for(lambda: state(client, exchange)["other_consumers"] == 0, what="the other consumer gone")
+
+
+def test_other_consumers_is_null_when_the_queue_is_gone(client, unique_name, amqp):
+    exchange = unique_name("push")
+    amqp.track(exchanges=[exchange])
+    client.put_json(f"/notify/{exchange}/queues/c/push", {"url": "http://127.0.0.1:9/"})
+    try:
+        amqp._on_channel(lambda channel: channel.queue_delete(f"{exchange}.c"))
+        assert state(client, exchange)["other_consumers"] is None
+    finally:
+        client.delete(f"/notify/{exchange}/queues/c/push")
 
 
 # --- the dashboard's page --------------------------------------------------------------------

@@ -8,7 +8,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from hutch.auth import make_key
 from hutch.delivery import signing, topology
 from hutch.delivery.responders import time_left
-from hutch.delivery.store import Subscription, parse_body
+from hutch.delivery.store import Subscription, parse_body, retry_queues
 from hutch.delivery.targets import TargetPolicy, internal, named_host
 from hutch.errors import InvalidSubscription, TargetRefused
 
@@ -175,6 +175,13 @@ def test_retry_queues_send_expired_messages_back_to_the_work_queue():
     )
     assert topology.retry_queue("ex.c", 0.2) == "ex.c.retry.200"
     assert topology.dead_queue("ex.c") == "ex.c.dead"
+
+
+def test_the_retry_queues_of_a_subscription_are_those_of_its_schedule():
+    push = Subscription("push", "ex", "c", "https://example.com/", retry_schedule=(0.2, 5, 5))
+    assert retry_queues(push) == {"ex.c.retry.200", "ex.c.retry.5000"}
+    assert retry_queues(Subscription("rpc", "ex", "k", "https://example.com/")) == set()
+    assert retry_queues(None) == set()
 
 
 def test_internal_headers_are_not_passed_on():
