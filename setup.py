@@ -4,7 +4,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="hutch",
-    version="0.2.0",
+    version="0.3.0",
     description="An HTTP gateway to RabbitMQ: broadcast, notify and request/response over HTTP",
     long_description=pathlib.Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",

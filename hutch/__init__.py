@@ -1,6 +1,6 @@
 """Hutch: an HTTP gateway to RabbitMQ (broadcast, notify, request/response)."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 
 def main(global_config, **settings):
