@@ -5,6 +5,7 @@ import re
 import subprocess
 
 import pika
+import pytest
 from paste.deploy import appconfig
 
 from hutch.settings import parse_settings
@@ -33,8 +34,9 @@ def test_the_remote_broker_ini_is_a_valid_gateway_ini(tmp_path):
     assert raw["events_history"] == "*"
 
 
-def test_the_event_servers_read_the_ini_apache_reads():
-    unit = (ROOT / "apache" / "hutch-events@.service").read_text()
+@pytest.mark.parametrize("name", ["hutch-events@.service", "hutch-delivery@.service"])
+def test_the_event_servers_and_delivery_read_the_ini_apache_reads(name):
+    unit = (ROOT / "apache" / name).read_text()
     assert "EnvironmentFile=-/etc/hutch/hutch.env" in unit
     # /metrics sums the event servers' values too: they write to Apache's folder, restarted with it
     assert "Environment=PROMETHEUS_MULTIPROC_DIR=/run/hutch-metrics" in unit
