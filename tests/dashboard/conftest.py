@@ -2,11 +2,16 @@
 mod_wsgi-express for the stream and browser tests, API keys, and exchange clean-up."""
 
 import base64
+import contextlib
 import pathlib
+import shutil
+import tempfile
 import uuid
 
 import pytest
 import webtest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
 
 from harness import amqp
 from harness.server import GatewayServer
@@ -21,6 +26,38 @@ KEYS = {  # name -> (secret, permissions), as in stream.ini
     "watcher": ("dashboard-watcher-key-0123456789", "watch:t.*"),
     "publisher": ("dashboard-publisher-key-0123456789", "broadcast:*"),
 }
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's chromium and chromium-driver (bin/setup installs them)
+CHROMEDRIVER = "/usr/bin/chromedriver"
+BROWSER_WAIT = 30
+
+
+@contextlib.contextmanager
+def chromium(width=1000, browser_log=False):
+    """Headless Chromium driven by chromedriver, in a profile of its own that goes with it;
+    ``browser_log`` keeps the page's console and CSP messages for the test to read."""
+    profile = tempfile.mkdtemp(prefix="hutch-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        f"--user-data-dir={profile}",
+        f"--window-size={width},1000",
+    ):
+        options.add_argument(argument)
+    if browser_log:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(BROWSER_WAIT)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
 
 
 def basic(name):

@@ -11,14 +11,10 @@ again and shows it, with no gap.  Screenshots go to artifacts/.
 
 import json
 import pathlib
-import shutil
-import tempfile
 
 import pika
 import pytest
 import requests
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -26,13 +22,11 @@ from harness import amqp
 from harness.server import GatewayServer
 from hutch.history import HistoryPolicy
 
-from .conftest import HERE, KEYS, PREFIX, bearer
+from .conftest import HERE, KEYS, PREFIX, bearer, chromium
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 ARTIFACTS = HERE.parents[1] / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT = 20
 
 
@@ -46,23 +40,8 @@ def server():
 
 @pytest.fixture
 def browser():
-    profile = tempfile.mkdtemp(prefix="hutch-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        f"--user-data-dir={profile}",
-        "--window-size=1000,1000",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(WAIT)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+    with chromium(width=1000) as driver:
+        yield driver
 
 
 def state(driver):

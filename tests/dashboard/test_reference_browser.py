@@ -6,25 +6,18 @@ own ``/openapi.json`` with nothing but the gateway's files, under the page's Con
 gateway.  A screenshot goes to artifacts/.
 """
 
-import shutil
-import tempfile
-
 import pytest
 import requests
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from harness.server import GatewayServer
 
-from .conftest import HERE, PREFIX
+from .conftest import HERE, PREFIX, chromium
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 ARTIFACTS = HERE.parents[1] / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT = 30
 
 
@@ -38,24 +31,8 @@ def server():
 
 @pytest.fixture
 def browser():
-    profile = tempfile.mkdtemp(prefix="hutch-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        f"--user-data-dir={profile}",
-        "--window-size=1200,1000",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(WAIT)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+    with chromium(width=1200, browser_log=True) as driver:
+        yield driver
 
 
 def operations(document):
