@@ -8,12 +8,15 @@ import webtest
 from paste.deploy import loadapp
 
 from harness.amqp import Responder
+from harness.push import DeliveryProcess, Receiver
+from harness.redis_node import PrivateRedis
 from hutch.app import make_app
 from hutch.settings import parse_settings
 
 from .helpers import AmqpAdmin
 
 INI = pathlib.Path(__file__).with_name("test.ini")
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"  # the shared RabbitMQ, as test.ini says
 REPOSITORY_APPS = pathlib.Path(__file__).resolve().parents[2] / "apps"
 
 
@@ -92,3 +95,38 @@ def make_stack(tmp_path):
     for name, module in list(sys.modules.items()):
         if name.startswith("hutch_apps.") and str(getattr(module, "__file__", "")).startswith(str(folder)):
             del sys.modules[name]
+
+
+# --- push delivery and HTTP responders: a private Redis, a real delivery process, receivers ---
+
+
+@pytest.fixture(scope="module")
+def push_redis():
+    with PrivateRedis(persistent=False) as node:
+        yield node
+
+
+@pytest.fixture(scope="module")
+def delivery(push_redis):
+    process = DeliveryProcess(AMQP_URL, push_redis.url).start()
+    yield process
+    process.stop()
+    if process.process.returncode not in (0, -15):
+        print(process.log()[-5000:])
+
+
+@pytest.fixture
+def receivers():
+    """An HTTP receiver (a real aiohttp server, ``harness.push.Receiver``) per call, answering as
+    ``behaviour(received, count)`` says: a status, a tuple ``(status, body, headers)``, or
+    ``("sleep", seconds, status)``; stopped after the test."""
+    started = []
+
+    def start(behaviour=None):
+        receiver = Receiver(behaviour).start()
+        started.append(receiver)
+        return receiver
+
+    yield start
+    for receiver in started:
+        receiver.stop()

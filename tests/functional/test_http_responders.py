@@ -10,46 +10,16 @@ import pika
 import pytest
 import webtest
 
-from harness.push import SESSION_SECRET, DeliveryProcess, Receiver, wait_for
-from harness.redis_node import PrivateRedis
+from harness.push import SESSION_SECRET, wait_for
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/%2F"
 ALLOW = "http://127.0.0.1: https://"
-
-
-@pytest.fixture(scope="module")
-def push_redis():
-    with PrivateRedis(persistent=False) as node:
-        yield node
-
-
-@pytest.fixture(scope="module")
-def delivery(push_redis):
-    process = DeliveryProcess(AMQP, push_redis.url).start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture
 def client(make_stack, push_redis):
     stack = make_stack(push_store=push_redis.url, push_allow=ALLOW, **{"session.secret": SESSION_SECRET})
     return webtest.TestApp(stack, lint=True)
-
-
-@pytest.fixture
-def service():
-    """An HTTP service answering as ``answer(received, count)`` says: a status, or a tuple
-    ``(status, body, headers)``, or ``("sleep", seconds, status)``."""
-    started = []
-
-    def start(answer):
-        receiver = Receiver(answer).start()
-        started.append(receiver)
-        return receiver
-
-    yield start
-    for receiver in started:
-        receiver.stop()
 
 
 @pytest.fixture
@@ -76,9 +46,9 @@ def responder(client, unique_name, delivery):
         client.delete(f"/rpc/{exchange}/{routing_key}/responder", expect_errors=True)
 
 
-def test_the_api(client, unique_name, service):
+def test_the_api(client, unique_name, receivers):
     path = f"/rpc/{unique_name('resp')}/svc/responder"
-    url = service(lambda received, count: 200).url
+    url = receivers(lambda received, count: 200).url
     created = client.put_json(path, {"url": url})
     assert created.status_int == 201 and created.json["secret"].startswith("whsec_")
     updated = client.put_json(path, {"url": url, "concurrency": 2})
@@ -94,11 +64,11 @@ def test_the_api(client, unique_name, service):
     assert refused.json["error"] == "target_refused"
 
 
-def test_an_http_call_is_answered_by_the_http_service(client, responder, service):
+def test_an_http_call_is_answered_by_the_http_service(client, responder, receivers):
     def answer(received, count):
         return 201
 
-    http = service(answer)
+    http = receivers(answer)
     exchange, routing_key, secret = responder(http.url)
     before = len(http.requests)
     reply = client.post(
@@ -114,8 +84,8 @@ def test_an_http_call_is_answered_by_the_http_service(client, responder, service
     assert "webhook-id" in headers and http.unverified([secret]) == []
 
 
-def test_a_failing_service_is_a_502_and_its_statuses_pass_through(client, responder, service):
-    http = service(lambda received, count: 503)
+def test_a_failing_service_is_a_502_and_its_statuses_pass_through(client, responder, receivers):
+    http = receivers(lambda received, count: 503)
     exchange, routing_key, _ = responder(http.url)
     assert client.post(f"/rpc/{exchange}/{routing_key}", b"x", status=503).body == b"no"
     http.down()
@@ -156,16 +126,16 @@ def amqp_call(exchange, routing_key, body, expiration_ms, wait=5.0):
         connection.close()
 
 
-def test_an_amqp_caller_reaches_the_http_service(client, responder, service):
-    http = service(lambda received, count: 200)
+def test_an_amqp_caller_reaches_the_http_service(client, responder, receivers):
+    http = receivers(lambda received, count: 200)
     exchange, routing_key, _ = responder(http.url)
     properties, body = amqp_call(exchange, routing_key, b"hello", expiration_ms=3000)
     assert body == b"ok" and properties.headers["http_status"] == 200
     assert properties.content_type.startswith("text/plain")
 
 
-def test_a_service_slower_than_the_time_left_is_a_504(client, responder, service):
-    http = service(lambda received, count: ("sleep", 2.0, 200))
+def test_a_service_slower_than_the_time_left_is_a_504(client, responder, receivers):
+    http = receivers(lambda received, count: ("sleep", 2.0, 200))
     exchange, routing_key, _ = responder(http.url)
     properties, body = amqp_call(exchange, routing_key, b"slow", expiration_ms=500, wait=5)
     assert properties.headers["http_status"] == 504

@@ -16,7 +16,7 @@ import pytest
 import webtest
 from pika.exceptions import ChannelClosedByBroker
 
-from harness.push import SESSION_SECRET, DeliveryProcess, Receiver, verifies, wait_for
+from harness.push import SESSION_SECRET, DeliveryProcess, verifies, wait_for
 from harness.redis_node import PrivateRedis
 from hutch.delivery import topology
 from hutch.delivery.store import POLL
@@ -26,39 +26,10 @@ ALLOW = "http://127.0.0.1: https://"
 SHORT = [0.2, 0.5]
 
 
-@pytest.fixture(scope="module")
-def push_redis():
-    with PrivateRedis(persistent=False) as node:
-        yield node
-
-
-@pytest.fixture(scope="module")
-def delivery(push_redis):
-    process = DeliveryProcess(AMQP, push_redis.url).start()
-    yield process
-    process.stop()
-    if process.process.returncode not in (0, -15):
-        print(process.log()[-5000:])
-
-
 @pytest.fixture
 def client(make_stack, push_redis):
     stack = make_stack(push_store=push_redis.url, push_allow=ALLOW, **{"session.secret": SESSION_SECRET})
     return webtest.TestApp(stack, lint=True)
-
-
-@pytest.fixture
-def receivers():
-    started = []
-
-    def start(behaviour=None):
-        receiver = Receiver(behaviour).start()
-        started.append(receiver)
-        return receiver
-
-    yield start
-    for receiver in started:
-        receiver.stop()
 
 
 @pytest.fixture
