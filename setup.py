@@ -45,7 +45,7 @@ setup(
         "bench": ["py-spy>=0.4"],
     },
     entry_points={
-        "paste.app_factory": ["main = hutch:main"],
-        "console_scripts": ["hutch = hutch.cli:main"],
+        "paste.app_factory": ["main = hutch.web.app:main"],
+        "console_scripts": ["hutch = hutch.serve.cli:main"],
     },
 )

@@ -1,6 +1,5 @@
 """POST /broadcast/{exchange}: fire-and-forget to a transient fanout exchange."""
 
-from hutch.bulk import publish_batch
 from hutch.errors import (
     BATCH_ERRORS,
     IDEMPOTENCY_ERRORS,
@@ -10,7 +9,8 @@ from hutch.errors import (
     PreconditionFailed,
 )
 from hutch.messages import message_from_environ
-from hutch.web import BODY_ERRORS, Route, Routes, json_response, operation, read_body
+from hutch.web.bulk import publish_batch
+from hutch.web.http import BODY_ERRORS, Route, Routes, json_response, operation, read_body
 
 
 @operation("broadcast", raises=(*BODY_ERRORS, InvalidHeader, *PUBLISH_FAILURES, *IDEMPOTENCY_ERRORS))

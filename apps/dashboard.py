@@ -16,8 +16,9 @@ When the session store (Redis) is down, every page answers 503 with
 ``Retry-After``: a page for browsers, JSON for scripts.
 """
 
-from hutch.auth import ENVIRON_KEY
-from hutch.csrf import FIELD, check_csrf, log_in, log_out, viewer
+from hutch.auth.csrf import FIELD, check_csrf, log_in, log_out, viewer
+from hutch.auth.policy import ENVIRON_KEY
+from hutch.auth.tickets import issue, signing_key
 from hutch.errors import (
     PUBLISH_FAILURES,
     BadCsrfToken,
@@ -31,7 +32,8 @@ from hutch.errors import (
 )
 from hutch.messages import message_from_form
 from hutch.names import checked_name
-from hutch.pages import (
+from hutch.web.http import HTML_FIRST, Route, Routes, json_response, operation, prefers_html
+from hutch.web.pages import (
     MAX_FOLLOWED,
     Links,
     error_page,
@@ -44,8 +46,6 @@ from hutch.pages import (
     session_of,
     set_flash,
 )
-from hutch.tickets import issue, signing_key
-from hutch.web import HTML_FIRST, Route, Routes, json_response, operation, prefers_html
 
 # The fields each form has (templates/*.mako); any other is refused, as the OpenAPI document says.
 ACT_FIELDS = frozenset({FIELD, "action", "api_key", "next", "exchange", "back"})

@@ -1,6 +1,6 @@
 """GET /health: can this process reach the broker?"""
 
-from hutch.web import Route, Routes, json_response, operation
+from hutch.web.http import Route, Routes, json_response, operation
 
 
 @operation("health")

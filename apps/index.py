@@ -6,7 +6,7 @@ client gets a JSON index of the gateway's links, under its mount point.
 
 from webob import Response
 
-from hutch.web import Route, Routes, json_response, operation, prefers_html
+from hutch.web.http import Route, Routes, json_response, operation, prefers_html
 
 url_names = ("",)
 

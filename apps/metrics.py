@@ -7,7 +7,7 @@ holds the definitions and collects across processes.
 from webob import Response
 
 from hutch import metrics
-from hutch.web import Route, Routes, operation
+from hutch.web.http import Route, Routes, operation
 
 
 @operation("metrics")

@@ -2,11 +2,10 @@
 
 POST /notify/{exchange}                    -> 202 once confirmed, 409 if unroutable
 PUT  /notify/{exchange}/queues/{consumer}  -> 201 created, 200 existed (whatever its type)
-POST /notify/{exchange}/batch              -> 200, one result a line (``hutch.bulk``)
+POST /notify/{exchange}/batch              -> 200, one result a line (``hutch.web.bulk``)
 .../queues/{consumer}/push, .../dead-letters -> push delivery (``hutch.delivery.api``)
 """
 
-from hutch.bulk import publish_batch
 from hutch.delivery.api import PUSH_ROUTES
 from hutch.errors import (
     BATCH_ERRORS,
@@ -18,7 +17,8 @@ from hutch.errors import (
     Unroutable,
 )
 from hutch.messages import message_from_environ
-from hutch.web import BODY_ERRORS, Route, Routes, json_response, operation, read_body
+from hutch.web.bulk import publish_batch
+from hutch.web.http import BODY_ERRORS, Route, Routes, json_response, operation, read_body
 
 
 @operation("notify", raises=(*BODY_ERRORS, InvalidHeader, Unroutable, *PUBLISH_FAILURES, *IDEMPOTENCY_ERRORS))

@@ -1,7 +1,7 @@
 """GET /openapi.json: the HTTP contract, machine-readable."""
 
-from hutch.openapi import document
-from hutch.web import Route, Routes, json_response, operation
+from hutch.contract.openapi import document
+from hutch.web.http import Route, Routes, json_response, operation
 
 url_names = ("openapi.json",)
 

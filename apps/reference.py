@@ -8,10 +8,10 @@ dashboard's are.  No file system path is ever built from the request.
 
 from webob import Response
 
+from hutch.contract.reference import load_assets, package_static, page
 from hutch.errors import NotFound
-from hutch.pages import SECURITY_HEADERS
-from hutch.reference import load_assets, package_static, page
-from hutch.web import Route, Routes, operation
+from hutch.web.http import Route, Routes, operation
+from hutch.web.pages import SECURITY_HEADERS
 
 package_static()  # at start-up: a gateway without swagger-ui-py stops here, naming it
 

@@ -5,7 +5,7 @@ from webob import Response
 from hutch.delivery.api import RESPONDER_ROUTES
 from hutch.errors import BrokerUnavailable, InvalidHeader, NoResponder, PreconditionFailed, RpcTimeout
 from hutch.messages import message_from_environ, reply_status, response_headers
-from hutch.web import BODY_ERRORS, Route, Routes, operation, read_body
+from hutch.web.http import BODY_ERRORS, Route, Routes, operation, read_body
 
 NO_CONTENT = (204, 304)
 

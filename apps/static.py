@@ -1,6 +1,6 @@
 """GET /static/{name}: the dashboard's own stylesheet and script, and nothing else.
 
-Only the names in ``hutch.pages.ASSETS`` are ever served, from ``templates/static`` of
+Only the names in ``hutch.web.pages.ASSETS`` are ever served, from ``templates/static`` of
 the configured templates folder; each is read once per process and then
 answered from memory with an ETag (a reload costs a 304).  No file system
 path is ever built from the request.
@@ -9,8 +9,8 @@ path is ever built from the request.
 from webob import Response
 
 from hutch.errors import NotFound
-from hutch.pages import load_assets
-from hutch.web import Route, Routes, operation
+from hutch.web.http import Route, Routes, operation
+from hutch.web.pages import load_assets
 
 
 @operation("dashboardAsset", raises=(NotFound,))

@@ -10,7 +10,7 @@ A dashboard page like the others: the logged-in session's key (or an
 ``Authorization`` header), CSRF-checked forms, errors as pages for browsers.
 """
 
-from hutch.csrf import FIELD, authorize_browser, check_csrf, viewer
+from hutch.auth.csrf import FIELD, authorize_browser, check_csrf, viewer
 from hutch.delivery import deadletters
 from hutch.delivery.api import store_for, work_queue
 from hutch.errors import (
@@ -24,8 +24,8 @@ from hutch.errors import (
     Unauthorized,
 )
 from hutch.names import checked_name
-from hutch.pages import Links, error_page, pop_flash, read_form, redirect, render, session_of, set_flash
-from hutch.web import Route, Routes, operation
+from hutch.web.http import Route, Routes, operation
+from hutch.web.pages import Links, error_page, pop_flash, read_form, redirect, render, session_of, set_flash
 
 FIELDS = frozenset({FIELD, "action", "exchange", "consumer"})
 

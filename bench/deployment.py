@@ -32,8 +32,8 @@ import sys
 import time
 
 from harness.server import GatewayServer
-from hutch.cli import DEFAULT_USER
-from hutch.history import HistoryPolicy
+from hutch.amqp.history import HistoryPolicy
+from hutch.serve.cli import DEFAULT_USER
 
 from . import cpu, servers
 from .broker import Housekeeper, run_id

@@ -1,6 +1,6 @@
 """mod_wsgi-express servers for the benchmark, all started with the same flags.
 
-Every command line is ``hutch.cli.serve_arguments`` (what ``hutch serve``
+Every command line is ``hutch.serve.cli.serve_arguments`` (what ``hutch serve``
 runs) with only the WSGI script swapped, so hello-world and the naive app get
 exactly the gateway's Apache and daemon settings: 2 processes x 10 threads,
 mount point ``/gateway``, ``--log-level warn``, no access log.
@@ -13,7 +13,7 @@ import sys
 import tempfile
 
 from harness.server import ExpressProcess, children_of, free_port
-from hutch import cli
+from hutch.serve import cli
 
 BENCH = pathlib.Path(__file__).resolve().parent
 ROOT = BENCH.parent

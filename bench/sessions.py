@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 
 from harness.server import GatewayServer  # noqa: E402
-from hutch.app import make_app  # noqa: E402
 from hutch.settings import parse_settings  # noqa: E402
+from hutch.web.app import make_app  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/1"
 SECRET = "bench-only-session-secret-0123456789abcdef"

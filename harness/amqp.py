@@ -14,7 +14,7 @@ import uuid
 import pika
 import pika.exceptions
 
-from hutch.history import HistoryPolicy
+from hutch.amqp.history import HistoryPolicy
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 BROADCAST = {"exchange_type": "fanout", "durable": False, "auto_delete": True}

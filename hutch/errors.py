@@ -1,7 +1,7 @@
 """The gateway's one exception hierarchy.
 
 Every failure a client can see is a ``HutchError``.  Each class carries the
-HTTP status and the stable ``error`` code of the contract; ``hutch.web``
+HTTP status and the stable ``error`` code of the contract; ``hutch.web.http``
 turns any of them into the JSON error response, in one place.  Broker
 outcomes (unroutable, nack, no responder, timeout, broker down, precondition
 failed) are distinct subclasses so callers can tell them apart, in the way
@@ -193,7 +193,7 @@ PUBLISH_FAILURES = (PreconditionFailed, BrokerUnavailable, PublishNacked)
 
 
 class IdempotencyError(HutchError):
-    """An ``Idempotency-Key`` could not be honoured; raised by ``hutch.idempotency``."""
+    """An ``Idempotency-Key`` could not be honoured; raised by ``hutch.web.idempotency``."""
 
 
 class IdempotencyKeyReused(IdempotencyError):
@@ -226,7 +226,7 @@ class IdempotencyUnavailable(IdempotencyError):
 
 IDEMPOTENCY_ERRORS = (IdempotencyKeyReused, IdempotencyInFlight, IdempotencyUnavailable)
 
-# What a batch (``hutch.bulk``) answers for the whole request besides a publish's failures; a line's
+# What a batch (``hutch.web.bulk``) answers for the whole request besides a publish's failures; a line's
 # own failures (409, 422, 503) are in the 200's results.
 BATCH_ERRORS = (InvalidBatch, IdempotencyUnavailable)
 

@@ -12,8 +12,7 @@ import time
 
 import pika
 
-from .errors import InvalidHeader, InvalidMessage, PayloadTooLarge
-from .events.sse import parse_content_type
+from hutch.errors import InvalidHeader, InvalidMessage, PayloadTooLarge
 
 HEADER_PREFIX = "HTTP_X_AMQP_HEADER_"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -178,3 +177,14 @@ def _header_safe(value):
     if not (text.isascii() and text.isprintable()):  # the usual value skips the per-character filter
         text = "".join(ch for ch in text if ch.isprintable() and ch.isascii())
     return text[:MAX_HEADER_VALUE]
+
+
+def parse_content_type(content_type):
+    """``(media type, charset)`` from a Content-Type; charset defaults to UTF-8."""
+    media_type, _, parameters = (content_type or "").partition(";")
+    charset = "utf-8"
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip():
+            charset = value.strip().strip('"')
+    return media_type.strip().lower(), charset

@@ -20,7 +20,7 @@ import os
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.exposition import choose_encoder
 
-from .metrics_env import MULTIPROCESS_ENV
+from hutch.metrics_env import MULTIPROCESS_ENV
 
 # prometheus_client chose its mode when it was imported, from this variable: keep to that choice.
 MULTIPROCESS_DIRECTORY = os.environ.get(MULTIPROCESS_ENV) or None

@@ -2,7 +2,7 @@
 
 import re
 
-from .errors import InvalidName, ReservedName
+from hutch.errors import InvalidName, ReservedName
 
 NAME_MAX = 127  # characters
 NAME = re.compile(rf"[A-Za-z0-9_.:\-]{{1,{NAME_MAX}}}")

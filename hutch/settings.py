@@ -5,7 +5,7 @@ declared here with its converter and default, and an unknown key is an error
 at start-up rather than a silently ignored typo.  Keys starting with
 ``session.`` are handed to Beaker after the gateway's safe defaults.  ``auth``
 (``keys`` or ``off``) is required, so turning authentication off is always a
-decision written in the ini; ``auth.*`` keys become the ``hutch.auth`` policy.
+decision written in the ini; ``auth.*`` keys become the ``hutch.auth.policy`` policy.
 """
 
 import dataclasses
@@ -14,10 +14,11 @@ import secrets
 
 from paste.deploy.converters import asbool
 
-from .auth import AuthPolicy, parse_auth
-from .files import create_once
-from .history import HistoryPolicy, compile_patterns, max_age
-from .session_store import backend_options
+from hutch.amqp.history import HistoryPolicy, compile_patterns, max_age
+from hutch.auth.live_keys import parse_auth
+from hutch.auth.policy import AuthPolicy
+from hutch.auth.session_store import backend_options
+from hutch.files import create_once
 
 
 class ConfigurationError(ValueError):
@@ -145,7 +146,7 @@ CONVERTERS = {
     "push_allow": url_prefixes,
     "push_key_file": str,
 }
-# events_history* become one HistoryPolicy (hutch.history).
+# events_history* become one HistoryPolicy (hutch.amqp.history).
 HISTORY_CONVERTERS = {
     "events_history": ("patterns", compile_patterns),
     "events_history_count": ("count", int),

@@ -23,15 +23,15 @@ import random
 import threading
 import time
 
-from .. import metrics
-from ..errors import BrokerUnavailable, Unroutable
-from .connection import BatchingConnection
-from .direct_publisher import DirectPublisher
-from .nodes import Nodes
-from .outcomes import blocked, quiet_answered_closes
-from .publisher import ConfirmPublisher
-from .rpc import Call, RpcPool, broadcast_exchange
-from .topology import BROADCAST, NOTIFY, Topology
+from hutch import metrics
+from hutch.amqp.connection import BatchingConnection
+from hutch.amqp.direct_publisher import DirectPublisher
+from hutch.amqp.nodes import Nodes
+from hutch.amqp.outcomes import blocked, quiet_answered_closes
+from hutch.amqp.publisher import ConfirmPublisher
+from hutch.amqp.rpc import Call, RpcPool, broadcast_exchange
+from hutch.amqp.topology import BROADCAST, NOTIFY, Topology
+from hutch.errors import BrokerUnavailable, Unroutable
 
 log = logging.getLogger(__name__)
 

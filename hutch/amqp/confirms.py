@@ -11,8 +11,8 @@ ledger does no I/O and takes no lock: each owner calls it from one thread
 
 import collections
 
-from ..errors import BrokerUnavailable
-from .outcomes import error_for_close, missing_exchange
+from hutch.amqp.outcomes import error_for_close, missing_exchange
+from hutch.errors import BrokerUnavailable
 
 
 class Resend(Exception):

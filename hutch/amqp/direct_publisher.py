@@ -38,13 +38,13 @@ import time
 
 from pika import spec
 
-from .. import metrics
-from ..errors import BrokerUnavailable, HutchError, NoResponder, PublishNacked, RpcTimeout
-from . import wire
-from .confirms import ConfirmLedger, Resend
-from .direct_rpc import NoChannel, RpcCall, RpcChannels
-from .outcomes import blocked, missing_exchange
-from .tls import BlockingTls, TlsSession
+from hutch import metrics
+from hutch.amqp import wire
+from hutch.amqp.confirms import ConfirmLedger, Resend
+from hutch.amqp.direct_rpc import NoChannel, RpcCall, RpcChannels
+from hutch.amqp.outcomes import blocked, missing_exchange
+from hutch.amqp.tls import BlockingTls, TlsSession
+from hutch.errors import BrokerUnavailable, HutchError, NoResponder, PublishNacked, RpcTimeout
 
 log = logging.getLogger(__name__)
 

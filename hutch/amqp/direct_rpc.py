@@ -22,10 +22,10 @@ import uuid
 
 from pika import frame, spec
 
-from ..errors import BrokerUnavailable
-from . import wire
-from .outcomes import NOT_FOUND, error_for_close, reply_code
-from .rpc import MAX_IDLE_CHANNELS, REPLY_TO, Reply, no_exchange, request_properties, unbound
+from hutch.amqp import wire
+from hutch.amqp.outcomes import NOT_FOUND, error_for_close, reply_code
+from hutch.amqp.rpc import MAX_IDLE_CHANNELS, REPLY_TO, Reply, no_exchange, request_properties, unbound
+from hutch.errors import BrokerUnavailable
 
 log = logging.getLogger(__name__)
 

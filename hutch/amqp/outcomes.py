@@ -3,7 +3,7 @@
 import logging
 import re
 
-from ..errors import BrokerUnavailable, Forbidden, PreconditionFailed
+from hutch.errors import BrokerUnavailable, Forbidden, PreconditionFailed
 
 NOT_FOUND = 404
 ACCESS_REFUSED = 403

@@ -10,11 +10,11 @@ import dataclasses
 import logging
 import time
 
-from .. import metrics
-from ..errors import BrokerUnavailable, PublishNacked
-from .confirms import ConfirmLedger, Resend
-from .outcomes import missing_exchange
-from .topology import NOTIFY
+from hutch import metrics
+from hutch.amqp.confirms import ConfirmLedger, Resend
+from hutch.amqp.outcomes import missing_exchange
+from hutch.amqp.topology import NOTIFY
+from hutch.errors import BrokerUnavailable, PublishNacked
 
 log = logging.getLogger(__name__)
 

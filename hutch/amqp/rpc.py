@@ -15,9 +15,9 @@ import logging
 import time
 import uuid
 
-from .. import metrics
-from ..errors import BrokerUnavailable, NoResponder, RpcTimeout
-from .outcomes import NOT_FOUND, error_for_close, reply_code
+from hutch import metrics
+from hutch.amqp.outcomes import NOT_FOUND, error_for_close, reply_code
+from hutch.errors import BrokerUnavailable, NoResponder, RpcTimeout
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import contextlib
 import socket
 import ssl
 
-from ..errors import BrokerUnavailable
+from hutch.errors import BrokerUnavailable
 
 READ_SIZE = 65536
 

@@ -5,7 +5,7 @@ every declare on a channel of its own keeps that failure away from the
 channels that carry traffic.  Results are cached per connection, so the hot
 path never declares; ``forget`` drops an exchange the broker says is gone.
 
-A broadcast exchange that keeps history (``hutch.history``) gets its stream
+A broadcast exchange that keeps history (``hutch.amqp.history``) gets its stream
 queue declared and bound right after the exchange itself, so its messages
 are kept from the first broadcast on, whether or not anyone watches.
 """
@@ -13,8 +13,14 @@ are kept from the first broadcast on, whether or not anyone watches.
 import logging
 import time
 
-from ..history import HistoryPolicy
-from .outcomes import NOT_FOUND, PRECONDITION_FAILED, error_for_close, existing_queue_type, reply_code
+from hutch.amqp.history import HistoryPolicy
+from hutch.amqp.outcomes import (
+    NOT_FOUND,
+    PRECONDITION_FAILED,
+    error_for_close,
+    existing_queue_type,
+    reply_code,
+)
 
 log = logging.getLogger(__name__)
 

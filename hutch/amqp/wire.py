@@ -67,7 +67,7 @@ NONE_OF_THE_OTHERS = OTHERS_OF(P().__dict__)
 
 def _batch_header(channel, body_size, properties):
     """The content header frame pika would make, for properties that set nothing but what a batch
-    line sets (short strings of ASCII, as ``hutch.batch`` checks them); None for anything else.
+    line sets (short strings of ASCII, as ``hutch.web.batch`` checks them); None for anything else.
     The fields go in AMQP's order, each flagged (pika.spec.BasicProperties.encode)."""
     if OTHERS_OF(properties.__dict__) != NONE_OF_THE_OTHERS:
         return None

@@ -9,7 +9,7 @@ rest), ``targets`` (``push_allow`` and the SSRF checks), ``topology`` (the
 retry and dead-letter queues), ``worker``, ``main``, ``api`` (the HTTP routes
 the app modules mount).
 
-May import ``hutch.settings``, ``hutch.errors``, ``hutch.names``,
-``hutch.metrics`` and ``hutch.web`` (``api`` only); nothing else of the
-gateway imports this package except the app modules that mount ``api``.
+May import the vocabulary, ``hutch.settings``, ``hutch.inifile`` and, for
+``api`` only, ``hutch.web.http``; never ``events``, ``contract`` or ``serve``.
+Only the app modules (which mount ``api``), ``contract`` and ``serve`` import it.
 """

@@ -15,7 +15,11 @@ import threading
 
 from webob import Response
 
-from ..errors import (
+from hutch.delivery import deadletters
+from hutch.delivery.signing import sealer_for
+from hutch.delivery.store import SubscriptionStore, parse_body
+from hutch.delivery.targets import TargetPolicy
+from hutch.errors import (
     BrokerUnavailable,
     InvalidSubscription,
     NoSubscription,
@@ -23,11 +27,7 @@ from ..errors import (
     SubscriptionStoreUnavailable,
     TargetRefused,
 )
-from ..web import BODY_ERRORS, Route, json_response, operation, read_body
-from . import deadletters
-from .signing import sealer_for
-from .store import SubscriptionStore, parse_body
-from .targets import TargetPolicy
+from hutch.web.http import BODY_ERRORS, Route, json_response, operation, read_body
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

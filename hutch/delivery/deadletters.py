@@ -20,8 +20,8 @@ import logging
 import pika
 from pika.exceptions import AMQPError, ChannelClosedByBroker
 
-from ..errors import BrokerUnavailable, NoSubscription
-from . import topology
+from hutch.delivery import topology
+from hutch.errors import BrokerUnavailable, NoSubscription
 
 log = logging.getLogger(__name__)
 

@@ -38,14 +38,24 @@ import redis
 import redis.asyncio
 import yarl
 
-from ..settings import ConfigurationError
-from . import topology
-from .responders import ResponderConsumer
-from .signing import sealer_for
-from .stats import FLUSH, TierStats
-from .store import CONSUMING, LIVE, POLL, PROCESSES, RETIRED, SUBSCRIPTIONS, VERSION, Subscription
-from .targets import CheckedResolver, TargetPolicy
-from .worker import PushConsumer
+from hutch.delivery import topology
+from hutch.delivery.responders import ResponderConsumer
+from hutch.delivery.signing import sealer_for
+from hutch.delivery.stats import FLUSH, TierStats
+from hutch.delivery.store import (
+    CONSUMING,
+    LIVE,
+    POLL,
+    PROCESSES,
+    RETIRED,
+    SUBSCRIPTIONS,
+    VERSION,
+    Subscription,
+)
+from hutch.delivery.targets import CheckedResolver, TargetPolicy
+from hutch.delivery.worker import PushConsumer
+from hutch.inifile import IniError, configure_logging, find_ini, load_settings
+from hutch.settings import ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -280,16 +290,13 @@ async def serve(settings):
 
 
 def main(argv=None):
-    from ..cli import PRODUCTION_INI, ServeError
-    from ..events.main import configure_logging, load_settings
-
     args = parse(sys.argv[1:] if argv is None else argv)
-    ini = os.path.abspath(args.ini or os.environ.get("HUTCH_INI") or PRODUCTION_INI)
+    ini = find_ini(args.ini)
     try:
         settings = load_settings(ini)
         if not settings.push_store:
             raise ConfigurationError("push delivery needs push_store (a redis:// URL)")
-    except (ConfigurationError, OSError, ServeError) as error:
+    except (ConfigurationError, OSError, IniError) as error:
         sys.exit(f"hutch delivery: {ini}: {error}")
     configure_logging(ini)
     log.info("delivery process pid %d", os.getpid())

@@ -23,8 +23,8 @@ import time
 
 import aio_pika
 
-from . import topology
-from .worker import HEADER_TOKEN_JUNK, Outcome, QueueConsumer, post, request_headers
+from hutch.delivery import topology
+from hutch.delivery.worker import HEADER_TOKEN_JUNK, Outcome, QueueConsumer, post, request_headers
 
 log = logging.getLogger(__name__)
 

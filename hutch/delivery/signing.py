@@ -65,7 +65,7 @@ class Sealer:
 def sealer_for(settings):
     """The hosts' sealing key: ``push_key_file`` (created once, 0600), else the session secret."""
     if settings.push_key_file:
-        from ..settings import _read_or_create_secret
+        from hutch.settings import _read_or_create_secret
 
         return Sealer(_read_or_create_secret(settings.push_key_file).encode())
     return Sealer(settings.session["session.secret"].encode())

@@ -15,8 +15,8 @@ import time
 import redis
 from prometheus_client import Counter, Gauge, Histogram
 
-from .. import metrics  # noqa: F401 - at exit it marks this process dead, so its live gauges stop counting
-from .store import STATE
+from hutch import metrics  # noqa: F401 - at exit it marks this process dead, so its live gauges stop counting
+from hutch.delivery.store import STATE
 
 log = logging.getLogger(__name__)
 

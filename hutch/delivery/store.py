@@ -33,8 +33,8 @@ import time
 
 import redis
 
-from ..errors import InvalidSubscription, SubscriptionStoreUnavailable
-from . import signing, topology
+from hutch.delivery import signing, topology
+from hutch.errors import InvalidSubscription, SubscriptionStoreUnavailable
 
 SUBSCRIPTIONS = "hutch:push:subscriptions"
 VERSION = "hutch:push:version"

@@ -21,7 +21,7 @@ import urllib.parse
 from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import ThreadedResolver
 
-from ..errors import TargetRefused
+from hutch.errors import TargetRefused
 
 MAX_URL = 2048
 # Whether the URL being fetched matched a prefix that names its host (set per request, read by the resolver).

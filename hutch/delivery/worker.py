@@ -18,9 +18,9 @@ import time
 import aio_pika
 import aiohttp
 
-from ..errors import TargetRefused
-from . import signing, targets, topology
-from .store import RETIRED, iso
+from hutch.delivery import signing, targets, topology
+from hutch.delivery.store import RETIRED, iso
+from hutch.errors import TargetRefused
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ import time
 import aio_pika
 import aiormq
 
-from ..errors import BrokerUnavailable, Forbidden, PreconditionFailed
-from . import sse
-from .resume import gap_event, live_id
+from hutch.errors import BrokerUnavailable, Forbidden, PreconditionFailed
+from hutch.events import sse
+from hutch.events.resume import gap_event, live_id
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import random
 import aio_pika
 import yarl
 
-from ..amqp.connection import quiet_client_loggers
+from hutch.amqp.connection import quiet_client_loggers
 
 log = logging.getLogger(__name__)
 

@@ -6,17 +6,16 @@ new connections over them.  SIGTERM or SIGINT ends every stream with a
 """
 
 import argparse
-import configparser
 import logging
-import logging.config
 import os
 import resource
 import sys
 
 from aiohttp import web
 
-from ..settings import ConfigurationError, parse_settings
-from .server import make_app
+from hutch.events.server import make_app
+from hutch.inifile import IniError, configure_logging, find_ini, load_settings
+from hutch.settings import ConfigurationError
 
 SHUTDOWN_TIMEOUT = 5.0  # seconds streams get to write their closing event
 
@@ -29,14 +28,6 @@ def parse(argv):
     return parser.parse_args(argv)
 
 
-def configure_logging(ini):
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read(ini, encoding="utf-8")
-    if parser.has_section("loggers"):
-        defaults = {"here": os.path.dirname(ini), "__file__": ini}
-        logging.config.fileConfig(ini, defaults, disable_existing_loggers=False)
-
-
 def raise_open_files_limit():
     """One descriptor per stream: take the hard limit, not the default soft 1024."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -44,21 +35,12 @@ def raise_open_files_limit():
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def load_settings(ini):
-    from ..cli import read_ini
-
-    raw, here = read_ini(ini)
-    return parse_settings(raw, here=here)
-
-
 def main(argv=None):
-    from ..cli import PRODUCTION_INI, ServeError
-
     args = parse(sys.argv[1:] if argv is None else argv)
-    ini = os.path.abspath(args.ini or os.environ.get("HUTCH_INI") or PRODUCTION_INI)
+    ini = find_ini(args.ini)
     try:
         settings = load_settings(ini)
-    except (ConfigurationError, OSError, ServeError) as error:
+    except (ConfigurationError, OSError, IniError) as error:
         sys.exit(f"hutch events: {ini}: {error}")
     configure_logging(ini)
     raise_open_files_limit()

@@ -10,7 +10,7 @@ API keys and session secret.
 Authorization is the gateway's: an API key with ``watch`` on the exchange
 in ``Authorization``, or (for the dashboard's EventSource, which cannot
 send headers) a ticket the gateway signed for the logged-in browser
-(``hutch.tickets``), or that browser's session cookie itself
+(``hutch.auth.tickets``), or that browser's session cookie itself
 (``hutch.events.session``).  Errors are the gateway's JSON errors, mapped here in
 one place.
 """
@@ -24,9 +24,10 @@ import time
 
 from aiohttp import web
 
-from .. import metrics
-from ..auth import CHALLENGE, authorize
-from ..errors import (
+from hutch import metrics
+from hutch.auth.policy import CHALLENGE, authorize
+from hutch.auth.tickets import signing_key, verify
+from hutch.errors import (
     BrokerUnavailable,
     Forbidden,
     HutchError,
@@ -35,12 +36,10 @@ from ..errors import (
     TooManyStreams,
     Unauthorized,
 )
-from ..names import checked_name
-from ..tickets import signing_key, verify
-from . import sse
-from .feeds import Client, Feed
-from .link import BrokerLink
-from .resume import (
+from hutch.events import sse
+from hutch.events.feeds import Client, Feed
+from hutch.events.link import BrokerLink
+from hutch.events.resume import (
     MAX_ID_LENGTH,
     beyond_end,
     gap_event,
@@ -50,7 +49,8 @@ from .resume import (
     plan_live,
     split_replay,
 )
-from .session import SessionReader
+from hutch.events.session import SessionReader
+from hutch.names import checked_name
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ async def authorize_stream(request, tier, exchange):
 
 
 def json_response(status, data, headers=()):
-    """JSON exactly as the gateway writes it (``hutch.web.json_response``)."""
+    """JSON exactly as the gateway writes it (``hutch.web.http.json_response``)."""
     body = json.dumps(data, separators=(",", ":")).encode() + b"\n"
     return web.Response(body=body, status=status, headers=[("Content-Type", "application/json"), *headers])
 

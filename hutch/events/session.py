@@ -14,8 +14,8 @@ import hmac
 from beaker.middleware import SessionMiddleware
 from beaker.session import SessionObject
 
-from ..csrf import SESSION_API_KEY, SESSION_API_KEY_FINGERPRINT, fingerprint
-from ..errors import SessionStoreUnavailable
+from hutch.auth.csrf import SESSION_API_KEY, SESSION_API_KEY_FINGERPRINT, fingerprint
+from hutch.errors import SessionStoreUnavailable
 
 
 class SessionReader:

@@ -13,6 +13,8 @@ import json
 import math
 import re
 
+from hutch.messages import parse_content_type
+
 RETRY_MS = 2000
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 TEXT_TYPES = ("text/",)
@@ -97,17 +99,6 @@ def body_view(content_type, content_encoding, body, max_body):
             kind = "json" if media_type == "application/json" or media_type.endswith("+json") else "text"
             return {"kind": kind, "body": text, "truncated": truncated}
     return {"kind": "binary", "body": None, "preview": kept[:PREVIEW_BYTES].hex(" "), "truncated": truncated}
-
-
-def parse_content_type(content_type):
-    """``(media type, charset)`` from a Content-Type; charset defaults to UTF-8."""
-    media_type, _, parameters = (content_type or "").partition(";")
-    charset = "utf-8"
-    for parameter in parameters.split(";"):
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "charset" and value.strip():
-            charset = value.strip().strip('"')
-    return media_type.strip().lower(), charset
 
 
 def is_textual(media_type):

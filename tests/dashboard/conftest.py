@@ -15,8 +15,8 @@ from selenium.webdriver.chrome.service import Service
 
 from harness import amqp
 from harness.server import GatewayServer
-from hutch.app import make_app
 from hutch.settings import parse_settings
+from hutch.web.app import make_app
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -20,7 +20,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from harness import amqp
 from harness.server import GatewayServer
-from hutch.history import HistoryPolicy
+from hutch.amqp.history import HistoryPolicy
 
 from .conftest import HERE, KEYS, PREFIX, bearer, chromium
 

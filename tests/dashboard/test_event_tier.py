@@ -21,8 +21,8 @@ import requests
 from harness import amqp
 from harness import rabbitmqctl as broker
 from harness.server import children_of
-from hutch import tickets
-from hutch.history import HistoryPolicy
+from hutch.amqp.history import HistoryPolicy
+from hutch.auth import tickets
 from tests.unit.test_openapi import error_enum
 
 from .conftest import KEYS, PREFIX, basic, bearer, start_server

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from harness import amqp
-from hutch import tickets
+from hutch.auth import tickets
 
 from .conftest import KEYS, PREFIX, browser_client
 

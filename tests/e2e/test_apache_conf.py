@@ -25,7 +25,7 @@ import requests
 
 from harness import amqp
 from harness.server import free_port
-from hutch.server_errors import STATIC_ERRORS
+from hutch.web.server_errors import STATIC_ERRORS
 from tests.e2e.client import assert_error
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]

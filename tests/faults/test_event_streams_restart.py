@@ -14,7 +14,7 @@ import pika
 import pytest
 import requests
 
-from hutch.history import HistoryPolicy
+from hutch.amqp.history import HistoryPolicy
 from tests.dashboard.sse_client import SseStream
 
 from .load import wait_until_healthy

@@ -16,9 +16,9 @@ import webtest
 
 from harness.push import SESSION_SECRET, DeliveryProcess, Receiver, wait_for
 from harness.redis_node import PrivateRedis
-from hutch.app import make_app
 from hutch.delivery import topology
 from hutch.settings import parse_settings
+from hutch.web.app import make_app
 
 from .amqp_tools import SHARED_AMQP_URL, delete_exchange_and_queues
 

@@ -21,8 +21,8 @@ import pytest
 import webtest
 
 from harness.tls_node import TlsNode, amqps_url
-from hutch.app import make_app
 from hutch.settings import parse_settings
+from hutch.web.app import make_app
 
 from ..functional.conftest import REPOSITORY_APPS
 from ..functional.helpers import PUBLISHERS

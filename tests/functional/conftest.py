@@ -10,8 +10,8 @@ from paste.deploy import loadapp
 from harness.amqp import Responder
 from harness.push import DeliveryProcess, Receiver
 from harness.redis_node import PrivateRedis
-from hutch.app import make_app
 from hutch.settings import parse_settings
+from hutch.web.app import make_app
 
 from .helpers import AmqpAdmin
 

@@ -11,8 +11,8 @@ import pytest
 import webtest
 
 from harness import redis_store
-from hutch.batch import parse_batch
-from hutch.idempotency import fingerprint_of
+from hutch.web.batch import parse_batch
+from hutch.web.idempotency import fingerprint_of
 
 from .helpers import PUBLISHERS
 

@@ -5,7 +5,7 @@ import wsgiref.util
 
 import pytest
 
-from hutch.app import ERROR_MESSAGE
+from hutch.web.app import ERROR_MESSAGE
 
 BOOM = """
 def application(environ, start_response):
@@ -13,7 +13,7 @@ def application(environ, start_response):
 """
 
 VIEW = """
-from hutch.web import Route, Routes
+from hutch.web.http import Route, Routes
 
 
 def explode(request, gateway):

@@ -16,8 +16,8 @@ import webtest
 from harness import redis_store
 from harness.redis_node import PrivateRedis
 from harness.scrape import moved, samples
-from hutch.idempotency import fingerprint_of, scoped_key
 from hutch.messages import Message
+from hutch.web.idempotency import fingerprint_of, scoped_key
 
 pytestmark = [pytest.mark.broker, pytest.mark.redis]
 

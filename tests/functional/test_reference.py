@@ -7,8 +7,8 @@ import re
 import pytest
 import webtest
 
-from hutch.pages import SECURITY_HEADERS
-from hutch.reference import ASSETS
+from hutch.contract.reference import ASSETS
+from hutch.web.pages import SECURITY_HEADERS
 
 pytestmark = pytest.mark.broker  # the stack connects to the real broker
 PREFIX = "/gateway"

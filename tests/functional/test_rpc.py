@@ -13,9 +13,9 @@ import webtest
 from paste.deploy import appconfig
 
 from harness.amqp import Answer, Responder
-from hutch.app import make_app
-from hutch.history import HistoryPolicy
+from hutch.amqp.history import HistoryPolicy
 from hutch.settings import parse_settings
+from hutch.web.app import make_app
 
 from .conftest import INI
 from .helpers import PUBLISHERS

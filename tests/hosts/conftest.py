@@ -16,7 +16,7 @@ import pytest
 from harness.amqp import delete
 from harness.haproxy import LoadBalancer
 from harness.server import GatewayServer
-from hutch.history import HistoryPolicy
+from hutch.amqp.history import HistoryPolicy
 from tests.dashboard.test_browser import browser  # noqa: F401 - headless Chromium, as the dashboard tests drive it
 
 HERE = pathlib.Path(__file__).resolve().parent

@@ -5,8 +5,8 @@ import pathlib
 
 import pytest
 
-from hutch.app import make_app
 from hutch.settings import parse_settings
+from hutch.web.app import make_app
 
 from .wsgi import Counter
 

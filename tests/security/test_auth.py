@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-import hutch.auth
+import hutch.auth.policy
 from harness.amqp import BROADCAST, NOTIFY, BoundQueue, Responder, delete, exchange_exists, queue_depth
 from hutch.settings import ConfigurationError, parse_settings
 
@@ -196,7 +196,7 @@ def test_key_file_readable_by_others_is_refused(tmp_path):
     ],
 )
 def test_permission_patterns(permission, idiom, resource, allowed):
-    assert hutch.auth.parse_permission(permission).allows(idiom, resource) is allowed
+    assert hutch.auth.policy.parse_permission(permission).allows(idiom, resource) is allowed
 
 
 # --- requests: 401 and 403 ------------------------------------------------------------
@@ -347,7 +347,7 @@ def test_secrets_are_compared_as_fixed_length_digests_against_every_key(
 ):
     """A plain ``==`` or an early exit would leak, through timing, which key (or how much of it) matched."""
     compared = []
-    real = hutch.auth.hmac.compare_digest
+    real = hutch.auth.policy.hmac.compare_digest
 
     class Spy:
         @staticmethod
@@ -355,7 +355,7 @@ def test_secrets_are_compared_as_fixed_length_digests_against_every_key(
             compared.append((len(a), len(b)))
             return real(a, b)
 
-    monkeypatch.setattr(hutch.auth, "hmac", Spy)
+    monkeypatch.setattr(hutch.auth.policy, "hmac", Spy)
     keys = len(stack.gateway.settings.auth.keys)
     exchange = unique_name("score_x")
     cleanup[0].append(exchange)

@@ -26,7 +26,7 @@ def application(environ, start_response):
     raise KeyError(environ["hutch.gateway"].settings.amqp_url)
 """,
     "view": """
-from hutch.web import Route, Routes
+from hutch.web.http import Route, Routes
 
 
 def crash(request, gateway, exchange):

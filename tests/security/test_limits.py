@@ -6,7 +6,7 @@ which passes every connection that is not an event stream to Apache byte for
 byte, so these are Apache's answers, as without a front); raw sockets send what no client
 library would: headers one byte a second, a body that never ends, a header
 line of 10 KB, 2 MB announced in Content-Length.  Each must end in an HTTP
-error or a closed connection within a bound.  The limits (hutch.cli,
+error or a closed connection within a bound.  The limits (hutch.serve.cli,
 apache/hutch.conf):
 
 - request line and headers: 10 s, +1 s per 500 bytes, at most 20 s -> 408
@@ -18,7 +18,7 @@ apache/hutch.conf):
 - Content-Length that is not a number -> 400 from Apache
 
 Apache's own answers carry the contract's JSON too (its ErrorDocuments,
-``hutch.server_errors``), with a detail that says the server refused them.
+``hutch.web.server_errors``), with a detail that says the server refused them.
 """
 
 import base64
@@ -35,7 +35,7 @@ import pytest
 
 from harness.amqp import BROADCAST, BoundQueue, delete
 from harness.server import GatewayServer
-from hutch.server_errors import STATIC_ERRORS
+from hutch.web.server_errors import STATIC_ERRORS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]
 

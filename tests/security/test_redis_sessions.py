@@ -19,9 +19,9 @@ import redis
 from beaker.session import SignedCookie
 
 from harness.redis_node import PrivateRedis
-from hutch import keyfile
+from hutch.auth import keyfile
+from hutch.auth.session_store import InvalidSessionId, RedisSessionStore
 from hutch.errors import SessionStoreUnavailable
-from hutch.session_store import InvalidSessionId, RedisSessionStore
 
 from .conftest import KEYS, SESSION_SECRET, bearer
 from .wsgi import assert_no_traceback, call

@@ -5,9 +5,9 @@ import re
 
 import pytest
 
+from hutch.amqp.history import HistoryPolicy
 from hutch.amqp.topology import BROADCAST, NOTIFY, Topology
 from hutch.errors import BrokerUnavailable, PreconditionFailed
-from hutch.history import HistoryPolicy
 
 from .fake_amqp import FakeConnection
 

@@ -1,4 +1,4 @@
-"""hutch.batch: an NDJSON batch is checked whole, and a bad line is named by its number."""
+"""hutch.web.batch: an NDJSON batch is checked whole, and a bad line is named by its number."""
 
 import base64
 import json
@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from hutch.batch import message_ids, parse_batch
 from hutch.errors import InvalidBatch, PayloadTooLarge
 from hutch.messages import new_message_id
+from hutch.web.batch import message_ids, parse_batch
 
 
 def ndjson(*items):
@@ -96,7 +96,7 @@ def test_header_names_are_any_text_an_amqp_table_key_holds():
 
 
 def test_a_key_repeated_in_the_batch_is_not_refused_here():
-    """As for two requests with one Idempotency-Key: hutch.bulk publishes it once with a store."""
+    """As for two requests with one Idempotency-Key: hutch.web.bulk publishes it once with a store."""
     body = ndjson({"body": "a", "idempotency_key": "k"}, {"body": "b", "idempotency_key": "k"})
     assert [line.key for line in parse_batch(body, 2)] == ["k", "k"]
 

@@ -3,7 +3,7 @@
 import pathlib
 import re
 
-from hutch import cli
+from hutch.serve import cli
 from hutch.settings import Settings
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

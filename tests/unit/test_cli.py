@@ -13,11 +13,11 @@ import threading
 
 import pytest
 
-from hutch import cli
-from hutch.front import FrontPlan, FrontProxy
-from hutch.metrics_dir import default_server_root
-from hutch.server_errors import error_documents
+from hutch.serve import cli
+from hutch.serve.front import FrontPlan, FrontProxy
+from hutch.serve.metrics_dir import default_server_root
 from hutch.settings import Settings, parse_settings
+from hutch.web.server_errors import error_documents
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HUTCH_CONF = ROOT / "apache" / "hutch.conf"

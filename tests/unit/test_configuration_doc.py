@@ -13,7 +13,7 @@ import re
 import pytest
 
 from hutch import settings
-from hutch.history import HistoryPolicy
+from hutch.amqp.history import HistoryPolicy
 
 DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 ROW = re.compile(r"^\| (?P<keys>`[^|]+) \| (?P<default>[^|]+) \| (?P<meaning>.+) \|$")

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 import webtest
 
-from hutch.dispatch import AppDirectory
+from hutch.web.dispatch import AppDirectory
 
 HELLO = """
 import itertools

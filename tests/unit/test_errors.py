@@ -5,7 +5,7 @@ import webob
 import webtest
 
 from hutch import errors
-from hutch.web import HTML_FIRST, JSON_FIRST, error_response, plain_error_page
+from hutch.web.http import HTML_FIRST, JSON_FIRST, error_response, plain_error_page
 
 EXPECTED = [
     (errors.HutchError, 500, "internal"),

@@ -1,4 +1,4 @@
-"""The front proxy's configuration (hutch.front): routes, timeouts, JSON errors, and HAProxy accepts it."""
+"""The front proxy's configuration (hutch.serve.front): routes, timeouts, JSON errors."""
 
 import json
 import pathlib
@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from hutch import front
-from hutch.cli import read_ini
+from hutch.serve import front
+from hutch.serve.cli import read_ini
 from hutch.settings import Settings
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

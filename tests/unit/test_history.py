@@ -2,7 +2,7 @@
 
 import pytest
 
-from hutch.history import HistoryPolicy
+from hutch.amqp.history import HistoryPolicy
 from hutch.settings import ConfigurationError, parse_settings
 
 

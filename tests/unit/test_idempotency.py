@@ -2,9 +2,9 @@
 
 import pika
 
-from hutch.idempotency import IdempotencyStore, NoIdempotency, fingerprint_of, make_store, scoped_key
 from hutch.messages import Message
 from hutch.settings import parse_settings
+from hutch.web.idempotency import IdempotencyStore, NoIdempotency, fingerprint_of, make_store, scoped_key
 
 
 def settings(**raw):

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from hutch import __version__
-from hutch.cli import main
+from hutch.serve.cli import main
 from hutch.settings import parse_settings
 
 VENV_BIN = pathlib.Path(sys.executable).parent

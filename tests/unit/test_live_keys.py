@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-import hutch.live_keys
-from hutch.keyfile import add_key, revoke_key
-from hutch.live_keys import CHECK_INTERVAL, LivePolicy
+import hutch.auth.live_keys
+from hutch.auth.keyfile import add_key, revoke_key
+from hutch.auth.live_keys import CHECK_INTERVAL, LivePolicy
 
 
 class Clock:
@@ -58,8 +58,8 @@ def test_a_revoked_key_stops_working_after_the_next_look(key_file, clock):
 def test_the_file_is_not_read_between_looks(key_file, clock, monkeypatch):
     policy = LivePolicy("keys", (), str(key_file), clock=clock)
     looks = []
-    real = hutch.live_keys.file_signature
-    monkeypatch.setattr(hutch.live_keys, "file_signature", lambda path: looks.append(path) or real(path))
+    real = hutch.auth.live_keys.file_signature
+    monkeypatch.setattr(hutch.auth.live_keys, "file_signature", lambda path: looks.append(path) or real(path))
     for _ in range(1000):
         assert policy.authenticate("Bearer first-secret-0123456789").name == "first"
     assert looks == []
@@ -73,7 +73,7 @@ def test_a_broken_edit_keeps_the_last_good_keys(key_file, clock, caplog):
     policy = LivePolicy("keys", (), str(key_file), clock=clock)
     key_file.write_text("first first-secret-0123456789 *\nbroken line\n")
     clock.advance()
-    with caplog.at_level(logging.ERROR, logger="hutch.live_keys"):
+    with caplog.at_level(logging.ERROR, logger="hutch.auth.live_keys"):
         assert policy.authenticate("Bearer first-secret-0123456789").name == "first"
     assert "line 2" in caplog.text
     key_file.write_text("second second-secret-0123456789 watch:*\n")
@@ -93,14 +93,14 @@ def test_a_file_open_to_others_or_gone_keeps_the_last_good_keys(key_file, clock)
 
 
 def test_ini_keys_stay_and_may_not_be_repeated(key_file, clock, caplog):
-    from hutch.auth import make_key
+    from hutch.auth.policy import make_key
 
     ini_key = make_key("inikey", "ini-secret-0123456789abc", "broadcast:*")
     policy = LivePolicy("keys", (ini_key,), str(key_file), clock=clock)
     assert names(policy) == {"inikey", "first"}
     key_file.write_text("inikey other-secret-0123456789 *\n")
     clock.advance()
-    with caplog.at_level(logging.ERROR, logger="hutch.live_keys"):
+    with caplog.at_level(logging.ERROR, logger="hutch.auth.live_keys"):
         assert names(policy) == {"inikey", "first"}
     assert "defined twice" in caplog.text
 

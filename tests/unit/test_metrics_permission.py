@@ -2,7 +2,7 @@
 
 import pytest
 
-from hutch.auth import parse_permission
+from hutch.auth.policy import parse_permission
 
 
 @pytest.mark.parametrize("text", ["metrics", "metrics:*"])

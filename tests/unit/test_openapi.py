@@ -3,7 +3,7 @@
 The routes and statuses below are copied from the contract (docs/http.md) by hand on
 purpose: the test must fail when the document drifts from the contract, so
 it cannot derive its expectations from the document.  Error codes come from
-the source of ``hutch/errors.py``, read independently of ``hutch.openapi``.
+the source of ``hutch/errors.py``, read independently of ``hutch.contract.openapi``.
 """
 
 import ast
@@ -16,12 +16,13 @@ import pytest
 import webtest
 from openapi_spec_validator import OpenAPIV30SpecValidator, validate
 
-from hutch import messages, openapi
-from hutch.app import make_app
-from hutch.auth import IDIOMS
-from hutch.dispatch import load_app_modules
+from hutch import messages
+from hutch.auth.policy import IDIOMS
+from hutch.contract import openapi
 from hutch.names import NAME
 from hutch.settings import parse_settings
+from hutch.web.app import make_app
+from hutch.web.dispatch import load_app_modules
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SECRET = "unit-tests-openapi-secret-0123456789abcdef"
@@ -81,7 +82,7 @@ def codes_in_sources():
     """``{code: status}`` for every error class of ``hutch/`` and ``apps/`` that sets its own ``code``.
 
     Read from the source, so an error class added anywhere the gateway answers from (not only
-    hutch/errors.py) must be documented.  ``hutch/openapi.py`` is left out: it is what is tested.
+    hutch/errors.py) must be documented.  ``hutch/contract/openapi.py`` is left out: it is what is tested.
     """
     classes = {}
     for path in sorted([*ROOT.joinpath("hutch").rglob("*.py"), *ROOT.joinpath("apps").glob("*.py")]):

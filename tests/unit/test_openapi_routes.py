@@ -12,10 +12,10 @@ import re
 import pytest
 import webtest
 
-from hutch import openapi
-from hutch.app import make_app
-from hutch.dispatch import load_app_modules, route_table
+from hutch.contract import openapi
 from hutch.settings import parse_settings
+from hutch.web.app import make_app
+from hutch.web.dispatch import load_app_modules, route_table
 
 from .test_openapi import ROOT, deref, error_enum
 

@@ -5,7 +5,7 @@ import time
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from hutch.auth import make_key
+from hutch.auth.policy import make_key
 from hutch.delivery import signing, topology
 from hutch.delivery.responders import time_left
 from hutch.delivery.store import Subscription, parse_body, retry_queues

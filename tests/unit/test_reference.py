@@ -1,10 +1,10 @@
-"""hutch.reference: where Swagger UI's files come from, and the page that starts it."""
+"""hutch.contract.reference: where Swagger UI's files come from, and the page that starts it."""
 
 import os
 
 import pytest
 
-from hutch import reference
+from hutch.contract import reference
 
 
 def test_the_package_files_are_the_installed_swagger_ui():

@@ -7,9 +7,9 @@ import pytest
 import webtest
 
 from hutch import errors
-from hutch.app import make_app
-from hutch.server_errors import ERRORS_DIRECTORY, STATIC_ERRORS, error_document
 from hutch.settings import parse_settings
+from hutch.web.app import make_app
+from hutch.web.server_errors import ERRORS_DIRECTORY, STATIC_ERRORS, error_document
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SETTINGS = {"session.secret": "unit-tests-server-errors-0123456789abcdef", "auth": "keys"}

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from hutch.session_store import RedisSessionStore, StrictSession
+from hutch.auth.session_store import RedisSessionStore, StrictSession
 from hutch.settings import ConfigurationError, parse_settings
 
 SECRET = "s" * 32

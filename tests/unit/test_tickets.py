@@ -1,6 +1,6 @@
 """The dashboard's stream tickets: signed, bound to key and exchange, short-lived."""
 
-from hutch import tickets
+from hutch.auth import tickets
 
 KEY = tickets.signing_key("s" * 40)
 NOW = 1_800_000_000

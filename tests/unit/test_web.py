@@ -6,7 +6,7 @@ import pytest
 import webtest
 
 from hutch.errors import BadRequest, PayloadTooLarge, Unroutable
-from hutch.web import GATEWAY_KEY, Route, Routes, json_response, read_body
+from hutch.web.http import GATEWAY_KEY, Route, Routes, json_response, read_body
 
 # --- read_body ---------------------------------------------------------------
 

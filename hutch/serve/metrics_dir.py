@@ -16,7 +16,7 @@ import pwd
 import shutil
 import tempfile
 
-from .metrics_env import MULTIPROCESS_ENV
+from hutch.metrics_env import MULTIPROCESS_ENV
 
 FOLDER = "metrics"
 

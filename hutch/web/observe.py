@@ -12,10 +12,10 @@ import json
 import logging
 import time
 
-from . import metrics
-from .auth import ENVIRON_KEY as API_KEY_NAME_KEY
-from .messages import MESSAGE_ID_KEY
-from .web import ROUTE_NAMES_KEY
+from hutch import metrics
+from hutch.auth.policy import ENVIRON_KEY as API_KEY_NAME_KEY
+from hutch.messages import MESSAGE_ID_KEY
+from hutch.web.http import ROUTE_NAMES_KEY
 
 access_log = logging.getLogger("hutch.access")
 

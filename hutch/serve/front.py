@@ -14,7 +14,7 @@ Why by connection and not by request: HAProxy 2.6's HTTP/1 parser answers
 what it cannot read (a ``Content-Length`` that is not a number, more header
 fields than it holds, a head slower than its timeout) with its own HTML page,
 before any ``errorfile`` applies.  Passed on untouched, those heads reach
-Apache, which answers them with the contract's JSON (``hutch.server_errors``).
+Apache, which answers them with the contract's JSON (``hutch.web.server_errors``).
 A connection that Apache serves stays Apache's: a stream asked for on it is
 proxied by Apache (``--proxy-streams``), so Apache closes the connections of
 requests without an API key (browsers: ``apache/hutch-behind-front.conf``) and
@@ -39,7 +39,8 @@ import shutil
 import subprocess
 import time
 
-from .errors import BadRequest, RequestTimeout, TooManyStreams
+from hutch.errors import BadRequest, RequestTimeout, TooManyStreams
+from hutch.inifile import ROOT
 
 START_WAIT = 15  # seconds HAProxy may take to listen
 FDS_PER_CONNECTION = 2  # a proxied connection is a client socket and a server socket
@@ -59,7 +60,7 @@ class FrontError(Exception):
 
 
 # What HAProxy answers itself (a head it cannot read, a slow client, a gateway down or silent), in
-# the contract's JSON shape as Apache's own errors are (hutch.server_errors): status -> (code, detail).
+# the contract's JSON shape as Apache's own errors are (hutch.web.server_errors): status -> (code, detail).
 FRONT_ERRORS = {
     400: (BadRequest.code, "The front proxy could not read the request head."),
     408: (RequestTimeout.code, RequestTimeout.detail),
@@ -79,7 +80,9 @@ class FrontPlan:
     mount_point: str
     gateway_port: int
     events_port: int
-    gateway_timeout: int  # seconds the gateway may stay silent (hutch.cli.server_limits' socket timeout)
+    gateway_timeout: (
+        int  # seconds the gateway may stay silent (hutch.serve.cli.server_limits' socket timeout)
+    )
     stream_lifetime: float  # events_max_lifetime: a stream's longest life
     max_connections: int
     user: str | None = None
@@ -101,7 +104,7 @@ def stream_slots(connections):
     return max(1, connections - REQUEST_SLOTS)
 
 
-ERRORS_DIRECTORY = pathlib.Path(__file__).resolve().parent.parent / "apache" / "haproxy-errors"
+ERRORS_DIRECTORY = ROOT / "apache" / "haproxy-errors"
 REASONS = {400: "Bad Request", 408: "Request Timeout", 500: "Internal Server Error", 502: "Bad Gateway",
            503: "Service Unavailable", 504: "Gateway Timeout"}  # fmt: skip
 # HAProxy writes header names in lower case; clients of the contract see them as the gateway wrote them
@@ -154,7 +157,7 @@ def front_config(plan):
     return f"""\
 # The front proxy of Hutch: a connection whose first request is for {events_path(plan.mount_point)}
 # goes to the asyncio event servers, every other one to the gateway (Apache + mod_wsgi).  A stream
-# costs two sockets here, no thread (hutch/front.py).
+# costs two sockets here, no thread (hutch/serve/front.py).
 global
     maxconn {plan.max_connections}
     log stderr format raw daemon notice

@@ -10,10 +10,10 @@ import json
 
 from webob import Request, Response
 
-from .auth import IDIOMS, authorize
-from .csrf import SESSION_KEY, authorize_browser
-from .errors import BadRequest, HutchError, MethodNotAllowed, NotFound, PayloadTooLarge
-from .names import checked_name
+from hutch.auth.csrf import SESSION_KEY, authorize_browser
+from hutch.auth.policy import IDIOMS, authorize
+from hutch.errors import BadRequest, HutchError, MethodNotAllowed, NotFound, PayloadTooLarge
+from hutch.names import checked_name
 
 GATEWAY_KEY = "hutch.gateway"
 ROUTE_NAMES_KEY = "hutch.route_names"  # the names in the path, for the access log
@@ -68,7 +68,7 @@ BODY_ERRORS = (BadRequest, PayloadTooLarge)
 
 
 def operation(operation_id, raises=()):
-    """Name a view's operation in the OpenAPI document (``hutch.openapi``) and the errors the view raises.
+    """Name a view's operation in the OpenAPI document (``hutch.contract``) and the errors it raises.
 
     What the route itself answers (a bad name, 401/403 for its permission,
     405, a session store that is down) the document adds from the ``Route``.
@@ -130,7 +130,7 @@ class Route:
 
     ``pattern`` is a tuple of segments: literals, or ``{name}`` placeholders
     that must be valid names (the contract's Names).  ``permission`` is what
-    an API key must be allowed (``hutch.auth``): an idiom, a tuple of idioms
+    an API key must be allowed (``hutch.auth.policy``): an idiom, a tuple of idioms
     (all of them), or ``{method: either}``; None leaves the route open
     (health, openapi).  ``browser``: a key the browser logged in with (its
     session) counts as well as an ``Authorization`` header.  ``page``: the

@@ -9,14 +9,14 @@ from paste.exceptions.errormiddleware import ErrorMiddleware, error_template
 from paste.httpexceptions import HTTPExceptionHandler
 from webob import Request
 
-from .amqp.client import Broker
-from .dispatch import AppDirectory
-from .errors import SessionStoreUnavailable
-from .idempotency import NoIdempotency, make_store
-from .observe import RequestObserver
-from .server_errors import MethodNotAllowedDocument
-from .settings import parse_settings
-from .web import GATEWAY_KEY, error_response, plain_error_page
+from hutch.amqp.client import Broker
+from hutch.errors import SessionStoreUnavailable
+from hutch.settings import parse_settings
+from hutch.web.dispatch import AppDirectory
+from hutch.web.http import GATEWAY_KEY, error_response, plain_error_page
+from hutch.web.idempotency import NoIdempotency, make_store
+from hutch.web.observe import RequestObserver
+from hutch.web.server_errors import MethodNotAllowedDocument
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ ini by ``server_limits``; ``tests/unit/test_cli.py`` checks that
 asyncio event servers (``hutch events``, ``--events-processes`` of them on
 one local port) and serves everything on one port and mount point: by
 default HAProxy on the public port sends connections for ``{mount}/events/``
-to them and the rest to mod_wsgi-express on a loopback port (``hutch.front``:
+to them and the rest to mod_wsgi-express on a loopback port (``hutch.serve.front``:
 no thread per stream); with ``--front apache`` Apache serves the port and
 proxies the sub-URL itself (a worker thread per stream).  It stops them all
 when Apache stops or it is told to.
@@ -36,14 +36,14 @@ import sys
 import threading
 import time
 
-from . import __version__, keys_cli
-from .front import REQUEST_SLOTS, FrontError, FrontPlan, FrontProxy, events_path, max_connections
-from .metrics_dir import default_server_root, prepare_metrics_directory
-from .server_errors import BODY_SLACK, ERRORS_DIRECTORY, ERRORS_PATH, error_documents
-from .settings import ConfigurationError, parse_settings
+from hutch import __version__
+from hutch.inifile import ROOT, IniError, find_ini, read_ini
+from hutch.serve import keys_cli
+from hutch.serve.front import REQUEST_SLOTS, FrontError, FrontPlan, FrontProxy, events_path, max_connections
+from hutch.serve.metrics_dir import default_server_root, prepare_metrics_directory
+from hutch.settings import ConfigurationError, parse_settings
+from hutch.web.server_errors import BODY_SLACK, ERRORS_DIRECTORY, ERRORS_PATH, error_documents
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-PRODUCTION_INI = ROOT / "production.ini"
 SERVE_CONF = ROOT / "apache" / "serve.conf"  # TraceEnable Off
 DEFAULT_USER = "www-data"
 DEFAULT_PROCESSES = 2
@@ -164,7 +164,7 @@ def serve_arguments(args, limits, as_root=False, gateway_port=None, events_port=
 
 
 def apache_errors_arguments(mount_point):
-    """No TRACE, and Apache's own errors as the contract's JSON (hutch.server_errors)."""
+    """No TRACE, and Apache's own errors as the contract's JSON (hutch.web.server_errors)."""
     arguments = ["--include-file", str(SERVE_CONF)]
     arguments += ["--url-alias", mount_point.rstrip("/") + ERRORS_PATH, str(ERRORS_DIRECTORY)]
     for status, document in error_documents(mount_point):
@@ -307,22 +307,12 @@ def parse(argv):
 
 def load_ini_for_keys(args):
     """The ini ``hutch keys`` works on, found as ``hutch serve`` finds it, and its settings."""
-    ini = os.path.abspath(args.ini or os.environ.get("HUTCH_INI") or PRODUCTION_INI)
+    ini = find_ini(args.ini)
     try:
         raw, _here = read_ini(ini)
-    except ServeError as error:
+    except IniError as error:
         raise keys_cli.KeysError(str(error)) from None
     return ini, raw
-
-
-def read_ini(ini):
-    """The ``[app:main]`` settings of ``ini`` as PasteDeploy resolves them, and its folder."""
-    from paste.deploy import appconfig
-
-    if not os.path.isfile(ini):
-        raise ServeError(f"no such ini file: {ini}")
-    config = appconfig("config:" + ini)
-    return dict(config.local_conf), config.global_conf.get("here", os.path.dirname(ini))
 
 
 def startup_files(raw):
@@ -421,7 +411,7 @@ def resolve_ini(args):
         ini = os.path.abspath(args.ini)
         os.environ["HUTCH_INI"] = ini
         return ini
-    return os.path.abspath(os.environ.get("HUTCH_INI") or PRODUCTION_INI)
+    return find_ini()
 
 
 def prepare(args, as_root, gateway_port=None, events_port=None):
@@ -433,7 +423,10 @@ def prepare(args, as_root, gateway_port=None, events_port=None):
 def prepare_serving(args, as_root, gateway_port=None, events_port=None):
     """``prepare``, and the parsed settings (the front proxy's timeouts come from them)."""
     ini = resolve_ini(args)
-    raw, here = read_ini(ini)
+    try:
+        raw, here = read_ini(ini)
+    except IniError as error:
+        raise ServeError(str(error)) from None
     if as_root:
         check_user(args.user)
     created = files_created_at_start(raw)
@@ -518,7 +511,7 @@ def append_to_output_files(descriptors=(1, 2)):
 def raise_descriptor_limit():
     """Raise this process's soft limit on open descriptors to the hard one (what every process it
     starts inherits): each event stream costs three on the host, two in the front (HAProxy) and one
-    in an event server, and the front is sized from the limit (``hutch.front.max_connections``)."""
+    in an event server, and the front is sized from the limit (``hutch.serve.front.max_connections``)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
         try:
@@ -690,11 +683,11 @@ class Supervisor:
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["events"]:
-        from .events.main import main as events_main
+        from hutch.events.main import main as events_main
 
         return events_main(argv[1:])
     if argv[:1] == ["delivery"]:
-        from .delivery.main import main as delivery_main
+        from hutch.delivery.main import main as delivery_main
 
         return delivery_main(argv[1:])
     args = parse(argv)

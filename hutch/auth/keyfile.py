@@ -21,8 +21,8 @@ import re
 import secrets
 import stat
 
-from .auth import check_key_name, digest, key_with_digest, make_key, parse_permission
-from .files import create_once
+from hutch.auth.policy import check_key_name, digest, key_with_digest, make_key, parse_permission
+from hutch.files import create_once
 
 DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
 HEADER = (

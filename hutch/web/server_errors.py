@@ -11,13 +11,13 @@ and ``apache/hutch.conf`` configure the same documents.
 """
 
 import json
-import pathlib
 
-from .errors import BadRequest, MethodNotAllowed, PayloadTooLarge, RequestTimeout, UriTooLong
-from .settings import Settings
-from .web import error_response
+from hutch.errors import BadRequest, MethodNotAllowed, PayloadTooLarge, RequestTimeout, UriTooLong
+from hutch.inifile import ROOT
+from hutch.settings import Settings
+from hutch.web.http import error_response
 
-ERRORS_DIRECTORY = pathlib.Path(__file__).resolve().parent.parent / "apache" / "errors"
+ERRORS_DIRECTORY = ROOT / "apache" / "errors"
 # Below the mount point: the static documents, and the gateway's answer to a refused method.
 ERRORS_PATH = "/.errors"
 METHOD_NOT_ALLOWED_PATH = "/.method-not-allowed"

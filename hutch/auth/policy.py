@@ -1,9 +1,9 @@
 """API keys: who may use which idiom on which exchange.
 
-The ini names each key and its permissions; ``parse_auth`` turns them into an
+The ini names each key and its permissions; ``hutch.auth.live_keys.parse_auth`` turns them into an
 immutable ``AuthPolicy`` at start-up (a malformed permission stops the
 gateway there, not at the first request).  ``authorize`` is what
-``hutch.web.Routes`` calls after the names in the path are validated and
+``hutch.web.http.Routes`` calls after the names in the path are validated and
 before a view runs, so a refused request never reaches the broker.
 
 A permission is ``idiom:pattern`` (``notify:patient.*``, ``rpc:api/*``) or
@@ -28,7 +28,7 @@ import hmac
 import logging
 import re
 
-from .errors import Forbidden, Unauthorized
+from hutch.errors import Forbidden, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -222,28 +222,3 @@ def parse_ini_keys(entries):
         raise ValueError(f"key {name!r} needs both auth.key.{name} and auth.permissions.{name}")
     names = sorted(secrets_by_name)
     return [make_key(name, secrets_by_name[name], permissions_by_name[name]) for name in names]
-
-
-def parse_auth(mode, entries, key_file=None):
-    """The policy from ``auth``, the ``auth.key.*``/``auth.permissions.*`` entries and a key file.
-
-    ``entries`` maps the ini's ``auth.``-prefixed keys (without the prefix) to
-    their text.  With a key file the policy follows the file while the
-    gateway runs (``hutch.live_keys``).  Raises ValueError on anything
-    malformed.
-    """
-    if mode not in MODES:
-        raise ValueError(f"auth must be one of {MODES}, not {mode!r}")
-    keys = tuple(parse_ini_keys(entries))
-    if key_file:
-        from .live_keys import LivePolicy  # it builds on this module's keys and policy
-
-        policy = LivePolicy(mode, keys, key_file)
-    else:
-        check_unique(keys)
-        policy = AuthPolicy(mode, keys)
-    if mode == "off":
-        log.warning("auth = off: every client may publish, call and register (development only)")
-    elif not policy.keys:
-        log.warning("auth = keys but no key is configured: every protected route answers 401")
-    return policy

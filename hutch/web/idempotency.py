@@ -35,10 +35,10 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from webob import Response
 
-from . import metrics
-from .amqp.client import GRACE
-from .auth import ENVIRON_KEY
-from .errors import IdempotencyInFlight, IdempotencyKeyReused, IdempotencyUnavailable
+from hutch import metrics
+from hutch.amqp.client import GRACE
+from hutch.auth.policy import ENVIRON_KEY
+from hutch.errors import IdempotencyInFlight, IdempotencyKeyReused, IdempotencyUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class IdempotencyStore:
     def close(self):
         self.redis.close()
 
-    # -- a batch's lines, each with its own key (``hutch.bulk``) ---------------------------------
+    # -- a batch's lines, each with its own key (``hutch.web.bulk``) ---------------------------------
 
     def claim_each(self, environ, idiom, exchange, keyed):
         """Claim the keys of a batch's lines, ``{index: (idempotency_key, message)}``, as ``once``

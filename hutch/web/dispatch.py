@@ -15,8 +15,8 @@ import sys
 
 from paste.urlparser import URLParser
 
-from .errors import NotFound
-from .web import error_response
+from hutch.errors import NotFound
+from hutch.web.http import error_response
 
 NAMESPACE = "hutch_apps"
 

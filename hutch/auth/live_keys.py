@@ -17,8 +17,8 @@ import os
 import threading
 import time
 
-from .auth import AuthPolicy, check_unique
-from .keyfile import create_key_file, read_key_file
+from hutch.auth.keyfile import create_key_file, read_key_file
+from hutch.auth.policy import MODES, AuthPolicy, check_unique, parse_ini_keys
 
 log = logging.getLogger(__name__)
 
@@ -98,3 +98,26 @@ class LivePolicy:
         check_unique(keys)
         self._signature = signature
         return AuthPolicy(self.mode, keys)
+
+
+def parse_auth(mode, entries, key_file=None):
+    """The policy from ``auth``, the ``auth.key.*``/``auth.permissions.*`` entries and a key file.
+
+    ``entries`` maps the ini's ``auth.``-prefixed keys (without the prefix) to
+    their text.  With a key file the policy follows the file while the
+    gateway runs (``hutch.auth.live_keys``).  Raises ValueError on anything
+    malformed.
+    """
+    if mode not in MODES:
+        raise ValueError(f"auth must be one of {MODES}, not {mode!r}")
+    keys = tuple(parse_ini_keys(entries))
+    if key_file:
+        policy = LivePolicy(mode, keys, key_file)
+    else:
+        check_unique(keys)
+        policy = AuthPolicy(mode, keys)
+    if mode == "off":
+        log.warning("auth = off: every client may publish, call and register (development only)")
+    elif not policy.keys:
+        log.warning("auth = keys but no key is configured: every protected route answers 401")
+    return policy

@@ -1,6 +1,6 @@
 """``hutch keys``: add, list and revoke API keys in the key file the ini names.
 
-A running gateway notices each change within a few seconds (``hutch.live_keys``).
+A running gateway notices each change within a few seconds (``hutch.auth.live_keys``).
 ``add`` prints only the new secret, on stdout, so it can be captured
 (``KEY=$(hutch keys add ...)``); the file keeps only its SHA-256 digest.
 """
@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from .keyfile import add_key, list_keys, revoke_key
+from hutch.auth.keyfile import add_key, list_keys, revoke_key
 
 DESCRIPTION = "Manage the API keys in the key file that the ini names (auth.key_file)."
 

@@ -1,25 +1,24 @@
 """The OpenAPI 3.0.3 description of the HTTP contract (the gateway's public interface).
 
-The paths come from the route table (``apps/``, as ``hutch.dispatch`` loads
+The paths come from the route table (``apps/``, as ``hutch.web.dispatch`` loads
 it): each ``Route`` gives its path, methods and permission, each view's
-``hutch.web.operation`` its id and the errors it raises, and the route adds
+``hutch.web.http.operation`` its id and the errors it raises, and the route adds
 what it answers itself (a bad name, 401/403, 405, the session store).
 Error responses are built from the error classes, limits from the modules
-that enforce them, and the prose is data (``hutch.openapi_text``).  The
+that enforce them, and the prose is data (``hutch.contract.openapi_text``).  The
 document is built once per apps folder; ``document(server_url)`` only adds
 the ``servers`` entry.  Callers must treat the returned dict as read-only.
 """
 
 import functools
-import pathlib
 import re
 import string
 import types
 
-from . import errors as hutch_errors
-from . import openapi_text as text
-from .dispatch import load_app_modules, route_table
-from .errors import (
+from hutch import errors as hutch_errors
+from hutch.contract import openapi_text as text
+from hutch.contract.reference import ASSETS as REFERENCE_ASSETS
+from hutch.errors import (
     BadRequest,
     BrokerUnavailable,
     Forbidden,
@@ -40,9 +39,10 @@ from .errors import (
     Unauthorized,
     UriTooLong,
 )
-from .events.resume import MAX_ID_LENGTH
-from .events.sse import PREVIEW_BYTES
-from .messages import (
+from hutch.events.resume import MAX_ID_LENGTH
+from hutch.events.sse import PREVIEW_BYTES
+from hutch.inifile import ROOT
+from hutch.messages import (
     DEFAULT_CONTENT_TYPE,
     HTTP_CODINGS,
     MAX_HEADER_VALUE,
@@ -50,17 +50,17 @@ from .messages import (
     MEDIA_TYPE,
     SHORTSTR_MAX,
 )
-from .names import NAME, NAME_MAX
-from .pages import ASSETS, MAX_FOLLOWED
-from .reference import ASSETS as REFERENCE_ASSETS
-from .settings import SESSION_DEFAULTS, Settings
+from hutch.names import NAME, NAME_MAX
+from hutch.settings import SESSION_DEFAULTS, Settings
+from hutch.web.dispatch import load_app_modules, route_table
+from hutch.web.pages import ASSETS, MAX_FOLLOWED
 
 OPENAPI_VERSION = "3.0.3"
 CONTRACT_VERSION = "1"
 NAME_PATTERN = f"^{NAME.pattern.replace(chr(92), '')}$"  # ECMA-262 needs no escape for a final -
 PRINTABLE_ASCII = "^[\\x20-\\x7e]*$"  # what hutch.messages accepts in a mapped header
 JSON = "application/json"
-APPS_DIRECTORY = pathlib.Path(__file__).resolve().parent.parent / "apps"  # the gateway's default
+APPS_DIRECTORY = ROOT / "apps"  # the gateway's default
 
 
 # Errors answered with Retry-After.
@@ -95,7 +95,7 @@ def _ref(kind, name):
 
 # --- the error codes ---------------------------------------------------------
 
-# The facts the prose (``hutch.openapi_text``) names as ``$name``.
+# The facts the prose (``hutch.contract.openapi_text``) names as ``$name``.
 FACTS = {
     "name_max": NAME_MAX,
     "max_headers": MAX_HEADERS,
@@ -551,9 +551,9 @@ SEE_OTHER = {
 BROWSER_SECURITY = [{"bearerAuth": []}, {"basicAuth": []}, {"dashboardSession": []}]
 BINARY = MESSAGE_BODY_CONTENT
 
-# By operation id (``hutch.web.operation``): the answers other than errors, the parameters other
+# By operation id (``hutch.web.http.operation``): the answers other than errors, the parameters other
 # than the path's names, the request body and vendor extensions.  The path, the permission and
-# the errors come from the route table; the prose from ``hutch.openapi_text``.
+# the errors come from the route table; the prose from ``hutch.contract.openapi_text``.
 OPERATIONS = {
     "broadcast": {
         "responses": {
@@ -778,7 +778,7 @@ OPERATIONS = {
 }
 
 # --- push delivery (hutch.delivery): its schemas and operations ---------------------------
-from .delivery.store import MAX_DELAY  # noqa: E402 - with the block it serves
+from hutch.delivery.store import MAX_DELAY  # noqa: E402 - with the block it serves
 
 _URL = {"type": "string", "description": "An http(s) URL starting with a `push_allow` prefix."}
 _PUSH_CONFIG = {

@@ -1,6 +1,6 @@
-"""The OpenAPI document's prose, as data: ``hutch.openapi`` builds the rest from the code.
+"""The OpenAPI document's prose, as data: ``hutch.contract.openapi`` builds the rest from the code.
 
-``$name`` stands for a fact the code holds (``hutch.openapi.FACTS``), so the prose cannot
+``$name`` stands for a fact the code holds (``hutch.contract.openapi.FACTS``), so the prose cannot
 drift from the limit the gateway enforces.
 """
 

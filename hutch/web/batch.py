@@ -19,8 +19,15 @@ import time
 
 import pika
 
-from .errors import InvalidBatch, PayloadTooLarge
-from .messages import DEFAULT_CONTENT_TYPE, MAX_HEADER_VALUE, MAX_HEADERS, MEDIA_TYPE, SHORTSTR_MAX, Message
+from hutch.errors import InvalidBatch, PayloadTooLarge
+from hutch.messages import (
+    DEFAULT_CONTENT_TYPE,
+    MAX_HEADER_VALUE,
+    MAX_HEADERS,
+    MEDIA_TYPE,
+    SHORTSTR_MAX,
+    Message,
+)
 
 FIELDS = frozenset({"body", "body_base64", "content_type", "headers", "idempotency_key", "correlation_id"})
 HEADER_NAME = SHORTSTR_MAX  # an AMQP table key is a short string

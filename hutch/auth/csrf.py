@@ -11,7 +11,7 @@ key up in the policy the gateway holds at that moment, so a key removed
 from the configuration, or given a new secret, ends the session at its
 next request, on the server as well as in the browser.  Logging in gives
 the session a new id; logging out deletes it on the server
-(``hutch.session_store``).  A request that carries an ``Authorization``
+(``hutch.auth.session_store``).  A request that carries an ``Authorization``
 header (any machine client) is authorized by that header alone and never
 touches the session.
 """
@@ -20,9 +20,9 @@ import hashlib
 import hmac
 import secrets
 
-from . import session_store
-from .auth import CHALLENGE, ENVIRON_KEY, authorize, denied
-from .errors import BadCsrfToken, Unauthorized
+from hutch.auth import session_store
+from hutch.auth.policy import CHALLENGE, ENVIRON_KEY, authorize, denied
+from hutch.errors import BadCsrfToken, Unauthorized
 
 SESSION_KEY = "csrf_token"
 FIELD = "csrf_token"
@@ -97,7 +97,7 @@ def session_key(session, policy):
 
 
 def authorize_browser(environ, policy, idiom, resource):
-    """Like ``hutch.auth.authorize``, but a request without a header may use its session's key.
+    """Like ``hutch.auth.policy.authorize``, but a request without a header may use its session's key.
 
     Returns the key's name (None with auth off); raises 401 or 403.
     """

@@ -1,7 +1,7 @@
 """Bulk publishing: ``POST /broadcast/{exchange}/batch`` and ``POST /notify/{exchange}/batch``.
 
-The batch is checked whole first (``hutch.batch``); then the lines' keys are
-claimed (``hutch.idempotency``), every line still to publish goes out in
+The batch is checked whole first (``hutch.web.batch``); then the lines' keys are
+claimed (``hutch.web.idempotency``), every line still to publish goes out in
 one pipelined send, and the answer lists each line's outcome in order.  A
 line is 202 only after the broker's confirm; a line the broker did not
 confirm is 503, so after a lost connection every line is either confirmed or
@@ -13,10 +13,10 @@ published.
 
 import json
 
-from .batch import parse_batch
-from .errors import HutchError, IdempotencyKeyReused
-from .idempotency import Claim, fingerprint_of
-from .web import json_response, read_body
+from hutch.errors import HutchError, IdempotencyKeyReused
+from hutch.web.batch import parse_batch
+from hutch.web.http import json_response, read_body
+from hutch.web.idempotency import Claim, fingerprint_of
 
 
 def publish_batch(request, gateway, idiom, exchange):

@@ -26,7 +26,7 @@ from beaker.session import Session
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .errors import SessionStoreUnavailable
+from hutch.errors import SessionStoreUnavailable
 
 SESSION_ID = re.compile(r"[0-9a-f]{32}")  # beaker.session._session_id(): uuid4().hex
 SOCKET_TIMEOUT = 1.0  # seconds; the URL's own socket_timeout / socket_connect_timeout win

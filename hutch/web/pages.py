@@ -13,10 +13,10 @@ import urllib.parse
 from mako.lookup import TemplateLookup
 from webob import Response
 
-from .csrf import FIELD, csrf_token, viewer
-from .errors import BadRequest, SessionStoreUnavailable, Unauthorized
-from .names import NAME
-from .web import GATEWAY_KEY, ROUTE_NAMES_KEY, read_body
+from hutch.auth.csrf import FIELD, csrf_token, viewer
+from hutch.errors import BadRequest, SessionStoreUnavailable, Unauthorized
+from hutch.names import NAME
+from hutch.web.http import GATEWAY_KEY, ROUTE_NAMES_KEY, read_body
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def redirect(location):
 
 
 def error_page(request, error):
-    """A dashboard route's error for a browser (``hutch.web.error_response`` chooses it by Accept).
+    """A dashboard route's error for a browser (``hutch.web.http.error_response`` chooses it by Accept).
 
     A browser that is not logged in is sent to the login form instead of a 401.
     """
