@@ -45,7 +45,8 @@ def source_modules():
 
 
 def imported(name, path, modules):
-    """The modules of ``modules`` that the file imports (a name imported from a package counts as its module)."""
+    """The modules of ``modules`` that the file imports (a name imported from a package counts as
+    its module)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
