@@ -37,7 +37,9 @@ from hutch.errors import (
     Unauthorized,
 )
 from hutch.events import sse
-from hutch.events.feeds import Client, Feed
+from hutch.events.client import Client
+from hutch.events.feeds import Feed
+from hutch.events.history import read_range
 from hutch.events.link import BrokerLink
 from hutch.events.resume import (
     MAX_ID_LENGTH,
@@ -284,7 +286,7 @@ async def serve_stream(request, tier, feed, resume_from):
             await response.write(sse.json_frame(gap_event(plan.reason, plan.unknown, None), "gap"))
         replayed = 0
         if read is not None:
-            events, dropped = await feed.read_range(*read)
+            events, dropped = await read_range(feed, *read)
             if dropped:
                 resumed_at = str(events[0].position) if events else str(from_buffer)
                 await response.write(sse.json_frame(gap_event("retention", resume_from, resumed_at), "gap"))

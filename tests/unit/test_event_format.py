@@ -81,7 +81,7 @@ def test_a_refused_declaration_maps_by_the_exception_class_as_aiormq_gives_no_re
     import aiormq
 
     from hutch.errors import BrokerUnavailable, Forbidden, PreconditionFailed
-    from hutch.events.feeds import broker_error
+    from hutch.events.consumer import broker_error
 
     clash = aiormq.exceptions.ChannelPreconditionFailed("PRECONDITION_FAILED - inequivalent arg 'type'")
     assert getattr(clash, "reply_code", None) is None
