@@ -4,7 +4,8 @@ The tree, bottom to top (a package imports only from its own layer's
 vocabulary and the layers below; ``tests/unit/test_layers.py`` holds it):
 
 - vocabulary, the modules here: ``errors`` (the one exception hierarchy),
-  ``names``, ``messages`` (HTTP <-> AMQP), ``metrics``, ``files``;
+  ``names``, ``messages`` (HTTP <-> AMQP), ``metrics`` (and ``metrics_env``),
+  ``files``;
 - services: ``amqp`` (the broker client) and ``auth`` (keys, sessions, tickets);
 - configuration: ``settings`` (the typed table, parsed once) and ``inifile``;
 - tiers: ``web`` (the WSGI gateway under mod_wsgi), ``events`` (event streams,

@@ -2,9 +2,10 @@
 
 An idle stream costs a socket and a few objects here, not a server thread,
 so one process holds thousands.  ``hutch serve`` starts these processes
-beside mod_wsgi (all on one port, ``SO_REUSEPORT``) and Apache proxies the
-``/events/`` sub-URL to them; a system Apache does the same with
-``apache/hutch.conf``.  They read the gateway's own ini: the same broker,
+beside mod_wsgi (all on one port, ``SO_REUSEPORT``) and its front
+(HAProxy, ``hutch.serve.front``) hands them the ``/events/`` connections; in
+production ``apache/haproxy.cfg`` does the same (or Apache's proxy,
+``apache/hutch.conf``).  They read the gateway's own ini: the same broker,
 API keys and session secret.
 
 Authorization is the gateway's: an API key with ``watch`` on the exchange
