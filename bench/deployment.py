@@ -33,7 +33,7 @@ import time
 
 from harness.server import GatewayServer
 from hutch.amqp.history import HistoryPolicy
-from hutch.serve.cli import DEFAULT_USER
+from hutch.serve.plan import DEFAULT_USER
 
 from . import cpu, servers
 from .broker import Housekeeper, run_id

@@ -1,6 +1,6 @@
 """mod_wsgi-express servers for the benchmark, all started with the same flags.
 
-Every command line is ``hutch.serve.cli.serve_arguments`` (what ``hutch serve``
+Every command line is ``hutch.serve.plan.serve_arguments`` (what ``hutch serve``
 runs) with only the WSGI script swapped, so hello-world and the naive app get
 exactly the gateway's Apache and daemon settings: 2 processes x 10 threads,
 mount point ``/gateway``, ``--log-level warn``, no access log.
@@ -13,7 +13,7 @@ import sys
 import tempfile
 
 from harness.server import ExpressProcess, children_of, free_port
-from hutch.serve import cli
+from hutch.serve import cli, plan
 
 BENCH = pathlib.Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -36,8 +36,8 @@ def express_arguments(script, port, server_root, python_path, ini):
     args = cli.parse(["serve", *(str(item) for pair in flags.items() for item in pair)])
     # Set here: ``hutch serve`` cannot take extra flags that start with "--" (see BENCHMARKS.md).
     args.extra = ["--log-level", "warn", "--python-path", str(python_path)]
-    command, _ini = cli.prepare(args, os.geteuid() == 0)  # no event servers: these serve WSGI only
-    command[command.index(str(cli.ROOT / "gateway.wsgi"))] = str(script)
+    command, _ini = plan.prepare(args, os.geteuid() == 0)  # no event servers: these serve WSGI only
+    command[command.index(str(plan.ROOT / "gateway.wsgi"))] = str(script)
     # mod_wsgi puts the working directory first on sys.path: it decides which ``hutch`` is imported.
     command[command.index("--working-directory") + 1] = str(python_path)
     return command

@@ -81,7 +81,7 @@ class FrontPlan:
     gateway_port: int
     events_port: int
     gateway_timeout: (
-        int  # seconds the gateway may stay silent (hutch.serve.cli.server_limits' socket timeout)
+        int  # seconds the gateway may stay silent (hutch.serve.plan.server_limits' socket timeout)
     )
     stream_lifetime: float  # events_max_lifetime: a stream's longest life
     max_connections: int

@@ -6,7 +6,7 @@ which passes every connection that is not an event stream to Apache byte for
 byte, so these are Apache's answers, as without a front); raw sockets send what no client
 library would: headers one byte a second, a body that never ends, a header
 line of 10 KB, 2 MB announced in Content-Length.  Each must end in an HTTP
-error or a closed connection within a bound.  The limits (hutch.serve.cli,
+error or a closed connection within a bound.  The limits (hutch.serve.plan,
 apache/hutch.conf):
 
 - request line and headers: 10 s, +1 s per 500 bytes, at most 20 s -> 408

@@ -1,20 +1,17 @@
 """``hutch serve``'s command line, and apache/hutch.conf: valid, and the same numbers as hutch serve."""
 
-import fcntl
 import os
 import pathlib
 import re
 import resource
 import runpy
-import signal
 import subprocess
 import sys
-import threading
 
 import pytest
 
-from hutch.serve import cli
-from hutch.serve.front import FrontPlan, FrontProxy
+from hutch.inifile import read_ini
+from hutch.serve import cli, plan
 from hutch.serve.metrics_dir import default_server_root
 from hutch.settings import Settings, parse_settings
 from hutch.web.server_errors import error_documents
@@ -22,7 +19,7 @@ from hutch.web.server_errors import error_documents
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HUTCH_CONF = ROOT / "apache" / "hutch.conf"
 VENV_BIN = pathlib.Path(sys.executable).parent
-DEFAULT_LIMITS = cli.ServerLimits(limit_request_body=1114112, request_timeout=60, socket_timeout=60)
+DEFAULT_LIMITS = plan.ServerLimits(limit_request_body=1114112, request_timeout=60, socket_timeout=60)
 
 
 def flag(command, name):
@@ -34,7 +31,7 @@ def flag(command, name):
 
 
 def test_defaults_run_the_gateway_script_in_daemon_mode():
-    command = cli.serve_arguments(cli.parse(["serve"]), DEFAULT_LIMITS)
+    command = plan.serve_arguments(cli.parse(["serve"]), DEFAULT_LIMITS)
 
     assert command[:2] == ["start-server", str(ROOT / "gateway.wsgi")]
     assert flag(command, "--application-type") == "script"
@@ -54,7 +51,7 @@ def test_defaults_run_the_gateway_script_in_daemon_mode():
 
 
 def test_read_timeouts_match_the_slowloris_protection():
-    command = cli.serve_arguments(cli.parse(["serve"]), DEFAULT_LIMITS)
+    command = plan.serve_arguments(cli.parse(["serve"]), DEFAULT_LIMITS)
     assert flag(command, "--header-timeout") == "10"
     assert flag(command, "--header-max-timeout") == "20"
     assert flag(command, "--header-min-rate") == "500"
@@ -70,7 +67,7 @@ def pairs(command, name):
 
 @pytest.mark.parametrize(("mount_point", "prefix"), [("/", ""), ("/gateway", "/gateway"), ("/a/b/", "/a/b")])
 def test_trace_is_off_and_apaches_errors_are_the_contracts_json(mount_point, prefix):
-    command = cli.serve_arguments(cli.parse(["serve", "--mount-point", mount_point]), DEFAULT_LIMITS)
+    command = plan.serve_arguments(cli.parse(["serve", "--mount-point", mount_point]), DEFAULT_LIMITS)
     included = [pathlib.Path(path).read_text() for (path,) in pairs(command, "--include-file")]
     assert any("TraceEnable Off" in text for text in included)
     assert pairs(command, "--url-alias") == [(f"{prefix}/.errors", str(ROOT / "apache" / "errors"))]
@@ -84,11 +81,11 @@ def test_trace_is_off_and_apaches_errors_are_the_contracts_json(mount_point, pre
 
 
 def test_as_root_the_daemons_run_as_www_data_or_the_given_user():
-    command = cli.serve_arguments(cli.parse(["serve"]), DEFAULT_LIMITS, as_root=True)
+    command = plan.serve_arguments(cli.parse(["serve"]), DEFAULT_LIMITS, as_root=True)
     assert (flag(command, "--user"), flag(command, "--group")) == ("www-data", "www-data")
 
     args = cli.parse(["serve", "--user", "hutch", "--group", "daemons"])
-    command = cli.serve_arguments(args, DEFAULT_LIMITS, as_root=True)
+    command = plan.serve_arguments(args, DEFAULT_LIMITS, as_root=True)
     assert (flag(command, "--user"), flag(command, "--group")) == ("hutch", "daemons")
 
 
@@ -109,7 +106,7 @@ def test_explicit_flags_win_and_unknown_flags_go_to_mod_wsgi_express():
         "--access-log",
     ]  # fmt: skip
     args = cli.parse(argv)
-    command = cli.serve_arguments(args, DEFAULT_LIMITS)
+    command = plan.serve_arguments(args, DEFAULT_LIMITS)
 
     for name, value in [
         ("--host", "127.0.0.1"),
@@ -129,36 +126,37 @@ def test_explicit_flags_win_and_unknown_flags_go_to_mod_wsgi_express():
 
 def test_behind_the_front_apache_listens_on_loopback_in_the_public_addresss_server_root():
     args = cli.parse(["serve", "--host", "0.0.0.0", "--port", "8080", "--mount-point", "/gateway"])
-    command = cli.serve_arguments(args, DEFAULT_LIMITS, gateway_port=9123)
+    command = plan.serve_arguments(args, DEFAULT_LIMITS, gateway_port=9123)
     assert (flag(command, "--host"), flag(command, "--port")) == ("127.0.0.1", "9123")
     assert flag(command, "--server-root") == default_server_root("0.0.0.0", 8080)
     assert "--proxy-mount-point" not in command and "--max-clients" not in command
     own_root = cli.parse(["serve", "--server-root", "/tmp/hutch-x"])
     assert (
-        flag(cli.serve_arguments(own_root, DEFAULT_LIMITS, gateway_port=1), "--server-root") == "/tmp/hutch-x"
+        flag(plan.serve_arguments(own_root, DEFAULT_LIMITS, gateway_port=1), "--server-root")
+        == "/tmp/hutch-x"
     )
 
 
 def test_by_default_haproxy_is_the_front_and_apache_proxies_only_its_own_connections_streams():
     args = cli.parse(["serve", "--mount-point", "/gateway", "--processes", "2", "--threads", "5"])
     assert args.front == "haproxy"
-    command = cli.serve_arguments(args, DEFAULT_LIMITS, gateway_port=9124, events_port=9123)
+    command = plan.serve_arguments(args, DEFAULT_LIMITS, gateway_port=9124, events_port=9123)
     at = command.index("--proxy-mount-point")
     assert command[at + 1 : at + 3] == ["/gateway/events", "http://127.0.0.1:9123/events"]
-    assert flag(command, "--max-clients") == str(cli.FALLBACK_PROXY_STREAMS + 2 * 5)
+    assert flag(command, "--max-clients") == str(plan.FALLBACK_PROXY_STREAMS + 2 * 5)
     assert (flag(command, "--host"), flag(command, "--port")) == ("127.0.0.1", "9124")
-    assert str(cli.BEHIND_FRONT_CONF) in command  # browsers' connections are not kept alive
+    assert str(plan.BEHIND_FRONT_CONF) in command  # browsers' connections are not kept alive
 
 
 def test_with_front_apache_apache_proxies_the_event_servers_under_the_mount_point():
     args = cli.parse(
         ["serve", "--front", "apache", "--mount-point", "/gateway", "--processes", "2", "--threads", "5"]
     )
-    command = cli.serve_arguments(args, DEFAULT_LIMITS, events_port=9123)
+    command = plan.serve_arguments(args, DEFAULT_LIMITS, events_port=9123)
     at = command.index("--proxy-mount-point")
     assert command[at + 1 : at + 3] == ["/gateway/events", "http://127.0.0.1:9123/events"]
-    assert flag(command, "--max-clients") == str(cli.DEFAULT_PROXY_STREAMS + 2 * 5)
-    assert str(cli.BEHIND_FRONT_CONF) not in command
+    assert flag(command, "--max-clients") == str(plan.DEFAULT_PROXY_STREAMS + 2 * 5)
+    assert str(plan.BEHIND_FRONT_CONF) not in command
 
 
 def test_help_states_each_default_once(capsys):
@@ -173,7 +171,7 @@ def test_help_states_each_default_once(capsys):
 def test_the_soft_descriptor_limit_is_raised_to_the_hard_one():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:
-        assert cli.raise_descriptor_limit() == hard
+        assert plan.raise_descriptor_limit() == hard
         assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
@@ -189,23 +187,30 @@ def test_the_front_plan_takes_its_timeouts_from_the_ini():
         }
     )
     args = cli.parse(["serve", "--port", "8088", "--mount-point", "/gateway"])
-    plan = cli.front_plan(args, settings, gateway_port=9001, events_port=9002, as_root=False)
-    assert (plan.host, plan.port, plan.mount_point) == ("localhost", 8088, "/gateway")
-    assert (plan.gateway_port, plan.events_port, plan.user) == (9001, 9002, None)
-    assert plan.gateway_timeout == cli.server_limits(settings).socket_timeout
-    assert plan.stream_lifetime == 120
+    front = plan.front_plan(args, settings, gateway_port=9001, events_port=9002, as_root=False)
+    assert (front.host, front.port, front.mount_point) == ("localhost", 8088, "/gateway")
+    assert (front.gateway_port, front.events_port, front.user) == (9001, 9002, None)
+    assert front.gateway_timeout == plan.server_limits(settings).socket_timeout
+    assert front.stream_lifetime == 120
     assert (
-        cli.front_plan(cli.parse(["serve", "--socket-timeout", "99"]), settings, 1, 2, True).gateway_timeout
+        plan.front_plan(cli.parse(["serve", "--socket-timeout", "99"]), settings, 1, 2, True).gateway_timeout
         == 99
     )
-    assert cli.front_plan(args, settings, 1, 2, as_root=True).user == "www-data"
+    assert plan.front_plan(args, settings, 1, 2, as_root=True).user == "www-data"
 
 
 def test_event_server_command_names_the_ini_and_the_local_port():
-    command = cli.events_arguments("/srv/hutch/production.ini", 9123)
+    command = plan.events_arguments("/srv/hutch/production.ini", 9123)
     assert command[:3] == [sys.executable, "-m", "hutch.events.main"]
     assert flag(command, "--ini") == "/srv/hutch/production.ini"
     assert (flag(command, "--host"), flag(command, "--port")) == ("127.0.0.1", "9123")
+
+
+def test_the_free_ports_for_the_event_servers_and_apache_are_never_one_port():
+    """Two ``bind(0)`` in a row may get one port twice (seen: HAProxy's event servers and Apache both
+    on one port, Apache then refusing to start); ports bound together cannot."""
+    ports = plan.free_ports(50)
+    assert len(set(ports)) == 50
 
 
 def test_hutch_conf_proxies_events_to_the_event_servers_without_buffering():
@@ -221,11 +226,11 @@ def test_no_ini_given_means_production_ini_and_no_environment(monkeypatch):
     monkeypatch.delenv("HUTCH_INI", raising=False)
     args = cli.parse(["serve"])
     assert args.ini is None
-    assert cli.resolve_ini(args) == str(ROOT / "production.ini")
+    assert plan.resolve_ini(args) == str(ROOT / "production.ini")
     assert "HUTCH_INI" not in os.environ
 
     args = cli.parse(["serve", "--ini", "tests/e2e/test.ini"])
-    assert cli.resolve_ini(args) == os.path.abspath("tests/e2e/test.ini")
+    assert plan.resolve_ini(args) == os.path.abspath("tests/e2e/test.ini")
     assert os.environ["HUTCH_INI"] == os.path.abspath("tests/e2e/test.ini")
 
 
@@ -233,12 +238,12 @@ def test_no_ini_given_means_production_ini_and_no_environment(monkeypatch):
 
 
 def test_limits_for_the_default_settings():
-    assert cli.server_limits(Settings()) == DEFAULT_LIMITS
+    assert plan.server_limits(Settings()) == DEFAULT_LIMITS
 
 
 def test_limits_follow_the_settings():
     settings = Settings(max_body_bytes=10_000_000, rpc_max_timeout=100.0, events_max_lifetime=600.5)
-    limits = cli.server_limits(settings)
+    limits = plan.server_limits(settings)
     assert limits.limit_request_body == 10_000_000 + 64 * 1024
     assert limits.request_timeout == 100 + 30  # the longest request in mod_wsgi: an RPC
     assert limits.socket_timeout == 130  # an RPC may be silent for rpc_max_timeout
@@ -250,7 +255,7 @@ def test_files_the_settings_create_are_listed_with_their_new_folders(tmp_path):
         "session_secret_file": str(tmp_path / "var" / "deep" / "session.secret"),
         "auth.key_file": str(tmp_path / "existing" / "api-keys"),
     }
-    assert cli.files_created_at_start(raw) == [
+    assert plan.files_created_at_start(raw) == [
         tmp_path / "var" / "deep" / "session.secret",
         tmp_path / "var" / "deep",
         tmp_path / "var",
@@ -263,7 +268,7 @@ def test_files_the_settings_create_are_listed_with_their_new_folders(tmp_path):
 
 def production_settings():
     """production.ini's settings, without creating its secret and key files."""
-    raw, here = cli.read_ini(str(ROOT / "production.ini"))
+    raw, here = read_ini(str(ROOT / "production.ini"))
     for key in ("session_secret_file", "auth.key_file"):
         raw.pop(key, None)
     raw["session.secret"] = "x" * 32
@@ -284,17 +289,17 @@ def directive(text, name):
 
 def test_hutch_conf_carries_the_numbers_hutch_serve_uses():
     text = HUTCH_CONF.read_text()
-    limits = cli.server_limits(production_settings())
+    limits = plan.server_limits(production_settings())
     options = daemon_options(text)
 
-    assert options["processes"] == str(cli.DEFAULT_PROCESSES)
-    assert options["threads"] == str(cli.DEFAULT_THREADS)
+    assert options["processes"] == str(plan.DEFAULT_PROCESSES)
+    assert options["threads"] == str(plan.DEFAULT_THREADS)
     assert options["request-timeout"] == str(limits.request_timeout)
     assert options["socket-timeout"] == str(limits.socket_timeout)
     assert options["queue-timeout"] == str(limits.queue_timeout)
-    assert options["user"] == options["group"] == cli.DEFAULT_USER
+    assert options["user"] == options["group"] == plan.DEFAULT_USER
     assert directive(text, "LimitRequestBody") == str(limits.limit_request_body)
-    reads = cli.READ_TIMEOUTS
+    reads = plan.READ_TIMEOUTS
     header = f"header={reads[1]}-{reads[3]},MinRate={reads[5]}"
     body = f"body={reads[7]},MinRate={reads[9]}"
     assert directive(text, "RequestReadTimeout") == f"{header} {body}"
@@ -434,82 +439,3 @@ def test_gateway_wsgi_loads_the_ini_named_by_hutch_ini_even_without_logging_sect
     application = namespace["application"]
     assert application.gateway.settings.apps_directory == f"{ROOT}/apps"
     application.gateway.broker.close()
-
-
-# --- the console output -------------------------------------------------------------
-
-
-def test_every_writer_appends_to_an_output_file_opened_without_append(tmp_path):
-    path = tmp_path / "console.log"
-    with open(path, "wb") as console:  # as ``hutch serve > console.log`` opens it
-        cli.append_to_output_files([console.fileno()])
-        os.write(console.fileno(), b"banner\n")
-        # Apache opens ErrorLog /dev/stderr anew, in append mode; an event server writes through the
-        # descriptor it inherited
-        with open(f"/proc/self/fd/{console.fileno()}", "ab", buffering=0) as apache:
-            apache.write(b"apache: connection to the broker lost\n")
-        os.write(console.fileno(), b"event server: lost its connection\n")
-    assert path.read_bytes() == (
-        b"banner\napache: connection to the broker lost\nevent server: lost its connection\n"
-    )
-
-
-def test_a_pipe_on_the_output_is_left_as_it_is():
-    read_end, write_end = os.pipe()
-    try:
-        flags = fcntl.fcntl(write_end, fcntl.F_GETFL)
-        cli.append_to_output_files([write_end])
-        assert fcntl.fcntl(write_end, fcntl.F_GETFL) == flags
-        os.write(write_end, b"line\n")
-        assert os.read(read_end, 100) == b"line\n"
-    finally:
-        os.close(read_end)
-        os.close(write_end)
-
-
-def test_an_event_server_stopped_by_a_signal_is_not_started_again(capfd):
-    """SIGTERM stops everything: an event server that exits while Apache winds down stays stopped."""
-    slow_to_stop = "import signal, time; signal.signal(signal.SIGTERM, lambda *_: None); time.sleep(2)"
-    apache = [sys.executable, "-c", slow_to_stop]
-    event_server = [sys.executable, "-c", "import time; time.sleep(60)"]
-    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-    supervisor = cli.Supervisor(apache, [cli.Children("event server", event_server, 1)])
-    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
-    timer.start()
-    try:
-        supervisor.run()
-    finally:
-        timer.cancel()
-        for signum, handler in saved.items():
-            signal.signal(signum, handler)
-    assert "restarting it" not in capfd.readouterr().err
-    assert all(process.poll() is not None for process in supervisor.processes())
-
-
-def test_a_front_that_dies_stops_everything_loudly(capfd, tmp_path):
-    """Without its front nothing is served: Apache and the event servers are stopped, exit status 1."""
-    apache = [sys.executable, "-c", "import time; time.sleep(60)"]
-    event_server = [sys.executable, "-c", "import time; time.sleep(60)"]
-    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-    plan = FrontPlan("127.0.0.1", 1, "/", 2, 3, 60, 300.0, 100)
-    front = FrontProxy(plan, tmp_path)
-    front.process = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(1); raise SystemExit(3)"]
-    )
-    supervisor = cli.Supervisor(apache, [cli.Children("event server", event_server, 1)], front=front)
-    try:
-        status = supervisor.run()
-    finally:
-        for signum, handler in saved.items():
-            signal.signal(signum, handler)
-    assert status == 1
-    assert "the front proxy exited (3); stopping everything" in capfd.readouterr().err
-    assert supervisor.express.poll() is not None
-    assert all(process.poll() is not None for process in supervisor.processes())
-
-
-def test_the_free_ports_for_the_event_servers_and_apache_are_never_one_port():
-    """Two ``bind(0)`` in a row may get one port twice (seen: HAProxy's event servers and Apache both
-    on one port, Apache then refusing to start); ports bound together cannot."""
-    ports = cli.free_ports(50)
-    assert len(set(ports)) == 50

@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
+from hutch.inifile import read_ini
 from hutch.serve import front
-from hutch.serve.cli import read_ini
 from hutch.settings import Settings
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ The README's tour itself runs in tests/e2e/test_readme_tour.py."""
 import pathlib
 import re
 
-from hutch.serve.cli import DEFAULT_PROCESSES, DEFAULT_THREADS
+from hutch.serve.plan import DEFAULT_PROCESSES, DEFAULT_THREADS
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
