@@ -3,7 +3,8 @@
 ``client.Broker`` is what a view calls (broadcast, notify, RPC); it hands the
 work to an I/O thread (``publisher``, ``rpc``, ``topology``) or, with
 ``publisher = direct``, writes from the request thread (``direct_publisher``,
-``direct_rpc``, ``wire``, ``tls``).  ``history`` names the stream a broadcast
+``direct_connection``, ``handshake``, ``direct_rpc``, ``wire``, ``tls``); both
+publishers keep their confirms in ``confirms``.  ``history`` names the stream a broadcast
 exchange keeps; ``outcomes`` turns what the broker says into gateway errors.
 
 May import the vocabulary (``hutch.errors``, ``hutch.metrics``); never the
