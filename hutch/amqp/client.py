@@ -1,9 +1,8 @@
 """The process's one AMQP connection, owned by an I/O thread.
 
 pika connections are not thread-safe, so request threads never touch it:
-they queue work for the I/O thread, wake it with ``add_callback_threadsafe``
-(the one thread-safe pika call) only when no wake-up is pending already, and
-wait on a ``Waiter`` (a bare lock).  The thread starts lazily in the
+they hand work to the I/O thread and wait for its answer (``handoff``,
+whose ``HandOff`` the ``Broker`` is).  The thread starts lazily in the
 process that serves, so a mod_wsgi fork never inherits a live socket; it
 keeps heartbeats flowing, and reconnects with backoff, to the next node when
 ``amqp_url`` names a cluster (``nodes``).  Whatever was in flight on a lost
@@ -15,18 +14,16 @@ default) broadcast, notify and RPC calls go through ``direct_publisher`` on
 a second connection instead; the exchanges they use are still declared here.
 """
 
-import collections
-import functools
 import logging
 import os
-import random
 import threading
 import time
 
 from hutch import metrics
 from hutch.amqp.connection import BatchingConnection
 from hutch.amqp.direct_publisher import DirectPublisher
-from hutch.amqp.nodes import Nodes
+from hutch.amqp.handoff import HandOff
+from hutch.amqp.nodes import Nodes, one_order
 from hutch.amqp.outcomes import blocked, quiet_answered_closes
 from hutch.amqp.publisher import ConfirmPublisher
 from hutch.amqp.rpc import Call, RpcPool, broadcast_exchange
@@ -36,11 +33,10 @@ from hutch.errors import BrokerUnavailable, Unroutable
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = 0.25
-GRACE = 2.0  # extra time a request thread waits beyond the I/O thread's own timers
 PIKA = "pika"  # this connection's name in the broker metrics (the direct publisher's: "direct")
 
 
-class Broker:
+class Broker(HandOff):
     """What the gateway's request threads may ask of RabbitMQ."""
 
     def __init__(
@@ -77,12 +73,9 @@ class Broker:
 
     def _reset(self):
         self._pid = os.getpid()
-        # shuffled in each process, so the processes spread over the cluster's nodes
-        order = random.sample(range(len(self.amqp_urls)), len(self.amqp_urls))
-
-        def shuffle(parameters):  # the same order for the direct publisher's connection
-            parameters[:] = [parameters[index] for index in order]
-
+        # shuffled in each process, so the processes spread over the cluster's nodes; the same
+        # order for the direct publisher's connection
+        shuffle = one_order(len(self.amqp_urls))
         self._nodes = Nodes(self.amqp_urls, self._configure, self.reconnect_max_delay, shuffle)
         self._thread = None
         self._stopping = threading.Event()
@@ -91,9 +84,7 @@ class Broker:
         self._blocked = False
         self._opened_before = False  # for the reconnects metric
         self._state = None  # per-connection state, I/O thread only
-        self._handoff = threading.Lock()  # orders hand-offs against the end of an I/O loop
-        self._loop_open = False
-        self._handed = collections.deque()  # (run, waiter) handed to the running loop, not run yet
+        self._reset_handoff()
         self._publisher = None
         if self.direct:
             nodes = Nodes(self.amqp_urls, self._configure, self.reconnect_max_delay, shuffle)
@@ -156,9 +147,7 @@ class Broker:
                 on_open_error_callback=self._on_open_error,
                 on_close_callback=self._on_close,
             )
-            with self._handoff:
-                self._connection = connection
-                self._loop_open = True
+            self._open_loop(connection)
             connection.ioloop.start()
             self._end_loop(connection)
             if self._stopping.is_set():
@@ -166,15 +155,6 @@ class Broker:
             pause = nodes.next_pause(self._opened, time.monotonic() - opened_at)
             log.info("connecting to the broker at %s in %.1f s", nodes.describe(nodes.current), pause)
             self._stopping.wait(pause)
-
-    def _end_loop(self, connection):
-        """Fail the work handed to a loop that stopped before running it; release the loop."""
-        with self._handoff:
-            self._loop_open = False
-            orphans, self._handed = self._handed, collections.deque()
-        for _run, waiter in orphans:
-            waiter.resolve(None, BrokerUnavailable("The connection to the broker was lost."))
-        connection.ioloop.close()
 
     def _on_open(self, connection):
         self._opened = True
@@ -243,60 +223,6 @@ class Broker:
         state.broadcast.expire(now)
         state.notify.expire(now)
         self._connection.ioloop.call_later(SWEEP_INTERVAL, self._sweep)
-
-    # -- handing work to the I/O thread ------------------------------------
-
-    def _submit(self, work, wait):
-        """Run ``work(state, resolve)`` on the I/O thread; wait for ``resolve``."""
-        self.start()
-        # is_set() first: Event.wait takes the Event's lock even when the flag is set.
-        ready = self._ready.is_set() or self._ready.wait(
-            self.connect_timeout if self._connection is None else 0.5
-        )
-        if not ready:
-            raise BrokerUnavailable("The message broker is unreachable.", self.retry_after)
-        if self._blocked:
-            raise blocked(self.retry_after)
-        waiter = Waiter()
-        run = functools.partial(self._run_handed, work, waiter.resolve)
-        with self._handoff:
-            if not self._loop_open:  # between connections: nothing would ever run ``run``
-                raise BrokerUnavailable("The connection to the broker was lost.", self.retry_after)
-            self._handed.append((run, waiter))
-            if len(self._handed) == 1:  # no drain pending: one wake-up for all that queues up
-                self._connection.ioloop.add_callback_threadsafe(self._drain)
-        if not waiter.wait(wait + GRACE):
-            raise BrokerUnavailable("The broker did not answer in time.", self.retry_after)
-        error = waiter.error
-        if error is None:
-            return waiter.value
-        if isinstance(error, BrokerUnavailable):
-            error.headers = [("Retry-After", str(self.retry_after))]
-        raise error
-
-    def _run_handed(self, work, resolve):
-        """I/O thread: run one piece of handed work, unless the connection went or got blocked
-        after the request thread looked (Connection.Blocked read in the same loop turn)."""
-        state = self._state
-        if state is None:
-            resolve(None, BrokerUnavailable("The connection to the broker was lost."))
-            return
-        if self._blocked:
-            resolve(None, blocked())
-            return
-        try:
-            work(state, resolve)
-        except Exception as exc:  # a pika error must not kill the I/O thread
-            log.exception("broker operation failed")
-            resolve(None, BrokerUnavailable(f"The broker operation failed: {exc}"))
-
-    def _drain(self):
-        """I/O thread: run the work handed over since the last drain; send its frames at once."""
-        with self._handoff:
-            batch, self._handed = self._handed, collections.deque()
-        with self._connection.batched_writes():
-            for run, _waiter in batch:
-                run()
 
     # -- what request threads call -----------------------------------------
 
@@ -435,32 +361,6 @@ class Broker:
         if not self._ready.wait(deadline - time.monotonic()) or self._blocked:
             return False
         return self._publisher is None or self._publisher.is_connected(max(0.0, deadline - time.monotonic()))
-
-
-class Waiter:
-    """A request thread's answer from the I/O thread.
-
-    A bare lock that the I/O thread releases: a Future builds a Condition
-    (an RLock and a waiter list) per request and notifies it.  ``resolve``
-    runs on the I/O thread only; the first call wins.
-    """
-
-    __slots__ = ("_lock", "error", "resolved", "value")
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._lock.acquire()
-        self.resolved = False
-        self.value = self.error = None
-
-    def resolve(self, value, error):
-        if not self.resolved:
-            self.resolved = True
-            self.value, self.error = value, error
-            self._lock.release()
-
-    def wait(self, timeout):
-        return self._lock.acquire(timeout=timeout)
 
 
 class ConnectionState:

@@ -7,9 +7,16 @@ order, a Basic.Return marking the publish it belongs to, and what a
 channel closed by the broker means for each publish still waiting.  The
 ledger does no I/O and takes no lock: each owner calls it from one thread
 (the I/O thread) or under its own lock.
+
+The direct path's side of it is here too: its ledger per channel
+(``ConfirmChannel``), the item a request thread waits on (``Publish``, or a
+batch's ``Countdown``) and ``resolve``, which releases the waiting threads of
+the outcomes a ledger returns.
 """
 
 import collections
+import dataclasses
+import threading
 
 from hutch.amqp.outcomes import error_for_close, missing_exchange
 from hutch.errors import BrokerUnavailable
@@ -110,3 +117,65 @@ class ConfirmLedger:
         """Remove and return the publishes whose ``deadline`` has passed."""
         overdue = [tag for tag, item in self.pending.items() if item.deadline <= now]
         return [self.pending.pop(tag) for tag in overdue]
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class Publish:
+    """One message waiting for its confirm; ``resolve`` releases the waiting request thread."""
+
+    exchange: str
+    message_id: str
+    lock: object
+    returned: bool = False
+    routed: object = None
+    error: object = None
+    confirmed_only: bool = False  # a batch's: routed only on the broker's ack (``ConfirmLedger.closed``)
+
+    def resolve(self, routed, error):
+        self.routed, self.error = routed, error
+        self.lock.release()
+
+
+class Countdown:
+    """What a batch's publishes release: the waiting request thread wakes once all are settled.
+
+    Each publish is settled once, by the reader or by the request thread that gave up on it
+    (whoever took it out of ``pending``), so ``release`` may come from either thread.
+    """
+
+    def __init__(self, count):
+        self.remaining = count
+        self._count = threading.Lock()
+        self._done = threading.Lock()
+        self._done.acquire()
+
+    def release(self):
+        with self._count:
+            self.remaining -= 1
+            last = self.remaining == 0
+        if last:
+            self._done.release()
+
+    def acquire(self, timeout=-1):
+        return self._done.acquire(timeout=timeout)
+
+
+class ConfirmChannel(ConfirmLedger):
+    """One confirm-mode channel of the direct connection: its number, whether it is open, and
+    its ledger.  Runs under the publisher's lock."""
+
+    def __init__(self, number, idiom, trust_unconfirmed):
+        self.number = number
+        self.idiom = idiom
+        self.opened = threading.Event()
+        super().__init__(trust_unconfirmed)
+
+    def reset(self):
+        self.opened.clear()
+        super().reset()
+
+
+def resolve(outcomes):
+    """Release the waiting thread of each (item, routed, error) a ledger (or ``RpcChannels``) returned."""
+    for item, routed, error in outcomes:
+        item.resolve(routed, error)

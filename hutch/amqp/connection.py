@@ -17,7 +17,7 @@ import pika
 # The broker clients' own loggers.  They log every step of a failed connection attempt at ERROR
 # (pika: six lines per attempt; aiormq: a line per attempt and a traceback per lost connection),
 # while a broker outage or restart is an expected event that Hutch reports itself, one line per
-# change of state (hutch.amqp.client, hutch.amqp.direct_publisher, hutch.events.link).
+# change of state (hutch.amqp.client, hutch.amqp.direct_connection, hutch.events.link).
 CLIENT_LOGGERS = ("pika", "aiormq", "aio_pika")
 
 

@@ -4,11 +4,10 @@ Handing each publish to pika's I/O thread costs more than the publish:
 the wake-up, epoll switching the socket to write-readiness and back, and
 an extra failing ``recv`` per read.  Here the request thread does the work
 itself: it encodes its frames, takes the next delivery tag and queues the
-bytes under one lock; whoever finds no send in progress writes everything
-queued with one ``sendall``.  One reader thread per process blocks in
-``recv``, decodes Ack/Nack/Return and releases the waiting request threads;
-it also answers heartbeats and closes, and reconnects (to the next node of
-a cluster) with the back-off of ``nodes``.
+bytes under one lock (``direct_connection``: the connection's state, its
+writes and its reader thread).  The reader decodes Ack/Nack/Return and
+releases the waiting request threads (``confirms``: the ledger of each
+channel); it also answers closes and Connection.Blocked.
 
 The guarantees are those of the pika path (``publisher.ConfirmPublisher``):
 mandatory publishes on two confirm-mode channels (broadcast, notify); a 202
@@ -19,20 +18,10 @@ publish to an exchange the broker reports gone is declared again and sent
 again.  Declarations stay on the pika connection (``Broker``), which also
 keeps subscriptions.  RPC calls run here too, on channels of their own
 after the two confirm channels (``direct_rpc``): the request thread sends
-its call and the reader releases it with the reply.  On ``amqps://`` the
-socket stays plain and TLS runs on memory BIOs under the same lock (``tls``):
-an ``ssl.SSLSocket`` cannot be read and written by two threads at once.  The
-plain path does no extra work per frame: the outbox on a TLS connection is
-a ``tls.SealingOutbox``, whose ``append`` encrypts, chosen once per connection.
+its call and the reader releases it with the reply.
 """
 
-import contextlib
-import dataclasses
-import functools
 import logging
-import os
-import socket
-import struct
 import threading
 import time
 
@@ -40,163 +29,24 @@ from pika import spec
 
 from hutch import metrics
 from hutch.amqp import wire
-from hutch.amqp.confirms import ConfirmLedger, Resend
-from hutch.amqp.direct_rpc import NoChannel, RpcCall, RpcChannels
+from hutch.amqp.confirms import Countdown, Publish, Resend, resolve
+from hutch.amqp.direct_connection import DIRECT, DirectConnection
+from hutch.amqp.direct_rpc import NoChannel, RpcCall
+from hutch.amqp.handshake import CHANNELS_NEEDED, ConnectionFailed
 from hutch.amqp.outcomes import blocked, missing_exchange
-from hutch.amqp.tls import BlockingTls, TlsSession
 from hutch.errors import BrokerUnavailable, HutchError, NoResponder, PublishNacked, RpcTimeout
 
 log = logging.getLogger(__name__)
 
-CLIENT_FRAME_MAX = spec.FRAME_MAX_SIZE  # what pika proposes (131072)
-CHANNELS_NEEDED = 2  # broadcast's and notify's confirm channels; RPC channels are numbered after them
-CHANNEL_MAX = 2047  # what the client proposes (RabbitMQ's default limit): the rest is for RPC calls
 MAX_ATTEMPTS = 3  # an exchange that keeps disappearing is a 503
-READ_SIZE = 65536
-IDLE_TICK = 1.0  # seconds a read blocks when heartbeats are off, to notice close()
-DIRECT = "direct"  # this connection's name in the broker metrics (pika's: "pika")
-CAPABILITIES = {
-    "authentication_failure_close": True,
-    "basic.nack": True,
-    "connection.blocked": True,
-    "consumer_cancel_notify": True,
-    "exchange_exchange_bindings": True,
-    "publisher_confirms": True,
-}
 
 
-class ConnectionFailed(Exception):
-    """The handshake was refused or the broker closed the connection."""
+class DirectPublisher(DirectConnection):
+    """One AMQP connection per process for confirmed publishes and RPC calls; see the module docstring.
 
-
-@dataclasses.dataclass(eq=False, slots=True)
-class Publish:
-    """One message waiting for its confirm; ``resolve`` releases the waiting request thread."""
-
-    exchange: str
-    message_id: str
-    lock: object
-    returned: bool = False
-    routed: object = None
-    error: object = None
-    confirmed_only: bool = False  # a batch's: routed only on the broker's ack (``ConfirmLedger.closed``)
-
-    def resolve(self, routed, error):
-        self.routed, self.error = routed, error
-        self.lock.release()
-
-
-class Countdown:
-    """What a batch's publishes release: the waiting request thread wakes once all are settled.
-
-    Each publish is settled once, by the reader or by the request thread that gave up on it
-    (whoever took it out of ``pending``), so ``release`` may come from either thread.
+    Made as a ``direct_connection.DirectConnection`` (``nodes``, ``declare``, ``connect`` ...),
+    which it extends with what request threads call and what the reader does with each frame.
     """
-
-    def __init__(self, count):
-        self.remaining = count
-        self._count = threading.Lock()
-        self._done = threading.Lock()
-        self._done.acquire()
-
-    def release(self):
-        with self._count:
-            self.remaining -= 1
-            last = self.remaining == 0
-        if last:
-            self._done.release()
-
-    def acquire(self, timeout=-1):
-        return self._done.acquire(timeout=timeout)
-
-
-class ConfirmChannel(ConfirmLedger):
-    """One confirm-mode channel of the direct connection: its number, whether it is open, and
-    its ledger (``confirms.ConfirmLedger``).  Runs under the publisher's lock."""
-
-    def __init__(self, number, idiom, trust_unconfirmed):
-        self.number = number
-        self.idiom = idiom
-        self.opened = threading.Event()
-        super().__init__(trust_unconfirmed)
-
-    def reset(self):
-        self.opened.clear()
-        super().reset()
-
-
-class DirectPublisher:
-    """One AMQP connection per process for confirmed publishes; see the module docstring.
-
-    ``nodes`` is a ``nodes.Nodes``; ``declare(exchange, kind, again)``
-    declares an exchange through the pika connection (``again``: the broker
-    said it is gone).  ``connect(address, timeout)`` makes the socket
-    (``socket.create_connection``; a test passes its own).
-    """
-
-    def __init__(
-        self,
-        nodes,
-        declare,
-        publish_timeout=5.0,
-        connect_timeout=5.0,
-        heartbeat=30,
-        retry_after=5,
-        connect=socket.create_connection,
-    ):
-        self.nodes = nodes
-        self.declare = declare
-        self.publish_timeout = publish_timeout
-        self.connect_timeout = connect_timeout
-        self.heartbeat = heartbeat
-        self.retry_after = retry_after
-        self.connect = connect
-        self.channels = {
-            "broadcast": ConfirmChannel(1, "broadcast", trust_unconfirmed=True),
-            "notify": ConfirmChannel(2, "notify", trust_unconfirmed=False),
-        }
-        self._by_number = {channel.number: channel for channel in self.channels.values()}
-        self.rpc = RpcChannels(first=CHANNELS_NEEDED + 1)
-        self._lock = threading.Lock()  # channels' tags and pending, the outbox, the socket
-        self._thread = None
-        self._stopping = threading.Event()
-        self._ready = threading.Event()  # the connection is open (its channels may still be opening)
-        self._connected_once = False
-        self._sock = None
-        self._generation = 0  # counts connections, so a publish never lands on a newer one
-        self._outbox = []  # a list, or a tls.SealingOutbox on a TLS connection
-        self._new_outbox = list  # makes the next one: chosen per connection
-        self._sending = False
-        self._blocked = False
-        self._frame_max = CLIENT_FRAME_MAX
-        self._declared = set()  # (exchange, idiom) declared since the last connection was lost
-        self._last_sent = self._last_received = 0.0
-
-    # -- lifecycle ---------------------------------------------------------
-
-    def start(self):
-        """Start the reader thread (connect lazily, on first use).
-
-        Fork safety is the owner's: ``Broker`` makes a new publisher in a forked child.
-        """
-        if self._thread is not None:
-            return
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="hutch-amqp-publish", daemon=True)
-                self._thread.start()
-
-    def close(self, timeout=5.0):
-        thread = self._thread
-        if thread is None:
-            return
-        self._stopping.set()
-        sock = self._sock
-        if sock is not None:  # the broker answers Close-Ok and closes the socket: the reader ends
-            self._send(wire.method(0, spec.Connection.Close(200, "Normal shutdown", 0, 0)))
-            thread.join(min(timeout, 1.0))
-            _shutdown(sock)
-        thread.join(timeout)
 
     # -- what request threads call -----------------------------------------
 
@@ -394,213 +244,7 @@ class DirectPublisher:
             error.headers = [("Retry-After", str(self.retry_after))]
         raise error
 
-    def is_connected(self, timeout):
-        """The connection is open (waiting up to ``timeout`` for it) and not blocked."""
-        self.start()
-        return (self._ready.is_set() or self._ready.wait(timeout)) and not self._blocked
-
-    def _wait_ready(self):
-        """Wait for the connection: ``connect_timeout`` until it first opened, then half a second."""
-        if not self._ready.is_set():
-            self.start()
-            if not self._ready.wait(0.5 if self._connected_once else self.connect_timeout):
-                raise BrokerUnavailable("The message broker is unreachable.", self.retry_after)
-
-    # -- writing -------------------------------------------------------------
-
-    def _send(self, data):
-        """Queue ``data`` and send it, unless a send in progress will take it along."""
-        with self._lock:
-            send = self._enqueue(data)
-        if send:
-            self._flush()
-
-    def _enqueue(self, data):
-        """Under the lock: queue ``data``; True when the caller must ``_flush`` (no send in progress).
-
-        Frames whose order matters against other threads' (a channel's Close-Ok before its number
-        carries a new Channel.Open) are queued in the same lock hold as the state change.
-        """
-        if self._sock is None:
-            return False
-        self._outbox.append(data)
-        return self._claim_send()
-
-    def _enqueue_sealed(self, records):
-        """Under the lock: queue TLS records made by the reader's decrypt (nothing to encrypt)."""
-        if self._sock is None:
-            return False
-        self._outbox.append_sealed(records)
-        return self._claim_send()
-
-    def _claim_send(self):
-        """Under the lock, after queueing: True when no send is in progress (the caller flushes)."""
-        if self._sending:
-            return False
-        self._sending = True
-        return True
-
-    def _flush(self):
-        """Write everything queued, in order, one ``sendall`` per round, until the outbox is empty."""
-        while True:
-            with self._lock:
-                sock, outbox = self._sock, self._outbox
-                if not outbox or sock is None:
-                    outbox.clear()
-                    self._sending = False
-                    return
-                self._outbox = self._new_outbox()
-            try:
-                sock.sendall(outbox[0] if len(outbox) == 1 else b"".join(outbox))
-            except OSError as error:  # the reader sees the socket fail too and fails what is in flight
-                log.warning("sending to the broker failed: %s", error)
-                _shutdown(sock)
-                with self._lock:
-                    self._outbox = []
-                    self._sending = False
-                return
-            self._last_sent = time.monotonic()
-
-    # -- the reader thread ----------------------------------------------------
-
-    def _run(self):
-        nodes = self.nodes
-        while not self._stopping.is_set():
-            parameters = nodes.current
-            opened_at = time.monotonic()
-            opened = False
-            reconnect = self._connected_once
-            sock = None
-            try:
-                sock, decoder, receive = self._open(parameters)
-                opened = True
-                metrics.broker_connected(DIRECT, reconnect)
-                self._read(receive, decoder)
-            except (OSError, ConnectionFailed, struct.error, ValueError) as error:
-                if not self._stopping.is_set():
-                    where = nodes.describe(parameters)
-                    log.warning("publishing connection to the broker at %s lost: %s", where, error)
-            except Exception:  # never let the reader die: publishing would hang for good
-                log.exception("the publishing connection's reader failed")
-            finally:
-                self._lost(sock)
-                if opened:
-                    metrics.broker_disconnected(DIRECT)
-                elif not self._stopping.is_set():
-                    metrics.broker_connect_failed(DIRECT)
-            if self._stopping.is_set():
-                break
-            pause = nodes.next_pause(opened, time.monotonic() - opened_at)
-            self._stopping.wait(pause)
-
-    def _open(self, parameters):
-        """TCP, TLS for amqps://, the AMQP handshake (Start/StartOk, Tune/TuneOk, Open), then the two
-        channels.  Returns the socket, the decoder and what the reader calls to read (``recv``)."""
-        sock = self.connect((parameters.host, parameters.port), self.connect_timeout)
-        session = None
-        link = sock  # what the handshake writes to and reads from
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if parameters.ssl_options is not None:
-                session = TlsSession(parameters.ssl_options, parameters.host, self.retry_after)
-                session.handshake(sock)
-                link = BlockingTls(sock, session)
-            decoder = wire.Decoder()
-            link.sendall(wire.PROTOCOL_HEADER)
-            start = _expect(link, decoder, spec.Connection.Start)
-            if b"PLAIN" not in start.mechanisms.split():
-                raise ConnectionFailed(f"the broker offers no PLAIN login ({start.mechanisms!r})")
-            credentials = parameters.credentials
-            response = f"\0{credentials.username}\0{credentials.password}"
-            properties = {
-                "product": "hutch",
-                "capabilities": CAPABILITIES,
-                "connection_name": f"hutch pid {os.getpid()} publisher",
-            }
-            link.sendall(wire.method(0, spec.Connection.StartOk(properties, "PLAIN", response, "en_US")))
-            tune = _expect(link, decoder, spec.Connection.Tune)
-            channel_max = _negotiate(CHANNEL_MAX, tune.channel_max)
-            if channel_max < CHANNELS_NEEDED:
-                raise ConnectionFailed(f"the broker allows {channel_max} channel(s); publishing needs 2")
-            frame_max = _negotiate(CLIENT_FRAME_MAX, tune.frame_max)
-            heartbeat = tune.heartbeat if self.heartbeat is None else self.heartbeat
-            link.sendall(
-                wire.method(0, spec.Connection.TuneOk(channel_max, frame_max, heartbeat))
-                + wire.method(0, spec.Connection.Open(parameters.virtual_host))
-            )
-            _expect(link, decoder, spec.Connection.OpenOk)
-        except BaseException:
-            sock.close()
-            raise
-        # Reads block; a quiet socket wakes the reader at the heartbeat's pace.  Sends give up
-        # after publish_timeout (the broker stopped reading): the request then answers 503.
-        sock.settimeout(None)
-        tick = heartbeat / 2 if heartbeat else IDLE_TICK
-        _set_timeout(sock, socket.SO_RCVTIMEO, tick)
-        _set_timeout(sock, socket.SO_SNDTIMEO, self.publish_timeout)
-        self._heartbeat = heartbeat
-        now = time.monotonic()
-        with self._lock:
-            self._generation += 1
-            self._frame_max = frame_max
-            self.rpc.reset(channel_max)
-            self._new_outbox = list if session is None else session.outbox
-            self._outbox = self._new_outbox()
-            self._sock = sock
-            self._blocked = False
-            self._last_sent = self._last_received = now
-        for channel in self.channels.values():  # before any request's frames: the order is always the same
-            self._open_channel(channel)
-        self._ready.set()
-        self._connected_once = True
-        log.info("publishing connection open to %s", self.nodes.describe(parameters))
-        receive = sock.recv if session is None else functools.partial(self._receive_tls, sock, session)
-        return sock, decoder, receive
-
-    def _receive_tls(self, sock, session, size):
-        """The reader's ``recv`` on a TLS connection: plaintext, None when the records read held none
-        (yet), b"" at EOF or after the broker's close_notify."""
-        if session.closed:
-            return b""
-        data = sock.recv(size)
-        if not data:
-            return b""
-        send = False
-        with self._lock:
-            plaintext, reply = session.decrypt(data)
-            if reply:  # behind every record queued so far, as OpenSSL made them
-                send = self._enqueue_sealed(reply)
-        if send:
-            self._flush()
-        return plaintext or None
-
-    def _open_channel(self, channel):
-        number = channel.number
-        self._send(wire.method(number, spec.Channel.Open()) + wire.method(number, spec.Confirm.Select()))
-
-    def _read(self, receive, decoder):
-        returning = None  # (channel, Basic.Return, header or None, body bytes so far) of a return being read
-        heartbeat = self._heartbeat
-        while not self._stopping.is_set():
-            try:
-                data = receive(READ_SIZE)
-            except BlockingIOError:  # SO_RCVTIMEO: nothing arrived for a tick
-                data = None
-            now = time.monotonic()
-            if data == b"":
-                raise ConnectionFailed("the broker closed the socket")
-            if data:
-                self._last_received = now
-                decoder.feed(data)
-            frames = decoder.frames  # also what arrived with the handshake's last frame
-            while frames:
-                returning = self._on_frame(frames.popleft(), returning)
-            if heartbeat:
-                if now - self._last_received > 2 * heartbeat:
-                    raise ConnectionFailed(f"no heartbeat from the broker for {2 * heartbeat} s")
-                if now - self._last_sent >= heartbeat / 2:
-                    self._last_sent = now
-                    self._send(wire.HEARTBEAT)
+    # -- what the reader does with each frame ------------------------------
 
     def _on_frame(self, frame, returning):
         """Handle one frame; returns the state of a Basic.Return being read (None between returns)."""
@@ -640,7 +284,7 @@ class DirectPublisher:
             sending, outcomes = self.rpc.on_frame(frame)
             if sending:
                 send = self._enqueue(sending)
-        _resolve(outcomes)
+        resolve(outcomes)
         if send:
             self._flush()
 
@@ -671,7 +315,7 @@ class DirectPublisher:
             outcomes = channel.closed(method)
         self._send(wire.method(channel.number, spec.Channel.CloseOk()))
         self._open_channel(channel)
-        _resolve(outcomes)
+        resolve(outcomes)
 
     def _on_blocked(self, method):
         log.warning("the broker blocked publishing (resource alarm): %s", method.reason)
@@ -685,68 +329,6 @@ class DirectPublisher:
             outcomes += failed
             if closing:
                 send = self._enqueue(closing)
-        _resolve(outcomes)
+        resolve(outcomes)
         if send:
             self._flush()
-
-    def _lost(self, sock):
-        """The connection is gone: every publish in flight answers 503 now."""
-        self._ready.clear()
-        error = BrokerUnavailable("The connection to the broker was lost.", self.retry_after)
-        with self._lock:
-            self._generation += 1
-            self._sock = None
-            self._outbox = []
-            self._declared = set()  # a restarted broker has lost its transient exchanges
-            outcomes = []
-            for channel in self.channels.values():
-                outcomes += channel.fail_all(error)
-                channel.reset()
-            outcomes += [(call, None, error) for call in self.rpc.reset(CHANNELS_NEEDED)]
-            sending = self._sending
-        if sock is not None:
-            _shutdown(sock)
-            if not sending:  # a sender still inside sendall keeps the fd; the socket closes with it
-                sock.close()
-        _resolve(outcomes)
-
-
-def _expect(sock, decoder, method_class):  # sock: the socket, or a tls.BlockingTls over it
-    """Read until ``method_class`` arrives on channel 0 (handshake only); a Connection.Close fails."""
-    frames = decoder.frames
-    while True:
-        if not frames:
-            decoder.feed(_recv(sock))
-            continue
-        method = getattr(frames.popleft(), "method", None)
-        if isinstance(method, method_class):
-            return method
-        if isinstance(method, spec.Connection.Close):
-            raise ConnectionFailed(f"({method.reply_code}) {method.reply_text}")
-
-
-def _recv(sock):
-    data = sock.recv(READ_SIZE)
-    if not data:
-        raise ConnectionFailed("the broker closed the socket during the handshake")
-    return data
-
-
-def _negotiate(client, server):
-    """AMQP's rule (as pika applies it): 0 means no limit, else the smaller one."""
-    return max(client, server) if not client or not server else min(client, server)
-
-
-def _set_timeout(sock, option, seconds):
-    whole = int(seconds)
-    sock.setsockopt(socket.SOL_SOCKET, option, struct.pack("ll", whole, int((seconds - whole) * 1e6)))
-
-
-def _shutdown(sock):
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-
-
-def _resolve(outcomes):
-    for item, routed, error in outcomes:
-        item.resolve(routed, error)

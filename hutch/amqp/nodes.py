@@ -6,7 +6,8 @@ site, spread over the nodes instead of all landing on the first), connects
 to one, and on failure moves to the next.  A lost connection moves on after
 the back-off's first pause; a node that cannot be reached is followed by the
 next one almost at once; only when a whole round of nodes has failed does
-the pause double, up to ``max_delay``.
+the pause double, up to ``max_delay``.  A process's connections (the pika
+one and the direct publisher's) take the nodes in one order (``one_order``).
 """
 
 import random
@@ -56,3 +57,14 @@ class Nodes:
     def describe(parameters):
         """``host:port`` (never the credentials), for logs."""
         return f"{parameters.host}:{parameters.port}"
+
+
+def one_order(count):
+    """A shuffle for ``Nodes`` that puts every list of ``count`` nodes in one random order, drawn
+    now: a process's connections try the nodes in the same order, the processes in different ones."""
+    order = random.sample(range(count), count)
+
+    def shuffle(parameters):
+        parameters[:] = [parameters[index] for index in order]
+
+    return shuffle

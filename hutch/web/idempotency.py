@@ -36,7 +36,7 @@ from redis.retry import Retry
 from webob import Response
 
 from hutch import metrics
-from hutch.amqp.client import GRACE
+from hutch.amqp.handoff import GRACE
 from hutch.auth.policy import ENVIRON_KEY
 from hutch.errors import IdempotencyInFlight, IdempotencyKeyReused, IdempotencyUnavailable
 

@@ -1,4 +1,4 @@
-"""The Broker's bookkeeping (hutch.amqp.client) on its I/O-thread callbacks, driven with a fake
+"""The Broker's bookkeeping (hutch.amqp.client, handoff) on its I/O-thread callbacks, driven with a fake
 connection: when it is ready, what a blocked or lost connection fails, and the request threads'
 ``Waiter``.  No thread is started and no socket opened."""
 
@@ -7,7 +7,7 @@ import threading
 import pika
 import pytest
 
-from hutch.amqp import client
+from hutch.amqp import client, handoff
 from hutch.amqp.rpc import Call
 from hutch.errors import BrokerUnavailable
 
@@ -87,7 +87,7 @@ def test_a_lost_connection_fails_everything_in_flight_with_retry_after_and_stops
 
 
 def test_work_handed_to_a_loop_that_ended_before_running_it_fails(broker):
-    waiter = client.Waiter()
+    waiter = handoff.Waiter()
     broker._loop_open = True
     broker._handed.append((lambda: None, waiter))
     loop_connection = FakeConnection()
@@ -97,7 +97,7 @@ def test_work_handed_to_a_loop_that_ended_before_running_it_fails(broker):
 
 
 def test_a_waiter_takes_the_first_answer_only():
-    waiter = client.Waiter()
+    waiter = handoff.Waiter()
     assert not waiter.wait(0.01)
     waiter.resolve("first", None)
     waiter.resolve("second", ValueError())
@@ -105,7 +105,7 @@ def test_a_waiter_takes_the_first_answer_only():
 
 
 def test_a_waiter_wakes_a_thread_waiting_on_it():
-    waiter, woken = client.Waiter(), []
+    waiter, woken = handoff.Waiter(), []
     thread = threading.Thread(target=lambda: woken.append(waiter.wait(10)))
     thread.start()
     waiter.resolve(1, None)

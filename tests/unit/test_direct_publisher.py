@@ -1,4 +1,4 @@
-"""hutch.amqp.direct_publisher's state machine against a fake socket (no broker).
+"""The direct publisher's state machine (hutch.amqp.direct_publisher, direct_connection) on a fake socket.
 
 The fake socket plays the broker's side frame by frame: the test reads
 what the publisher wrote (decoded with pika's codec) and feeds it the
