@@ -22,6 +22,28 @@ from hutch.names import NAME_MAX
 from hutch.web.pages import ASSETS
 
 
+def _asset(names, media_types):
+    """A static file served by name, with its ETag."""
+    return {
+        "responses": {
+            "200": {
+                "description": "The file.",
+                "headers": {"ETag": {"schema": {"type": "string"}}},
+                "content": {media_type: {"schema": {"type": "string"}} for media_type in media_types},
+            },
+            "304": {"description": "Not modified (`If-None-Match`)."},
+        },
+        "parameters": [
+            {
+                "name": "name",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "enum": list(names)},
+            }
+        ],
+    }
+
+
 def _json(description, schema_name, headers=None):
     response = {"description": description, "content": {JSON: {"schema": ref("schemas", schema_name)}}}
     if headers:
@@ -164,24 +186,7 @@ OPERATIONS = {
             "content": {"application/x-www-form-urlencoded": {"schema": ref("schemas", "DashboardForm")}},
         },
     },
-    "dashboardAsset": {
-        "responses": {
-            "200": {
-                "description": "The file.",
-                "headers": {"ETag": {"schema": {"type": "string"}}},
-                "content": {media_type: {"schema": {"type": "string"}} for media_type in ASSETS.values()},
-            },
-            "304": {"description": "Not modified (`If-None-Match`)."},
-        },
-        "parameters": [
-            {
-                "name": "name",
-                "in": "path",
-                "required": True,
-                "schema": {"type": "string", "enum": list(ASSETS)},
-            }
-        ],
-    },
+    "dashboardAsset": _asset(ASSETS, ASSETS.values()),
     "health": {
         "responses": {
             "200": _json("The broker is reachable.", "HealthOk"),
@@ -203,24 +208,7 @@ OPERATIONS = {
     "reference": {
         "responses": {"200": {"description": "The page.", "content": HTML_PAGE}},
     },
-    "referenceAsset": {
-        "responses": {
-            "200": {
-                "description": "The file.",
-                "headers": {"ETag": {"schema": {"type": "string"}}},
-                "content": {kind: {"schema": {"type": "string"}} for kind, _ in REFERENCE_ASSETS.values()},
-            },
-            "304": {"description": "Not modified (`If-None-Match`)."},
-        },
-        "parameters": [
-            {
-                "name": "name",
-                "in": "path",
-                "required": True,
-                "schema": {"type": "string", "enum": list(REFERENCE_ASSETS)},
-            }
-        ],
-    },
+    "referenceAsset": _asset(REFERENCE_ASSETS, (kind for kind, _ in REFERENCE_ASSETS.values())),
     "index": {
         "responses": {
             "200": {
