@@ -75,6 +75,8 @@ class Server(ExpressProcess):
         self.port = free_port()
         self.server_root = private_directory(f"hutch-bench-{name}-")
         self.arguments = express_arguments(self.script, self.port, self.server_root, root, ini)
+        # ``prepare`` exports its server root's metrics folder into this process: each server its own.
+        self.environ["PROMETHEUS_MULTIPROC_DIR"] = str(self.server_root / "metrics")
         self.process = self.log = None
 
     @property
