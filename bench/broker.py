@@ -21,9 +21,10 @@ import uuid
 import pika
 import requests
 
+from harness import amqp
 from harness.process import terminate
 
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+AMQP_URL = amqp.AMQP_URL
 MANAGEMENT = "http://127.0.0.1:15672"
 MANAGEMENT_AUTHORIZATION = "Basic " + base64.b64encode(b"guest:guest").decode()
 MANAGEMENT_PUBLISH_URL = MANAGEMENT + "/api/exchanges/%2F/amq.default/publish"
@@ -90,24 +91,10 @@ class Housekeeper:
     def purge(self, queue):
         self.channel.queue_purge(queue)
 
-    def delete_all(self):
-        """Delete what the run created; a name already gone is fine."""
-        for kind, names in (("queue", self.queues), ("exchange", self.exchanges)):
-            for name in names:
-                try:
-                    if self.channel.is_closed:
-                        self.channel = self.connection.channel()
-                    if kind == "queue":
-                        self.channel.queue_delete(name)
-                    else:
-                        self.channel.exchange_delete(name)
-                except pika.exceptions.AMQPError as error:
-                    print(f"cleanup: {kind} {name}: {error}", file=sys.stderr)
-        self.queues, self.exchanges = [], []
-
     def close(self):
+        """Delete what the run created (an exchange's history stream with it), close the connection."""
         with contextlib.suppress(pika.exceptions.AMQPError):
-            self.delete_all()
+            amqp.delete(self.exchanges, self.queues)
             self.connection.close()
 
 

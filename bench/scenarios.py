@@ -73,11 +73,6 @@ def consumer_queue(run, scenario):
         raise RuntimeError(f"registering the notify consumer queue: {answer.status_code} {answer.text}")
 
 
-def history_queue(run, scenario):
-    """production.ini's ``events_history`` gives the exchange a stream queue (hutch.amqp.history)."""
-    run.housekeeper.remember(queues=[f"hutch/history/{scenario.exchange}"])
-
-
 def ndjson(payload, lines):
     return (json.dumps({"body": payload, "content_type": "text/plain"}) + "\n") * lines
 
@@ -151,8 +146,7 @@ DEPLOYMENT = Suite(
     },
     scenarios=[
         S("hello", "hello-world (bench/run's)", "hello", "/broadcast/{p}.deployment", status=200),
-        S("A", "A bench/run's way: bench ini, bench server", "A", "/broadcast/{p}.deployment",
-          setup=history_queue),
+        S("A", "A bench/run's way: bench ini, bench server", "A", "/broadcast/{p}.deployment"),
         S("B", "B deployment: production.ini, hutch serve", "B", "/broadcast/{p}.deployment"),
         S("C", "C production.ini, bench server", "C", "/broadcast/{p}.deployment"),
         S("D", "D bench ini, hutch serve", "D", "/broadcast/{p}.deployment"),

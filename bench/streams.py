@@ -28,7 +28,6 @@ import uuid
 import requests
 
 from harness import amqp
-from harness import rabbitmqctl as broker
 from harness.server import GatewayServer, free_port
 
 from . import servers
@@ -223,7 +222,7 @@ def measure_streams(
             cpu_kinds_after = by_kind(servers, cpu_total)
             report = pool.report(range(messages))
     finally:
-        delete_exchange(exchange)
+        amqp.delete(exchanges=[exchange])  # and its history stream; the servers' queues are exclusive
     arrivals = report.pop("arrivals")
     accepted = report["accepted"]
     deliveries, reached_all, reached_first = [], [], []
@@ -274,14 +273,6 @@ def measure_streams(
 
 def in_mib(kinds):
     return {kind: {"processes": n, "mib": round(kib / 1024, 1)} for kind, (n, kib) in kinds.items()}
-
-
-def delete_exchange(exchange):
-    """The exchange, and the durable queues bound to it (an event tier's history stream); the
-    servers' own exclusive queues go with their connections."""
-    bound = broker.bound_queues(exchange)
-    kept = [name for name, facts in broker.queue_facts(bound).items() if not facts["exclusive"]]
-    amqp.delete(exchanges=[exchange], queues=kept)
 
 
 # --- the run -------------------------------------------------------------------
