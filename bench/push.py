@@ -6,9 +6,8 @@
 - latency: messages published at a steady 500/s (pika, confirmed) and the time from publish to
   the receiver, p50 and p99, for Hutch (concurrency 64) and the baseline.
 
-The receiver is a minimal asyncio HTTP server in a process of its own (so that it is not what
-limits either side); it notes each arrival's time, the publishers each publish's time, on the same
-clock.  Everything runs on this machine (the
+The receiver is a minimal asyncio HTTP server in a process of its own (it must not be what limits
+either side), timing arrivals on the publisher's clock.  Everything runs on this machine (the
 shared RabbitMQ, a private Redis): read the ratios, not the absolute figures.
 """
 

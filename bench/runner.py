@@ -24,6 +24,8 @@ import time
 
 import requests
 
+from harness.server import GatewayServer
+
 from . import broker, ceiling, measure, servers
 from .scenarios import SUITES, ndjson
 
@@ -47,17 +49,13 @@ class Run:
         inis = {"bench": servers.gateway_ini(self.directory, args.gateway_root)}
         if any(ini != "bench" for _, _, ini in suite.servers.values()):
             inis["production"] = servers.production_ini(self.directory, "production")
-            drop = (
-                "events_history",
-                "events_history_count",
-                "events_history_max_age",
-                "events_history_max_bytes",
-            )
-            inis["nohistory"] = servers.production_ini(self.directory, "nohistory", drop)
+            inis["nohistory"] = servers.production_ini(self.directory, "nohistory", servers.HISTORY)
         self.servers = {}
         for name, (how, app, ini) in suite.servers.items():
             if how == "serve":
-                self.servers[name] = servers.serve(name, inis[ini])
+                self.servers[name] = GatewayServer(
+                    inis[ini], servers.MOUNT_POINT, args.processes, args.threads
+                )
             else:
                 self.servers[name] = servers.Server(name, app, inis[ini], args.gateway_root)
         if args.compare_root:

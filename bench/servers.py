@@ -16,13 +16,14 @@ import shutil
 import sys
 import tempfile
 
-from harness.server import ExpressProcess, GatewayServer, children_of, free_port
+from harness.server import ExpressProcess, children_of, free_port
 from hutch.serve import cli
 
 BENCH = pathlib.Path(__file__).resolve().parent
 ROOT = BENCH.parent
 PROCESSES, THREADS = 2, 10  # every server's; bench/run --processes/--threads change them alike
 MOUNT_POINT = "/gateway"
+HISTORY = ("events_history", "events_history_count", "events_history_max_age", "events_history_max_bytes")
 API_KEY = "bench-only-api-key-0123456789abcdef"  # bench/gateway.ini's key
 BEARER = f"Bearer {API_KEY}"
 # The apps an express server may serve: (WSGI script, None: the tree's gateway.wsgi; the path that
@@ -100,13 +101,6 @@ class Server(ExpressProcess):
         """Apache itself: the parent and its worker processes (not the daemons)."""
         parent, children = self._children()
         return sorted([parent, *(pid for pid, daemon in children if not daemon)])
-
-
-def serve(name, ini, root=ROOT):
-    """``hutch serve --ini INI`` itself (``root``: this tree only), as a deployment runs it."""
-    server = GatewayServer(ini, prefix=MOUNT_POINT, processes=PROCESSES, threads=THREADS)
-    server.name = name
-    return server
 
 
 def gateway_ini(directory, root=ROOT):

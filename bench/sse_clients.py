@@ -283,23 +283,15 @@ class ClientPool:
 
     def report(self, numbers):
         """Arrival times per message number over every stream, and the streams' fate."""
-        merged = {
-            "accepted": 0,
-            "closed": 0,
-            "statuses": collections.Counter(),
-            "errors": collections.Counter(),
-        }
-        arrivals = collections.defaultdict(list)
-        for answer in self.ask("report", list(numbers), timeout=120):
-            merged["accepted"] += answer["accepted"]
-            merged["closed"] += answer["closed"]
-            merged["statuses"].update(answer["statuses"])
-            merged["errors"].update(answer["errors"])
+        answers = self.ask("report", list(numbers), timeout=120)
+        merged = {key: sum(answer[key] for answer in answers) for key in ("accepted", "closed")}
+        for key in ("statuses", "errors"):
+            counts = sum((collections.Counter(answer[key]) for answer in answers), collections.Counter())
+            merged[key] = {str(name): n for name, n in sorted(counts.items())}
+        merged["arrivals"] = collections.defaultdict(list)
+        for answer in answers:
             for number, moments in answer["arrivals"].items():
-                arrivals[number].extend(moments)
-        merged["statuses"] = {str(status): n for status, n in sorted(merged["statuses"].items())}
-        merged["errors"] = dict(merged["errors"])
-        merged["arrivals"] = arrivals
+                merged["arrivals"][number].extend(moments)
         return merged
 
     def close(self):
