@@ -239,9 +239,8 @@ def report(document, reference):
     """The suite's table, its CPU per message by process group, and its targets."""
     results, ref = document["scenarios"], document["reference_rate"]
     keys = [key for key in ("c16", "c1") if any(key in row for row in results.values())]
-    lines = [
-        line("scenario", *(f"{k} {h}" for k in keys for h in ("/s", "p50 ms", "p99 ms")), "x " + reference)
-    ]
+    heads = [f"{key} {head}" for key in keys for head in ("/s", "p50 ms", "p99 ms")]
+    lines = [line("scenario", *heads, "x " + reference, "rounds")]
     for row in results.values():
         figures = [row.get(key) for key in keys]
         cells = [
