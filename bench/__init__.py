@@ -1,5 +1,4 @@
-"""The benchmark: Hutch against hello-world, RabbitMQ's HTTP API, a naive app and raw pika.
+"""The benchmark: ``bench/run [main|batch|deployment|streams|push]`` (bench/runner.py).
 
-``bench/run`` is the entry point; BENCHMARKS.md has the figures and how to
-reproduce them.
+BENCHMARKS.md has the figures and, beside each table, the command that reproduces it.
 """

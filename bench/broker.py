@@ -1,27 +1,61 @@
-"""The benchmark's own AMQP housekeeping: names, declares, purges, deletes, responders.
+"""The broker side of a run: housekeeping, the echo responders, and the management API baseline.
 
 Every name starts with ``bench.<run id>.`` and everything the run creates is
 deleted at the end, also when it fails (the shared broker serves other
-people's tests).
+people's tests).  RabbitMQ's management API publish
+(``POST /api/exchanges/%2F/amq.default/publish``, "a highly inefficient way
+to publish" by RabbitMQ's own docs) is what people reach for first: the HTTP
+baseline Hutch must beat.
 """
 
+import base64
 import contextlib
+import json
 import pathlib
 import select
 import subprocess
 import sys
+import time
 import uuid
 
 import pika
+import requests
 
+from harness import amqp
 from harness.process import terminate
 
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+AMQP_URL = amqp.AMQP_URL
+MANAGEMENT = "http://127.0.0.1:15672"
+MANAGEMENT_AUTHORIZATION = "Basic " + base64.b64encode(b"guest:guest").decode()
+MANAGEMENT_PUBLISH_URL = MANAGEMENT + "/api/exchanges/%2F/amq.default/publish"
 RESPONDER = pathlib.Path(__file__).resolve().parents[1] / "examples" / "rpc_responder.py"
 
 
 def run_id():
     return uuid.uuid4().hex[:8]
+
+
+def enable_management(timeout=90):
+    """Enable the management plugin (idempotent), wait until its API answers; RabbitMQ's version."""
+    command = ["rabbitmq-plugins", "enable", "rabbitmq_management"]
+    subprocess.run(command, capture_output=True, check=True, timeout=120)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(requests.RequestException):
+            answer = requests.get(
+                MANAGEMENT + "/api/overview", headers={"Authorization": MANAGEMENT_AUTHORIZATION}, timeout=5
+            )
+            if answer.status_code == 200:
+                return answer.json().get("rabbitmq_version")
+        time.sleep(0.5)
+    raise RuntimeError("the management API did not answer on 127.0.0.1:15672")
+
+
+def management_body(queue, payload):
+    """The JSON the publish endpoint wants: ``payload`` to ``queue`` through the default exchange."""
+    return json.dumps(
+        {"properties": {}, "routing_key": queue, "payload": payload, "payload_encoding": "string"}
+    )
 
 
 class Housekeeper:
@@ -39,10 +73,11 @@ class Housekeeper:
         self.exchanges.extend(exchanges)
         self.queues.extend(queues)
 
-    def fanout_with_queue(self, exchange, queue, durable):
-        """A fanout exchange declared as Hutch would, with one bound queue."""
+    def fanout_with_queue(self, exchange, queue, durable, quorum=False):
+        """A fanout exchange declared as Hutch would, with one bound (classic or quorum) queue."""
         self.channel.exchange_declare(exchange, "fanout", durable=durable, auto_delete=not durable)
-        self.channel.queue_declare(queue, durable=durable, auto_delete=False)
+        arguments = {"x-queue-type": "quorum"} if quorum else None
+        self.channel.queue_declare(queue, durable=durable or quorum, auto_delete=False, arguments=arguments)
         self.channel.queue_bind(queue, exchange)
         self.remember([exchange], [queue])
 
@@ -56,24 +91,10 @@ class Housekeeper:
     def purge(self, queue):
         self.channel.queue_purge(queue)
 
-    def delete_all(self):
-        """Delete what the run created; a name already gone is fine."""
-        for kind, names in (("queue", self.queues), ("exchange", self.exchanges)):
-            for name in names:
-                try:
-                    if self.channel.is_closed:
-                        self.channel = self.connection.channel()
-                    if kind == "queue":
-                        self.channel.queue_delete(name)
-                    else:
-                        self.channel.exchange_delete(name)
-                except pika.exceptions.AMQPError as error:
-                    print(f"cleanup: {kind} {name}: {error}", file=sys.stderr)
-        self.queues, self.exchanges = [], []
-
     def close(self):
+        """Delete what the run created (an exchange's history stream with it), close the connection."""
         with contextlib.suppress(pika.exceptions.AMQPError):
-            self.delete_all()
+            amqp.delete(self.exchanges, self.queues)
             self.connection.close()
 
 

@@ -1,13 +1,8 @@
 """The broker's own ceiling on this host: pipelined confirmed publishes, no HTTP, no per-message work.
 
-One process opens one connection, one confirm-mode channel, and sends the
-same publish (encoded once with ``hutch.amqp.wire``: persistent, mandatory,
-to a fanout exchange with the bench's queue bound) in windows of
-``window`` messages, keeping ``depth`` windows unconfirmed at most, for a
-fixed time.  It counts acks, so the figure is confirmed messages per
-second.  The client's cost is a ``sendall`` per window and decoding the
-acks: as near to the broker's limit as one connection gets.  ``ceiling``
-runs several such processes at once, in case one client is the limit.
+A process sends one publish (encoded once with ``hutch.amqp.wire``: persistent, mandatory) on a
+confirm-mode channel in windows of ``window``, ``depth`` windows unconfirmed at most, for a fixed
+time, and counts acks; ``ceiling`` runs several at once, in case one client is the limit.
 """
 
 import multiprocessing

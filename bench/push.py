@@ -1,4 +1,4 @@
-"""Push delivery against the obvious alternative, in one run (``python -m bench.push``).
+"""Push delivery against the obvious alternative, in one run (``bench/run push``).
 
 - throughput: N messages waiting in a consumer queue, delivered to a local receiver by one Hutch
   delivery process at ``concurrency`` 1, 8 and 64, and by the baseline: a pika consumer that POSTs
@@ -6,13 +6,13 @@
 - latency: messages published at a steady 500/s (pika, confirmed) and the time from publish to
   the receiver, p50 and p99, for Hutch (concurrency 64) and the baseline.
 
-The receiver is a minimal asyncio HTTP server in a process of its own (so that it is not what
-limits either side); it notes each arrival's time, the publishers each publish's time, on the same
-clock.  Everything runs on this machine (the
+The receiver is a minimal asyncio HTTP server in a process of its own (it must not be what limits
+either side), timing arrivals on the publisher's clock.  Everything runs on this machine (the
 shared RabbitMQ, a private Redis): read the ratios, not the absolute figures.
 """
 
 import argparse
+import contextlib
 import json
 import pathlib
 import statistics
@@ -138,6 +138,15 @@ def baseline_main(queue, url):
 # --- the driver ---------------------------------------------------------------------------------
 
 
+def cleanup(connection, exchanges):
+    channel = connection.channel()
+    for exchange in exchanges:
+        for suffix in (".c", ".c.dead", ".c.retry.1000"):
+            channel.queue_delete(exchange + suffix)
+        channel.exchange_delete(exchange)
+    connection.close()
+
+
 def declare(channel, exchange, queue):
     channel.exchange_declare(exchange, "fanout", durable=True)
     channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "classic"})
@@ -210,13 +219,13 @@ class Hutch:
         self.process.stop()
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--receiver", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--baseline", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--messages", type=int, default=3000, help="per throughput run")
     parser.add_argument("--seconds", type=float, default=10.0, help="of publishing at 500/s per latency run")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.receiver:
         return receiver_main(args.receiver)
     if args.baseline:
@@ -224,64 +233,44 @@ def main():
     connection = pika.BlockingConnection(pika.URLParameters(AMQP))
     channel = connection.channel()
     channel.confirm_delivery()
-    receiver = ReceiverProcess()
-    results = {}
     created = []
-    with PrivateRedis(persistent=False) as redis_node:
+    with PrivateRedis(persistent=False) as redis_node, contextlib.ExitStack() as stack:
+        stack.callback(cleanup, connection, created)
+        receiver = ReceiverProcess()
+        stack.callback(receiver.stop)
         hutch = Hutch(redis_node.url)
-        try:
+        stack.callback(hutch.stop)
 
-            def fresh():
-                exchange = f"bench.push.{uuid.uuid4().hex[:8]}"
-                declare(channel, exchange, f"{exchange}.c")
-                created.append(exchange)
-                receiver.reset()
-                return exchange
-
-            for concurrency in (1, 8, 64):
-                exchange = fresh()
-                publish(channel, exchange, args.messages)
+        def run(concurrency, count, rate=None):
+            """``count`` messages to a fresh exchange, delivered by Hutch at ``concurrency`` (0: the
+            baseline): deliveries/s of messages waiting, or (``rate``) latency p50 and p99."""
+            exchange = f"bench.push.{uuid.uuid4().hex[:8]}"
+            declare(channel, exchange, f"{exchange}.c")
+            created.append(exchange)
+            receiver.reset()
+            sent = None if rate else publish(channel, exchange, count)
+            if concurrency:
                 hutch.subscribe(exchange, "c", receiver.url, concurrency)
-                results[f"hutch c={concurrency}"] = rate_of(wait_for_arrivals(receiver, args.messages))
-                hutch.unsubscribe(exchange, "c")
-            exchange = fresh()
-            publish(channel, exchange, args.messages)
-            baseline = subprocess.Popen(
-                [sys.executable, __file__, "--baseline", f"{exchange}.c", receiver.url]
-            )
+            else:
+                command = [sys.executable, __file__, "--baseline", f"{exchange}.c", receiver.url]
+                baseline = subprocess.Popen(command)
             try:
-                results["baseline (pika + requests)"] = rate_of(wait_for_arrivals(receiver, args.messages))
+                if rate:
+                    time.sleep(2)  # the consumer starts within its poll
+                    sent = publish(channel, exchange, count, rate=rate)
+                arrivals = wait_for_arrivals(receiver, count)
             finally:
-                baseline.terminate()
-                baseline.wait(10)
-            count = int(500 * args.seconds)
-            exchange = fresh()
-            hutch.subscribe(exchange, "c", receiver.url, 64)
-            time.sleep(2)  # the delivery process starts consuming within its poll
-            sent = publish(channel, exchange, count, rate=500)
-            latency = {"hutch c=64": percentiles(sent, wait_for_arrivals(receiver, count))}
-            hutch.unsubscribe(exchange, "c")
-            exchange = fresh()
-            baseline = subprocess.Popen(
-                [sys.executable, __file__, "--baseline", f"{exchange}.c", receiver.url]
-            )
-            try:
-                time.sleep(2)
-                sent = publish(channel, exchange, count, rate=500)
-                latency["baseline (pika + requests)"] = percentiles(sent, wait_for_arrivals(receiver, count))
-            finally:
-                baseline.terminate()
-                baseline.wait(10)
-        finally:
-            hutch.stop()
-            receiver.stop()
-            for exchange in created:
-                cleanup = connection.channel()
-                cleanup.queue_delete(f"{exchange}.c")
-                cleanup.queue_delete(f"{exchange}.c.dead")
-                cleanup.queue_delete(f"{exchange}.c.retry.1000")
-                cleanup.exchange_delete(exchange)
-            connection.close()
+                if concurrency:
+                    hutch.unsubscribe(exchange, "c")
+                else:
+                    baseline.terminate()
+                    baseline.wait(10)
+            return percentiles(sent, arrivals) if rate else rate_of(arrivals)
+
+        results = {f"hutch c={concurrency}": run(concurrency, args.messages) for concurrency in (1, 8, 64)}
+        results["baseline (pika + requests)"] = run(0, args.messages)
+        count = int(500 * args.seconds)
+        latency = {"hutch c=64": run(64, count, 500), "baseline (pika + requests)": run(0, count, 500)}
     base = results["baseline (pika + requests)"]
     print(f"\nthroughput, {args.messages} waiting messages to a local receiver (deliveries/s):")
     for name, rate in results.items():

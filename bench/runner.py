@@ -1,14 +1,15 @@
-"""bench/run: start every server with the same flags, load each with wrk, report.
+"""bench/run [SUITE] [options]: the benchmark's one entry point (BENCHMARKS.md has the figures).
 
-One run measures, on this machine and against the shared RabbitMQ:
-hello-world WSGI, Hutch broadcast (no queue; one bound queue), notify (one
-registered consumer queue), RPC (echo responders), RabbitMQ's management API
-publish, a naive WSGI app with a pika connection per request, a reference app
-with a pika connection per thread, and raw pika in one process.  Each HTTP
-scenario runs at c=16 and at c=1, ``--rounds`` times interleaved; the best
-round of each counts (other work on the machine only ever slows a run down).
-``--memory`` adds the 100k-request RSS check, ``--profile`` py-spy profiles
-of broadcast, notify and RPC; bench/streams.py measures the event streams.
+Suites: ``main`` (the default: Hutch's broadcast, notify and RPC beside hello-world, RabbitMQ's
+management API, a naive app, a pika-per-thread app, the stack without AMQP, and AMQP alone),
+``batch`` (bulk publishing by batch size beside the management API and the broker's ceiling),
+``deployment`` (bench/run's way of serving beside ``hutch serve`` with production.ini), and
+``streams`` and ``push`` (their own options: ``bench/run streams --help``).
+
+The wrk suites are data (bench/scenarios.py).  Each starts its servers with the same flags,
+checks every scenario by hand, warms it up for 2 s, then measures ``--rounds`` interleaved rounds
+at each concurrency; the best round counts (other work on the machine only ever slows a round
+down) and every round is in the JSON.  Exit status 1 when a target is missed.
 """
 
 import argparse
@@ -16,213 +17,318 @@ import dataclasses
 import datetime
 import json
 import pathlib
+import shutil
 import sys
 import tempfile
+import time
 
-from . import management, memory, profiling, rawdirect, rawpika, report, servers
-from .scenarios import BEARER, Run, say
+import requests
 
-RESULTS = servers.BENCH / "results" / "latest.json"
+from harness.server import GatewayServer
 
+from . import broker, ceiling, measure, servers
+from .scenarios import SUITES, ndjson
 
-def parse(argv):
-    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=8, help="wrk -d of each measurement (default 8)")
-    parser.add_argument("--connections", type=int, default=16, help="wrk -c for throughput (default 16)")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds, best counts (default 2)")
-    parser.add_argument("--only", default=None, help="comma-separated scenario names: a partial run")
-    parser.add_argument("--memory", action="store_true", help="RSS of Hutch's daemons over 100k broadcasts")
-    parser.add_argument("--memory-requests", type=int, default=100_000)
-    parser.add_argument("--profile", action="store_true", help="py-spy profiles of broadcast, notify, rpc")
-    parser.add_argument("--profile-seconds", type=int, default=10)
-    parser.add_argument("--no-streams", action="store_true", help="skip bench/streams.py")
-    parser.add_argument("--gateway-root", default=str(servers.ROOT), help="serve Hutch from this tree")
-    parser.add_argument(
-        "--compare-root",
-        default=None,
-        metavar="TREE",
-        help="also serve Hutch from TREE (a scratch copy with a change); its scenarios end in _b",
-    )
-    parser.add_argument("--responders", type=int, default=2, help="echo responder processes for RPC")
-    parser.add_argument(
-        "--processes", type=int, default=servers.PROCESSES, help="mod_wsgi daemon processes of every server"
-    )
-    parser.add_argument(
-        "--threads", type=int, default=servers.THREADS, help="threads per daemon process of every server"
-    )
-    parser.add_argument("--output", default=None, help="the run's JSON (default bench/results/latest.json)")
-    return parser.parse_args(argv)
+RESULTS = servers.BENCH / "results"
+OUTPUTS = {"main": "latest.json", "batch": "batch.json", "deployment": "deployment.json"}
+RPC_P50_SLACK_MS = 0.6
 
 
-def best(loads):
-    return max(loads, key=lambda load: load.requests_per_s)
+def say(text):
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
-def measure(run, scenarios, args):
-    """Warm each scenario up, then ``rounds`` interleaved rounds at c=16 and c=1."""
-    for scenario in scenarios.values():
-        scenario.check()
-        scenario.load(args.connections, 2)
-        for queue in scenario.purge:
-            run.housekeeper.purge(queue)
-    for server, root in ((run.hutch, args.gateway_root), (run.hutch_b, args.compare_root)):
-        if server is not None:
-            loaded = server.loaded_from()
-            if loaded is None:
-                say(f"{server.url}: which tree it imports hutch from is not checked (needs py-spy: .[bench])")
-            else:
-                say(f"{server.url} imports hutch from {loaded}")
-            if loaded is not None and pathlib.Path(loaded) != pathlib.Path(root).resolve():
-                raise RuntimeError(f"{server.url} imports hutch from {loaded}, not from {root}")
-    loads = {name: {"c16": [], "c1": []} for name in scenarios}
-    for number in range(1, args.rounds + 1):
-        for name, scenario in scenarios.items():
-            for key, connections in (("c16", args.connections), ("c1", 1)):
-                load = scenario.load(connections, args.seconds)
-                loads[name][key].append(load)
-                say(
-                    f"round {number} {name:<18} c={connections:<3} {load.requests_per_s:>8.0f} req/s  "
-                    f"p50 {load.p50_ms:.2f} ms  p99 {load.p99_ms:.2f} ms  failed {load.failed}"
+class Run:
+    """One suite's servers, responders and broker objects; ``close`` removes them all."""
+
+    def __init__(self, suite, args):
+        self.suite, self.args = suite, args
+        self.id = broker.run_id()
+        self.prefix = f"bench.{self.id}"
+        self.directory = servers.private_directory(f"hutch-bench-{self.id}-")
+        inis = {"bench": servers.gateway_ini(self.directory, args.gateway_root)}
+        if any(ini != "bench" for _, _, ini in suite.servers.values()):
+            inis["production"] = servers.production_ini(self.directory, "production")
+            inis["nohistory"] = servers.production_ini(self.directory, "nohistory", servers.HISTORY)
+        self.servers = {}
+        for name, (how, app, ini) in suite.servers.items():
+            if how == "serve":
+                self.servers[name] = GatewayServer(
+                    inis[ini], servers.MOUNT_POINT, args.processes, args.threads
                 )
-            for queue in scenario.purge:
-                run.housekeeper.purge(queue)
-    results = {}
-    for name, scenario in scenarios.items():
-        results[name] = {"label": scenario.label}
-        for key, runs in loads[name].items():
-            results[name][key] = dataclasses.asdict(best(runs))
-            results[name][key]["failed"] = sum(load.failed for load in runs)
-            results[name][key]["rounds_requests_per_s"] = [load.requests_per_s for load in runs]
-    return results
+            else:
+                self.servers[name] = servers.Server(name, app, inis[ini], args.gateway_root)
+        if args.compare_root:
+            ini_b = servers.gateway_ini(self.directory, args.compare_root)
+            self.servers["hutch_b"] = servers.Server("hutch_b", "hutch", ini_b, args.compare_root)
+        self.housekeeper = self.responders = None
+        self.done = set()
 
+    def start(self, scenarios):
+        """Start the servers ``scenarios`` load (and only those), the responders if one is an RPC."""
+        self.housekeeper = broker.Housekeeper()
+        for name in [name for name in self.servers if all(c.server != name for c in scenarios)]:
+            self.servers.pop(name).cleanup()
+        for name, server in self.servers.items():
+            say(f"starting {name} on port {server.port}")
+            server.start()
+        if any("/rpc/" in scenario.path for scenario in scenarios):
+            self.responders = broker.Responders(f"{self.prefix}.rpc", "echo", self.args.responders)
+            self.housekeeper.remember(exchanges=[f"{self.prefix}.rpc"])
 
-def measure_raw_pika(run, seconds):
-    p = run.prefix
-    exchange, queue = f"{p}.rawconfirm", f"{p}.rawconfirm.q"
-    run.housekeeper.fanout_with_queue(exchange, queue, durable=True)
-    run.housekeeper.remember(exchanges=[f"{p}.raw"])
-    results = {
-        "raw pika publish, no confirms (1 thread)": rawpika.publish_without_confirms(f"{p}.raw", seconds),
-        "raw pika publish + confirm each (1 thread)": rawpika.publish_with_confirms(exchange, seconds),
-        "raw pika RPC round trip (1 thread)": rawpika.rpc_round_trip(f"{p}.rpc", "echo", seconds),
-        "Hutch's direct path, publish + confirm each (1 thread)": rawdirect.publish_with_confirms(
-            exchange, seconds
-        ),
-        "Hutch's direct path, RPC round trip (1 thread)": rawdirect.rpc_round_trip(
-            f"{p}.rpc", "echo", seconds
-        ),
-    }
-    run.housekeeper.purge(queue)
-    for name, figures in results.items():
-        say(f"{name}: {figures['requests_per_s']:.0f}/s  p50 {figures['p50_ms']:.3f} ms")
-    return results
+    def scenarios(self, only):
+        """The suite's scenarios with their names filled in; with a compare tree each twin right after."""
+        chosen = []
+        for scenario in self.suite.scenarios:
+            chosen.append(self.concrete(scenario, self.prefix, ""))
+            if scenario.twin and "hutch_b" in self.servers:
+                chosen.append(self.concrete(scenario, f"{self.prefix}_b", "_b"))
+        return [scenario for scenario in chosen if not only or scenario.name in only]
 
-
-def measure_streams(run):
-    """Event streams are served by the event servers ``hutch serve`` starts beside mod_wsgi, which
-    this run's servers (mod_wsgi-express alone) do not have: bench/streams.py measures them."""
-    say("event streams: not measured here; bench/streams.py starts gateways with their event servers")
-    return None
-
-
-def profile(run, scenarios, seconds):
-    directory = pathlib.Path(tempfile.gettempdir()) / "hutch-bench-profiles" / run.id
-    directory.mkdir(parents=True, exist_ok=True)
-    pids = run.hutch.daemon_pids()
-    results = {}
-    for name in ("broadcast", "notify", "rpc"):
-        scenario = scenarios[name]
-        outputs = [directory / f"{name}-{pid}.txt" for pid in pids]
-        say(f"profiling {name} with py-spy ({seconds} s, pids {pids})")
-        load = profiling.record(pids, scenario.url, scenario.authorization, seconds, outputs)
-        for queue in scenario.purge:
-            run.housekeeper.purge(queue)
-        summary = profiling.summarize(outputs, load.requests)
-        summary["requests_per_s_while_profiled"] = load.requests_per_s
-        summary["raw_files"] = [str(path) for path in outputs]
-        results[name] = summary
-    return results
-
-
-def print_profile(name, summary):
-    print(
-        f"\nprofile: {name} ({summary['samples']} samples holding the GIL over {summary['requests']} "
-        f"requests; Python CPU ms/request: {summary['python_cpu_ms_per_request']})"
-    )
-    print("  own time:")
-    for row in summary["top_own"]:
-        print(f"    {row['percent']:>5.1f}%  {row['function']}")
-    print("  inclusive (gateway code only):")
-    for row in summary["top_inclusive_gateway"]:
-        print(f"    {row['percent']:>5.1f}%  {row['function']}")
-
-
-def print_report(document):
-    print()
-    print(report.table(document["scenarios"], document["raw_pika"]))
-    print()
-    print(report.cpu_table(document["scenarios"]))
-    print()
-    print(report.target_lines(document["targets"]))
-    if document.get("parts"):
-        print()
-        print(report.parts_lines(document["parts"]))
-    if document.get("streams"):
-        print(f"\nevent streams: {json.dumps(document['streams'])}")
-    if document.get("memory"):
-        found = document["memory"]
-        print(f"\nmemory (RSS KiB per daemon at N requests): {json.dumps(found['at'])}")
-        print(
-            f"growth over the run: {found['growth_kib']} KiB; "
-            f"over the second half: {found['growth_second_half_kib']} KiB"
+    def concrete(self, scenario, prefix, suffix):
+        fill = {"p": prefix, "run": self.prefix}
+        return dataclasses.replace(
+            scenario,
+            name=scenario.name + suffix,
+            label=scenario.label + (" [B]" if suffix else ""),
+            server=scenario.server + suffix,
+            path=scenario.path.format(**fill),
+            queue=scenario.queue.format(**fill),
         )
-    for name, summary in (document.get("profile") or {}).items():
-        print_profile(name, summary)
+
+    def prepare(self, scenario):
+        """Declare once what ``scenario`` needs; its request's URL, authorization and body."""
+        if scenario.exchange:
+            self.housekeeper.remember(exchanges=[scenario.exchange])
+        if scenario.queue:
+            self.housekeeper.remember(queues=[scenario.queue])
+        if scenario.setup and (scenario.setup, scenario.exchange, scenario.queue) not in self.done:
+            self.done.add((scenario.setup, scenario.exchange, scenario.queue))
+            scenario.setup(self, scenario)
+        if scenario.server == "management":
+            body = broker.management_body(scenario.queue, self.suite.payload)
+            return broker.MANAGEMENT_PUBLISH_URL, broker.MANAGEMENT_AUTHORIZATION, body, ""
+        url = self.servers[scenario.server].url + scenario.path if scenario.server in self.servers else ""
+        if scenario.batch > 1 or scenario.path.endswith("/batch"):
+            body_file = self.directory / f"batch-{scenario.batch}.ndjson"
+            body_file.write_text(ndjson(self.suite.payload, scenario.batch))
+            return url, servers.BEARER, "", body_file
+        return url, servers.BEARER, self.suite.payload, ""
+
+    def check(self, scenario, url, authorization, body, body_file):
+        """One request by hand: the scenario does what it claims before wrk hammers it."""
+        data = body_file.read_bytes() if body_file else body
+        kind = "application/x-ndjson" if body_file else "application/json"
+        answer = requests.post(
+            url, data=data, headers={"Authorization": authorization, "Content-Type": kind}, timeout=30
+        )
+        if answer.status_code != scenario.status:
+            raise RuntimeError(f"{scenario.name}: {answer.status_code} {answer.text[:300]}")
+        data = answer.json() if body_file or scenario.routed is not None else {}
+        lines = data["results"] if body_file else [data]
+        wrong = scenario.routed is not None and any(line["routed"] != scenario.routed for line in lines)
+        if wrong or len(lines) != scenario.batch:
+            raise RuntimeError(f"{scenario.name}: expected routed {scenario.routed}, got {answer.text[:300]}")
+
+    def meter(self, scenario):
+        groups = {"rabbitmq": measure.broker_pids}
+        server = self.servers.get(scenario.server)
+        if hasattr(server, "daemon_pids"):
+            groups.update(daemons=server.daemon_pids, apache=server.apache_pids)
+        if self.responders and "/rpc/" in scenario.path:
+            groups["responders"] = lambda: [process.pid for process in self.responders.processes]
+        return measure.Meter(groups)
+
+    def load(self, scenario, prepared, connections, seconds):
+        """One measurement: wrk's (or the ceiling's) figures, CPU per message, the queue emptied."""
+        url, authorization, body, body_file = prepared
+        if scenario.publishers:
+
+            def load():  # the broker's ceiling: confirmed messages/s, no HTTP
+                rate = ceiling.ceiling(
+                    broker.AMQP_URL, scenario.exchange, body.encode(), seconds, scenario.publishers
+                )
+                return measure.Load("", 0, seconds, round(rate * seconds), round(rate, 1))
+        else:
+
+            def load():
+                return measure.run_wrk(url, connections, seconds, authorization, body, body_file=body_file)
+
+        figures = self.meter(scenario).around(load, lambda figures: figures.requests * scenario.batch)
+        if scenario.stored:  # wrk stops with some in flight: at least every message answered
+            depth, answered = self.housekeeper.depth(scenario.queue), figures.requests * scenario.batch
+            if figures.failed or depth < answered:
+                raise RuntimeError(
+                    f"{scenario.queue}: {depth} stored for {answered} answered, {figures.failed} failed"
+                )
+        if scenario.queue:
+            self.housekeeper.purge(scenario.queue)
+        return figures
+
+    def close(self):
+        if self.responders is not None:
+            self.responders.stop()
+        for server in self.servers.values():
+            server.stop()
+            server.cleanup()
+        if self.housekeeper is not None:
+            self.housekeeper.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def measure_suite(run, scenarios, args):
+    """Check and warm up every scenario, then ``rounds`` interleaved rounds at each concurrency."""
+    prepared = {scenario.name: run.prepare(scenario) for scenario in scenarios}
+    for scenario in scenarios:
+        if not scenario.publishers:
+            run.check(scenario, *prepared[scenario.name])
+            run.load(scenario, prepared[scenario.name], args.connections[0], 2)
+    loads = {scenario.name: {f"c{c}": [] for c in args.connections} for scenario in scenarios}
+    for number in range(1, args.rounds + 1):
+        for scenario in scenarios:
+            for connections in args.connections[: 1 if scenario.publishers else None]:
+                load = run.load(scenario, prepared[scenario.name], connections, args.seconds)
+                loads[scenario.name][f"c{connections}"].append(load)
+                rate = load.requests_per_s * scenario.batch
+                say(f"round {number} {scenario.name:<18} c={connections:<3} {rate:>8.0f}/s p50 {load.p50_ms}")
+    results = {}
+    for scenario in scenarios:
+        results[scenario.name] = {"label": scenario.label}
+        for key, runs in loads[scenario.name].items():
+            if runs:
+                best = dataclasses.asdict(max(runs, key=lambda load: load.requests_per_s))
+                best.update(
+                    rate=round(best["requests_per_s"] * scenario.batch), failed=sum(r.failed for r in runs)
+                )
+                best["rounds_rate"] = [round(load.requests_per_s * scenario.batch) for load in runs]
+                results[scenario.name][key] = best
+    return results
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def targets(suite, results, ceilings):
+    rate = {name: row["c16"]["rate"] for name, row in results.items() if "c16" in row}
+    rate["ceiling"] = ceilings
+    rows = []
+    for label, numerator, denominator, factor in suite.targets:
+        if rate.get(numerator) and (denominator is None or rate.get(denominator)):
+            value = rate[numerator] / rate[denominator] if denominator else rate[numerator]
+            rows.append(
+                {"target": label, "measured": round(value, 2), "needed": factor, "pass": value >= factor}
+            )
+    if "rpc" in results and "hello" in results and "c1" in results["rpc"]:
+        gap = results["rpc"]["c1"]["p50_ms"] - results["hello"]["c1"]["p50_ms"]
+        rows.append(
+            {
+                "target": f"rpc p50 at c=1 <= hello-world's + {RPC_P50_SLACK_MS} ms",
+                "measured": round(gap, 3),
+                "needed": RPC_P50_SLACK_MS,
+                "pass": gap <= RPC_P50_SLACK_MS,
+            }
+        )
+    return rows
+
+
+def line(label, *cells):
+    return f"{label:<54} " + " ".join(f"{cell:>9}" for cell in cells)
+
+
+def report(document, reference):
+    """The suite's table, its CPU per message by process group, and its targets."""
+    results, ref = document["scenarios"], document["reference_rate"]
+    keys = [key for key in ("c16", "c1") if any(key in row for row in results.values())]
+    heads = [f"{key} {head}" for key in keys for head in ("/s", "p50 ms", "p99 ms")]
+    lines = [line("scenario", *heads, "x " + reference, "rounds")]
+    for row in results.values():
+        figures = [row.get(key) for key in keys]
+        cells = [
+            f"{f[h]:.{d}f}" if f else ""
+            for f in figures
+            for h, d in (("rate", 0), ("p50_ms", 2), ("p99_ms", 2))
+        ]
+        first = next(f for f in figures if f)
+        rounds = " ".join(map(str, first.get("rounds_rate", [])))
+        lines.append(line(row["label"], *cells, f"{first['rate'] / ref:.2f}" if ref else "", rounds))
+    groups = ("daemons", "apache", "rabbitmq", "responders", "wrk")
+    lines += ["", line("CPU ms per message at c=16", *groups, "switches")]
+    for row in results.values():
+        spent, switches = row["c16"]["cpu_ms"], row["c16"]["daemon_switches"]
+        lines.append(
+            line(row["label"], *(f"{spent[g]:.3f}" if g in spent else "" for g in groups), switches or "")
+        )
+    lines += ["", line("target", "measured", "needed", "result")]
+    lines += [
+        line(r["target"], r["measured"], r["needed"], "PASS" if r["pass"] else "FAIL")
+        for r in document["targets"]
+    ]
+    return "\n".join(lines)
+
+
+def parse(name, argv):
+    suite = SUITES[name]
+    parser = argparse.ArgumentParser(prog=f"bench/run {name}", description=__doc__.split("\n\n")[0])
+    options = {  # flag: (type, default, help)
+        "--seconds": (int, suite.seconds, "wrk -d of each measurement"),
+        "--connections": (str, ",".join(map(str, suite.connections)), "wrk -c, each in turn"),
+        "--rounds": (int, suite.rounds, "interleaved rounds, the best counts"),
+        "--only": (str, "", "comma-separated scenario names: a partial run"),
+        "--processes": (int, servers.PROCESSES, "mod_wsgi daemons of every server"),
+        "--threads": (int, servers.THREADS, "threads per daemon of every server"),
+        "--gateway-root": (str, str(servers.ROOT), "serve Hutch from this tree"),
+        "--compare-root": (str, None, "also serve Hutch from this tree: the scenarios *_b (main)"),
+        "--responders": (int, 2, "echo responder processes for RPC"),
+        "--output": (str, None, f"the run's JSON (default bench/results/{OUTPUTS[name]}; /tmp with --only)"),
+    }
+    for flag, (kind, default, explained) in options.items():
+        parser.add_argument(flag, type=kind, default=default, help=explained)
+    args = parser.parse_args(argv)
+    args.connections = [int(c) for c in args.connections.split(",")]
+    args.compare_root = args.compare_root if name == "main" else None
+    return suite, args
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    args = parse(argv)
-    output = pathlib.Path(args.output) if args.output else RESULTS
-    if args.only and not args.output:
-        output = pathlib.Path(tempfile.gettempdir()) / "hutch-bench-partial.json"
+    name = argv[0] if argv and not argv[0].startswith("-") else "main"
+    argv = argv[1:] if argv and argv[0] == name else argv
+    if name in ("streams", "push"):
+        module = __import__(f"bench.{name}", fromlist=["main"])
+        return module.main(argv)
+    suite, args = parse(name, argv)
+    folder = pathlib.Path(tempfile.gettempdir()) if args.only else RESULTS
+    output = pathlib.Path(args.output) if args.output else folder / OUTPUTS[name]
     say("enabling the management plugin (idempotent) and waiting for its API")
-    rabbitmq_version = management.enable()
-    from .machine import describe
-
     document = {
+        "suite": name,
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["bench/run", *argv]),
-        "machine": describe(rabbitmq_version),
-        "wrk": f"wrk -t1 -c{args.connections} (and -c1) -d{args.seconds}s --latency -s bench/lua/post.lua",
-        "rounds": args.rounds,
+        "command": " ".join(["bench/run", *sys.argv[1:]]),
+        "machine": measure.describe(servers.ROOT, broker.enable_management()),
     }
     servers.PROCESSES, servers.THREADS = args.processes, args.threads  # the same for every server
-    run = Run(args.gateway_root, args.compare_root, args.responders)
-    document["run_id"] = run.id
+    run = Run(suite, args)
     try:
-        run.start()
-        document["servers"] = {server.name: ["mod_wsgi-express", *server.arguments] for server in run.servers}
-        scenarios = every = run.scenarios()
-        if args.only:
-            scenarios = {name: every[name] for name in args.only.split(",")}
-        say(f"run {run.id}: {len(scenarios)} scenarios x {args.rounds} rounds x (c={args.connections}, c=1)")
-        document["scenarios"] = measure(run, scenarios, args)
-        document["raw_pika"] = {} if args.only else measure_raw_pika(run, min(args.seconds, 3))
-        document["streams"] = None if args.only or args.no_streams else measure_streams(run)
-        if args.memory:
-            say(f"memory: {args.memory_requests} broadcasts")
-            url = f"{run.hutch.url}/broadcast/{run.prefix}.bcast"
-            document["memory"] = memory.measure(run.hutch, url, BEARER, args.memory_requests)
-        if args.profile:
-            document["profile"] = profile(run, every, args.profile_seconds)
+        scenarios = run.scenarios(set(filter(None, args.only.split(","))))
+        run.start(scenarios)
+        document["servers"] = {
+            n: getattr(s, "arguments", None) or s.command() for n, s in run.servers.items()
+        }
+        say(f"run {run.id}: {len(scenarios)} scenarios x {args.rounds} rounds x c={args.connections}")
+        document["scenarios"] = measure_suite(run, scenarios, args)
     finally:
         run.close()
+    results = document["scenarios"]
+    ceilings = max((row["c16"]["rate"] for n, row in results.items() if n.startswith("ceiling")), default=0)
+    reference = {"batch": "ceiling"}.get(name, "hello")
+    document["reference_rate"] = (
+        ceilings if name == "batch" else results.get("hello", {}).get("c16", {}).get("rate")
+    )
+    document["targets"] = targets(suite, results, ceilings)
     document["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    document["targets"] = report.targets(document["scenarios"])
-    document["parts"] = report.parts(document["scenarios"])
-    print_report(document)
-    report.write_json(output, document)
+    print(report(document, reference))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(document, indent=1) + "\n")
     print(f"\nJSON: {output}")
     return 0 if all(row["pass"] for row in document["targets"]) else 1
 

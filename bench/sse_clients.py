@@ -1,21 +1,11 @@
 """Thousands of Server-Sent Events streams from a few client processes (asyncio protocols).
 
-One process cannot read 10,000 streams and still time them fairly, and one
-source address runs out of ephemeral ports, so ``ClientPool`` starts a few
-worker processes, each with its own event loop, its own loopback source
-address (127.0.0.10, .11, ...) and a raised RLIMIT_NOFILE.  The parent
-drives them over a pipe: open N streams, ask how many have a message,
-collect the arrival times.
-
-The clients share the cores with the server they measure, so each stream is
-a bare ``asyncio.Protocol``: one ``data_received`` call per read, a chunked
-decoder and a regular expression, no task, no HTTP client library in
-between.  A message is recognised on a stream by a token in its body
-(``bench<run>n<number>e``), not by the event id, so the same client
-measures any gateway whatever its ids are (message ids, buffer positions,
-stream offsets).  Arrival times are ``time.monotonic()``: CLOCK_MONOTONIC is
-one clock for every process on the host, so the parent compares them with
-when it published.
+``ClientPool`` starts a few worker processes (one process cannot read 10,000 streams and still
+time them fairly, one source address runs out of ports), each with its own event loop, loopback
+source address (127.0.0.10, .11, ...) and raised RLIMIT_NOFILE, driven over a pipe.  A stream is
+a bare ``asyncio.Protocol`` (the clients share the cores with the server they measure); a message
+is recognised by a token in its body (``bench<run>n<number>e``), whatever the gateway's event ids,
+and timed with ``time.monotonic()``: one clock for every process on the host.
 """
 
 import asyncio
@@ -223,13 +213,9 @@ class Worker:
                 except TimeoutError:
                     opened = len(self.streams)
                 connection.send(opened)
-            elif command == "have":
-                connection.send(self.have(*arguments))
-            elif command == "missing":
-                connection.send(self.missing(*arguments))
-            elif command == "report":
-                connection.send(self.report(*arguments))
-            elif command == "close":
+            elif command != "close":  # have, missing, report
+                connection.send(getattr(self, command)(*arguments))
+            else:
                 for protocol in self.protocols:
                     protocol.transport.close()
                 await asyncio.sleep(0)
@@ -297,23 +283,15 @@ class ClientPool:
 
     def report(self, numbers):
         """Arrival times per message number over every stream, and the streams' fate."""
-        merged = {
-            "accepted": 0,
-            "closed": 0,
-            "statuses": collections.Counter(),
-            "errors": collections.Counter(),
-        }
-        arrivals = collections.defaultdict(list)
-        for answer in self.ask("report", list(numbers), timeout=120):
-            merged["accepted"] += answer["accepted"]
-            merged["closed"] += answer["closed"]
-            merged["statuses"].update(answer["statuses"])
-            merged["errors"].update(answer["errors"])
+        answers = self.ask("report", list(numbers), timeout=120)
+        merged = {key: sum(answer[key] for answer in answers) for key in ("accepted", "closed")}
+        for key in ("statuses", "errors"):
+            counts = sum((collections.Counter(answer[key]) for answer in answers), collections.Counter())
+            merged[key] = {str(name): n for name, n in sorted(counts.items())}
+        merged["arrivals"] = collections.defaultdict(list)
+        for answer in answers:
             for number, moments in answer["arrivals"].items():
-                arrivals[number].extend(moments)
-        merged["statuses"] = {str(status): n for status, n in sorted(merged["statuses"].items())}
-        merged["errors"] = dict(merged["errors"])
-        merged["arrivals"] = arrivals
+                merged["arrivals"][number].extend(moments)
         return merged
 
     def close(self):

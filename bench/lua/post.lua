@@ -1,10 +1,16 @@
--- POST a small body; print the run's figures as one JSON line for bench/load.py.
--- BENCH_BODY, BENCH_CONTENT_TYPE and BENCH_AUTHORIZATION come from the environment.
-wrk.method = os.getenv("BENCH_METHOD") or "POST"  -- bench/front.py GETs /health with it
-if wrk.method ~= "GET" then
+-- POST a body; print the run's figures as one JSON line for bench/measure.py.  The body is
+-- BENCH_BODY, or the file BENCH_BODY_FILE (an NDJSON batch of 1,000 lines is over what an
+-- environment variable may hold); BENCH_CONTENT_TYPE and BENCH_AUTHORIZATION likewise.
+wrk.method = "POST"
+local path = os.getenv("BENCH_BODY_FILE")
+if path and path ~= "" then
+  local file = assert(io.open(path, "rb"))
+  wrk.body = file:read("*a")
+  file:close()
+else
   wrk.body = os.getenv("BENCH_BODY") or '{"score":"AL 24: FL 7"}'
-  wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE") or "application/json"
 end
+wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE") or "application/json"
 local authorization = os.getenv("BENCH_AUTHORIZATION")
 if authorization and authorization ~= "" then
   wrk.headers["Authorization"] = authorization

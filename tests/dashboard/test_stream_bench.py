@@ -1,5 +1,5 @@
-"""The event-stream benchmark's own machinery (bench/streams.py, bench/sse_clients.py), kept working:
-a few streams from two client processes against the gateway under mod_wsgi-express.
+"""The event-stream benchmark's own machinery (bench/streams.py, bench/sse_clients.py, bench/measure.py), kept
+working: a few streams from two client processes against the gateway under mod_wsgi-express.
 
 Only counts are asserted (every stream accepted, every delivery arrived, every message reached
 every stream, the server's processes found); the benchmark's timings are figures, not tests.
@@ -7,6 +7,7 @@ every stream, the server's processes found); the benchmark's timings are figures
 
 import pytest
 
+from bench import measure
 from bench import streams as bench
 from harness.server import GatewayServer
 
@@ -34,7 +35,7 @@ def test_the_benchmark_counts_every_delivery_on_every_stream(server):
         MESSAGES,
         interval=0.1,
         clients=2,
-        server_pids=lambda: bench.server_pids(server.process.pid),
+        server_pids=lambda: measure.session_pids(server.process.pid),
     )
     assert result["accepted"] == STREAMS and result["statuses"]["200"] >= STREAMS
     assert result["lost_deliveries"] == 0 and result["closed_by_server"] == 0
