@@ -11,7 +11,7 @@ from webob import Response
 from hutch.contract.reference import load_assets, package_static, page
 from hutch.errors import NotFound
 from hutch.web.http import Route, Routes, operation
-from hutch.web.pages import SECURITY_HEADERS
+from hutch.web.pages import SECURITY_HEADERS, asset_response
 
 package_static()  # at start-up: a gateway without swagger-ui-py stops here, naming it
 
@@ -30,12 +30,7 @@ def asset(request, gateway, name):
     found = load_assets(gateway.settings.templates_directory).get(name)
     if found is None:
         raise NotFound(f"No file {name!r} in the API reference.")
-    data, content_type, etag = found
-    response = Response(body=data, content_type=content_type, charset="utf-8", conditional_response=True)
-    response.etag = etag
-    response.cache_control = "no-cache"  # revalidate: an upgrade shows at once, a reload costs a 304
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return asset_response(found)
 
 
 application = Routes(Route("", GET=reference), Route("{name}", GET=asset))

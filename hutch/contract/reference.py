@@ -9,13 +9,11 @@ in ``ASSETS`` are served, each read once per process.
 """
 
 import functools
-import hashlib
 import html
 import importlib.util
-import logging
 import os
 
-log = logging.getLogger(__name__)
+from hutch.web.pages import read_asset
 
 PACKAGE = "swagger_ui"  # the distribution swagger-ui-py
 # name -> (content type, where it comes from: "package" or "templates")
@@ -38,17 +36,11 @@ def package_static():
 def load_assets(templates_directory):
     """name -> (bytes, content type, etag) for every asset found; a missing one is logged."""
     folders = {"package": package_static(), "templates": os.path.join(templates_directory, "static")}
-    loaded = {}
-    for name, (content_type, source) in ASSETS.items():
-        path = os.path.join(folders[source], name)
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except OSError as error:
-            log.error("API reference asset %s is missing: %s", path, error)
-            continue
-        loaded[name] = (data, content_type, hashlib.sha256(data).hexdigest()[:20])
-    return loaded
+    found = {
+        name: read_asset(os.path.join(folders[source], name), content_type, "API reference asset")
+        for name, (content_type, source) in ASSETS.items()
+    }
+    return {name: asset for name, asset in found.items() if asset is not None}
 
 
 def page(assets_url, openapi_url):

@@ -59,16 +59,9 @@ class ResponderConsumer(QueueConsumer):
         channel = await connection.channel(publisher_confirms=False)
         self.channel = channel
         exchange = await channel.declare_exchange(subscription.exchange, **RPC_EXCHANGE)
-        await channel.set_qos(prefetch_count=self.prefetch)
-        self.queue = await channel.declare_queue(subscription.queue, durable=False, auto_delete=True)
-        await self.queue.bind(exchange, routing_key=subscription.name)
-        self.tag = await self.queue.consume(self.on_message, no_ack=False)
-        log.info(
-            "answering %s from its URL (%d of concurrency %d)",
-            subscription.key,
-            self.prefetch,
-            subscription.concurrency,
-        )
+        queue = await channel.declare_queue(subscription.queue, durable=False, auto_delete=True)
+        await queue.bind(exchange, routing_key=subscription.name)
+        await self.consume(queue, "answering %s from its URL")
 
     async def handle(self, message):
         subscription = self.subscription

@@ -165,6 +165,15 @@ class QueueConsumer:
     async def handle(self, message):
         raise NotImplementedError
 
+    async def consume(self, queue, doing):
+        """Take this process's share of the queue's messages, a task each (``on_message``); log
+        ``doing`` (``%s`` stands for the subscription)."""
+        await self.channel.set_qos(prefetch_count=self.prefetch)
+        self.queue = queue
+        self.tag = await queue.consume(self.on_message, no_ack=False)
+        share = f"{self.prefetch} of concurrency {self.subscription.concurrency}"
+        log.info(doing + " (%s)", self.subscription.key, share)
+
     async def stop(self, grace):
         """Stop taking messages; let those in flight finish (``grace`` s), then close the channel."""
         if self.queue is not None and self.tag is not None and self.alive:
@@ -205,15 +214,8 @@ class PushConsumer(QueueConsumer):
         for delay in sorted(set(subscription.retry_schedule)):
             await self.declare(delay)
         await self.declare(None)
-        await channel.set_qos(prefetch_count=self.prefetch)
-        self.queue = await channel.declare_queue(subscription.queue, passive=True)
-        self.tag = await self.queue.consume(self.on_message, no_ack=False)
-        log.info(
-            "pushing %s to its URL (%d of concurrency %d)",
-            subscription.key,
-            self.prefetch,
-            subscription.concurrency,
-        )
+        queue = await channel.declare_queue(subscription.queue, passive=True)
+        await self.consume(queue, "pushing %s to its URL")
 
     async def handle(self, message):
         subscription = self.subscription

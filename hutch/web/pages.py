@@ -30,20 +30,35 @@ ASSETS = {
 }
 
 
+def read_asset(path, content_type, what):
+    """``(bytes, content type, etag)`` of a file served from memory; None, logged, when it is missing."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        log.error("%s %s is missing: %s", what, path, error)
+        return None
+    return data, content_type, hashlib.sha256(data).hexdigest()[:20]
+
+
+def asset_response(found):
+    """A file ``read_asset`` read, with its ETag: a reload costs a 304, an upgrade shows at once."""
+    data, content_type, etag = found
+    response = Response(body=data, content_type=content_type, charset="utf-8", conditional_response=True)
+    response.etag = etag
+    response.cache_control = "no-cache"  # revalidate every time
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 @functools.lru_cache(maxsize=4)
 def load_assets(templates_directory):
     """name -> (bytes, content type, etag) for every whitelisted asset found."""
-    loaded = {}
-    for name, content_type in ASSETS.items():
-        path = os.path.join(templates_directory, "static", name)
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except OSError as error:
-            log.error("dashboard asset %s is missing: %s", path, error)
-            continue
-        loaded[name] = (data, content_type, hashlib.sha256(data).hexdigest()[:20])
-    return loaded
+    found = {
+        name: read_asset(os.path.join(templates_directory, "static", name), content_type, "dashboard asset")
+        for name, content_type in ASSETS.items()
+    }
+    return {name: asset for name, asset in found.items() if asset is not None}
 
 
 SECURITY_HEADERS = [
