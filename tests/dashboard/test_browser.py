@@ -22,7 +22,7 @@ from harness import amqp
 from harness.server import GatewayServer
 from hutch.amqp.history import HistoryPolicy
 
-from .conftest import HERE, KEYS, PREFIX, bearer, chromium
+from .conftest import HERE, KEYS, PREFIX, bearer, chromium, start_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -32,7 +32,7 @@ WAIT = 20
 
 @pytest.fixture
 def server():
-    gateway = GatewayServer(HERE / "stream.ini", prefix=PREFIX, processes=1, threads=6).start()
+    gateway = start_server("stream.ini")
     yield gateway
     gateway.stop()
     gateway.cleanup()

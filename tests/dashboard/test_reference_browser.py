@@ -11,22 +11,12 @@ import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from harness.server import GatewayServer
-
 from .conftest import HERE, PREFIX, chromium
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 ARTIFACTS = HERE.parents[1] / "artifacts"
 WAIT = 30
-
-
-@pytest.fixture(scope="module")
-def server():
-    gateway = GatewayServer(HERE / "stream.ini", prefix=PREFIX, processes=1, threads=6).start()
-    yield gateway
-    gateway.stop()
-    gateway.cleanup()
 
 
 @pytest.fixture
@@ -54,7 +44,8 @@ def rendered(driver):
     return found
 
 
-def test_the_reference_renders_every_operation_under_the_pages_policy(server, browser):
+def test_the_reference_renders_every_operation_under_the_pages_policy(stream_server, browser):
+    server = stream_server
     document = requests.get(f"{server.url}/openapi.json", timeout=10).json()
     expected = operations(document)
     assert ("GET", "/reference") in expected and ("POST", "/broadcast/{exchange}") in expected

@@ -9,9 +9,8 @@ import pytest
 
 from bench import measure
 from bench import streams as bench
-from harness.server import GatewayServer
 
-from .conftest import HERE, PREFIX, bearer
+from .conftest import bearer, start_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]
 
@@ -21,7 +20,7 @@ MESSAGES = 3
 
 @pytest.fixture(scope="module")
 def server():
-    gateway = GatewayServer(HERE / "stream.ini", prefix=PREFIX, processes=2, threads=12).start()
+    gateway = start_server("stream.ini", processes=2, threads=12)
     yield gateway
     gateway.stop()
     gateway.cleanup()

@@ -8,7 +8,7 @@ import webtest
 from paste.deploy import loadapp
 
 from harness.amqp import Responder
-from harness.push import DeliveryProcess, Receiver
+from harness.push import SESSION_SECRET, DeliveryProcess, Receiver
 from harness.redis_node import PrivateRedis
 from hutch.settings import parse_settings
 from hutch.web.app import make_app
@@ -104,6 +104,16 @@ def make_stack(tmp_path):
 def push_redis():
     with PrivateRedis(persistent=False) as node:
         yield node
+
+
+PUSH_ALLOW = "http://127.0.0.1: https://"  # push_allow: the receivers listen on loopback
+
+
+@pytest.fixture
+def push_client(make_stack, push_redis):
+    """The WSGI stack with push delivery on the private Redis, pushing to loopback receivers."""
+    stack = make_stack(push_store=push_redis.url, push_allow=PUSH_ALLOW, **{"session.secret": SESSION_SECRET})
+    return webtest.TestApp(stack, lint=True)
 
 
 @pytest.fixture(scope="module")

@@ -8,18 +8,15 @@ import uuid
 
 import pika
 import pytest
-import webtest
 
-from harness.push import SESSION_SECRET, wait_for
+from harness.push import wait_for
 
-AMQP = "amqp://guest:guest@127.0.0.1:5672/%2F"
-ALLOW = "http://127.0.0.1: https://"
+from .conftest import AMQP_URL
 
 
 @pytest.fixture
-def client(make_stack, push_redis):
-    stack = make_stack(push_store=push_redis.url, push_allow=ALLOW, **{"session.secret": SESSION_SECRET})
-    return webtest.TestApp(stack, lint=True)
+def client(push_client):
+    return push_client
 
 
 @pytest.fixture
@@ -99,7 +96,7 @@ def test_a_failing_service_is_a_502_and_its_statuses_pass_through(client, respon
 
 def amqp_call(exchange, routing_key, body, expiration_ms, wait=5.0):
     """The seed's AMQP caller: a request with reply_to (direct reply-to) and an expiration."""
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP))
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     try:
         channel = connection.channel()
         replies = []

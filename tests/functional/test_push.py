@@ -21,15 +21,14 @@ from harness.redis_node import PrivateRedis
 from hutch.delivery import topology
 from hutch.delivery.store import POLL
 
-AMQP = "amqp://guest:guest@127.0.0.1:5672/%2F"
-ALLOW = "http://127.0.0.1: https://"
+from .conftest import AMQP_URL, PUSH_ALLOW
+
 SHORT = [0.2, 0.5]
 
 
 @pytest.fixture
-def client(make_stack, push_redis):
-    stack = make_stack(push_store=push_redis.url, push_allow=ALLOW, **{"session.secret": SESSION_SECRET})
-    return webtest.TestApp(stack, lint=True)
+def client(push_client):
+    return push_client
 
 
 @pytest.fixture
@@ -164,7 +163,7 @@ def test_no_push_store_is_a_503(make_stack, unique_name):
 
 def test_a_store_that_is_down_is_a_503(make_stack, unique_name):
     dead = PrivateRedis(persistent=False)  # a port nobody listens on
-    client = webtest.TestApp(make_stack(push_store=dead.url, push_allow=ALLOW))
+    client = webtest.TestApp(make_stack(push_store=dead.url, push_allow=PUSH_ALLOW))
     response = client.get(f"/notify/{unique_name('push')}/queues/c/push", status=503)
     assert response.json["error"] == "subscription_store_unavailable"
 
@@ -335,7 +334,7 @@ def test_a_host_with_another_sealing_key_never_posts_unsigned(
     the process with the right key delivers every message (after the other's failed attempts)."""
     receiver = receivers()
     exchange, _consumer, secret = subscribe(receiver.url, retry_schedule=[0.2] * 10)
-    elsewhere = DeliveryProcess(AMQP, push_redis.url)
+    elsewhere = DeliveryProcess(AMQP_URL, push_redis.url)
     elsewhere.ini.write_text(
         elsewhere.ini.read_text().replace(SESSION_SECRET, "another-hosts-secret-0123456789abcdef")
     )
@@ -356,7 +355,7 @@ def test_two_processes_share_one_subscription_and_follow_its_changes(
     first = receivers(lambda received, count: ("sleep", 0.05, 200))
     second = receivers(lambda received, count: ("sleep", 0.05, 200))
     exchange, consumer, secret = subscribe(first.url, concurrency=2)
-    with DeliveryProcess(AMQP, push_redis.url):
+    with DeliveryProcess(AMQP_URL, push_redis.url):
         queue = f"{exchange}.{consumer}"
         wait_for(lambda: consumer_count(amqp, queue) == 2, what="a consumer in each process")
         ids = publish(client, exchange, 40)
@@ -380,7 +379,7 @@ def test_concurrency_holds_for_the_tier_and_one_keeps_order(
     receiver = receivers()
     exchange, consumer, _ = subscribe(receiver.url, concurrency=1, retry_schedule=[0.2, 0.5, 1])
     queue = f"{exchange}.{consumer}"
-    with DeliveryProcess(AMQP, push_redis.url) as other:
+    with DeliveryProcess(AMQP_URL, push_redis.url) as other:
         wait_for(
             lambda: "hutch:push" not in other.log() and "connected" in other.log(), what="the second process"
         )
@@ -412,11 +411,11 @@ def test_every_attempt_checks_the_target_again(make_stack, receivers, unique_nam
         exchanges=[exchange], queues=[queue, topology.dead_queue(queue), topology.retry_queue(queue, 0.2)]
     )
     with PrivateRedis(persistent=False) as own:
-        stack = make_stack(push_store=own.url, push_allow=ALLOW, **{"session.secret": SESSION_SECRET})
+        stack = make_stack(push_store=own.url, push_allow=PUSH_ALLOW, **{"session.secret": SESSION_SECRET})
         own_client = webtest.TestApp(stack)
         path = f"/notify/{exchange}/queues/c/push"
         own_client.put_json(path, {"url": receiver.url, "retry_schedule": [0.2]}, status=201)
-        with DeliveryProcess(AMQP, own.url, push_allow="https://"):
+        with DeliveryProcess(AMQP_URL, own.url, push_allow="https://"):
             publish(own_client, exchange, 1)
             wait_for(lambda: own_client.get(path).json["dead_letters"] == 1, what="the dead letter")
         (entry,) = own_client.get(f"/notify/{exchange}/queues/c/dead-letters").json["dead_letters"]
@@ -523,7 +522,7 @@ def keyed(make_stack, push_redis):
         "auth.permissions.other": "register:t.elsewhere.*",
     }
     stack = make_stack(
-        push_store=push_redis.url, push_allow=ALLOW, **{"session.secret": SESSION_SECRET, **keys}
+        push_store=push_redis.url, push_allow=PUSH_ALLOW, **{"session.secret": SESSION_SECRET, **keys}
     )
     return webtest.TestApp(stack, lint=True)
 
