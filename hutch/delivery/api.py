@@ -80,7 +80,7 @@ def put_push(request, gateway, exchange, consumer):
     settings = gateway.settings
     fields = parse_body(json_body(request, settings), "push")
     store = store_for(settings)
-    TargetPolicy(settings.push_allow).check_resolved_sync(fields["url"])
+    TargetPolicy(settings.push_allow).check_resolved(fields["url"])
     queue = work_queue(exchange, consumer)
     gateway.broker.ensure_consumer_queue(exchange, queue, settings.notify_queue_type)
     deadletters.declare_dead_queue(settings, queue)
@@ -181,7 +181,7 @@ def put_responder(request, gateway, exchange, routing_key):
     settings = gateway.settings
     fields = parse_body(json_body(request, settings), "rpc")
     store = store_for(settings)
-    TargetPolicy(settings.push_allow).check_resolved_sync(fields["url"])
+    TargetPolicy(settings.push_allow).check_resolved(fields["url"])
     subscription, secret = store.put("rpc", exchange, routing_key, fields)
     body = {
         "exchange": exchange,

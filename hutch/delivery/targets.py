@@ -11,7 +11,6 @@ checked, so the connection goes to a checked address whatever DNS answers
 next, and redirects are never followed (a 3xx is a failed attempt).
 """
 
-import asyncio
 import contextvars
 import functools
 import ipaddress
@@ -91,20 +90,9 @@ class TargetPolicy:
             raise TargetRefused(f"{host} resolves to an internal address ({inside[0]}).")
         return addresses
 
-    async def check_resolved(self, url):
+    def check_resolved(self, url):
         """Registration: the URL's check, then its DNS answer (an unresolvable name is let through:
         delivery retries it, and checks again)."""
-        host, trusted = self.check_url(url)
-        if literal_ip(host) or trusted:
-            return
-        loop = asyncio.get_running_loop()
-        try:
-            answers = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-        except OSError:
-            return
-        self.check_addresses(host, [answer[4][0] for answer in answers])
-
-    def check_resolved_sync(self, url):
         host, trusted = self.check_url(url)
         if literal_ip(host) or trusted:
             return

@@ -71,7 +71,7 @@ def test_addresses_a_name_resolves_to_are_checked_unless_trusted():
 
 def test_a_name_resolving_to_loopback_is_refused_at_registration():
     with pytest.raises(TargetRefused):
-        PRODUCTION.check_resolved_sync("https://localhost/hook")
+        PRODUCTION.check_resolved("https://localhost/hook")
 
 
 # --- signing and sealing ----------------------------------------------------------------------
